@@ -1,0 +1,39 @@
+-- Helpers prepended to every Switchyard script (see shared/src/scripts.rs).
+-- Scripts never build key names: every key arrives in KEYS.
+local function now_ms()
+  local t = redis.call('TIME')
+  return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+end
+
+-- Append one entry to a bounded history list (newest first).
+local function hist(key, cap, entry)
+  redis.call('LPUSH', key, cjson.encode(entry))
+  redis.call('LTRIM', key, 0, cap - 1)
+end
+
+-- Remove gate `gname` from ticket `tid`; a ticket left with no gates is deleted.
+local function detach(tickets, expiry, tid, gname)
+  local raw = redis.call('HGET', tickets, tid)
+  if not raw then return end
+  local t = cjson.decode(raw)
+  local keep = {}
+  for _, g in ipairs(t.gates) do
+    if g ~= gname then keep[#keep + 1] = g end
+  end
+  if #keep == 0 then
+    redis.call('HDEL', tickets, tid)
+    redis.call('ZREM', expiry, tid)
+  else
+    t.gates = keep
+    redis.call('HSET', tickets, tid, cjson.encode(t))
+  end
+end
+
+-- True when the stored service's environment list equals ARGV[first .. first+n-1].
+local function same_envs(svc, first, n)
+  if #svc.environments ~= n then return false end
+  for i = 1, n do
+    if svc.environments[i] ~= ARGV[first + i - 1] then return false end
+  end
+  return true
+end

@@ -1,0 +1,138 @@
+//! Typed configuration. Every option has a flag and a `SWITCHYARD_*`
+//! environment variable; each process parses its options once, at start-up,
+//! and passes them down.
+
+use std::time::Duration;
+
+use clap::{Args, ValueEnum};
+
+use crate::gates::BuildWindows;
+
+/// Where Redis is and how keys are laid out in it.
+#[derive(Args, Debug, Clone)]
+pub struct RedisOpts {
+    /// Redis URL: redis://host:port/db, rediss://…, or unix:///path/to/redis.sock.
+    #[arg(long, env = "SWITCHYARD_REDIS_URL")]
+    pub redis_url: Option<String>,
+
+    /// Prefix of every key, so several deployments can share one Redis.
+    #[arg(long, env = "SWITCHYARD_KEY_PREFIX", default_value = "sy")]
+    pub key_prefix: String,
+
+    /// Number of shards (fixed at deploy time; changing it is a migration).
+    #[arg(long, env = "SWITCHYARD_SHARDS", default_value_t = 16,
+          value_parser = clap::value_parser!(u16).range(1..=16384))]
+    pub shards: u16,
+
+    /// Maximum pooled Redis connections per process.
+    #[arg(long, env = "SWITCHYARD_REDIS_POOL_SIZE", default_value_t = 16)]
+    pub redis_pool_size: usize,
+}
+
+#[derive(ValueEnum, Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum LogFormat {
+    #[default]
+    Text,
+    Json,
+}
+
+/// Logging.
+#[derive(Args, Debug, Clone)]
+pub struct LogOpts {
+    /// Log format: human-readable text or one JSON object per line.
+    #[arg(long, env = "SWITCHYARD_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
+
+    /// Log filter, e.g. `info` or `switchyard_api=debug,info`.
+    #[arg(long, env = "SWITCHYARD_LOG", default_value = "info")]
+    pub log_level: String,
+}
+
+/// Deployment gates.
+#[derive(Args, Debug, Clone)]
+pub struct GateOpts {
+    /// Gate namespace: all gates of a namespace live on one shard.
+    #[arg(long, env = "SWITCHYARD_GATE_NAMESPACE", default_value = "default")]
+    pub gate_namespace: String,
+
+    /// How long a queued ticket lives unless it is sent again.
+    #[arg(long, env = "SWITCHYARD_GATE_QUEUE_TTL", default_value = "2m", value_parser = humantime::parse_duration)]
+    pub gate_queue_ttl: Duration,
+
+    /// How long a granted ticket lives unless released or sent again (0 = forever).
+    #[arg(long, env = "SWITCHYARD_GATE_GRANT_TTL", default_value = "12h", value_parser = humantime::parse_duration)]
+    pub gate_grant_ttl: Duration,
+
+    /// Entries kept in each gate's history.
+    #[arg(long, env = "SWITCHYARD_GATE_HISTORY_LEN", default_value_t = 100,
+          value_parser = clap::value_parser!(u32).range(1..=10000))]
+    pub gate_history_len: u32,
+
+    /// Build windows per environment, as JSON or @path/to/file.json:
+    /// {"live": {"weekdays": {"days_range": [0, 4], "hours_range": [8, 18]}}}.
+    /// Days 0 = Monday … 6 = Sunday (inclusive), hours [start, end) in UTC.
+    /// An environment without rules is never closed by a window.
+    #[arg(long, env = "SWITCHYARD_GATE_WINDOWS", value_parser = BuildWindows::parse_arg, default_value = "{}")]
+    pub gate_windows: BuildWindows,
+}
+
+/// The HTTP API.
+#[derive(Args, Debug, Clone)]
+pub struct ApiOpts {
+    /// Address to listen on.
+    #[arg(long, env = "SWITCHYARD_LISTEN", default_value = "127.0.0.1:8080")]
+    pub listen: String,
+
+    /// Bearer token accepted on every non-health endpoint (repeatable; in the
+    /// environment, comma-separated). Without tokens the API is open.
+    #[arg(long = "api-token", env = "SWITCHYARD_API_TOKENS", value_delimiter = ',')]
+    pub api_tokens: Vec<String>,
+
+    /// File with one accepted bearer token per line (`#` comments allowed).
+    #[arg(long, env = "SWITCHYARD_API_TOKEN_FILE")]
+    pub api_token_file: Option<std::path::PathBuf>,
+
+    /// Largest accepted request body, in bytes.
+    #[arg(long, env = "SWITCHYARD_MAX_BODY_BYTES", default_value_t = 1024 * 1024)]
+    pub max_body_bytes: usize,
+
+    /// Requests taking longer are answered 503.
+    #[arg(long, env = "SWITCHYARD_REQUEST_TIMEOUT", default_value = "30s", value_parser = humantime::parse_duration)]
+    pub request_timeout: Duration,
+
+    /// How long in-flight requests may take to finish after SIGINT/SIGTERM.
+    #[arg(long, env = "SWITCHYARD_SHUTDOWN_TIMEOUT", default_value = "10s", value_parser = humantime::parse_duration)]
+    pub shutdown_timeout: Duration,
+}
+
+/// The scheduler.
+#[derive(Args, Debug, Clone)]
+pub struct SchedulerOpts {
+    /// How often expired gate tickets are swept.
+    #[arg(long, env = "SWITCHYARD_SWEEP_INTERVAL", default_value = "1s", value_parser = humantime::parse_duration)]
+    pub sweep_interval: Duration,
+
+    /// Most tickets expired per sweep step.
+    #[arg(long, env = "SWITCHYARD_SWEEP_BATCH", default_value_t = 256)]
+    pub sweep_batch: usize,
+}
+
+/// The worker.
+#[derive(Args, Debug, Clone)]
+pub struct WorkerOpts {
+    /// Name of this consumer in the stream consumer groups (default: host-pid).
+    #[arg(long, env = "SWITCHYARD_WORKER_NAME")]
+    pub worker_name: Option<String>,
+
+    /// How long a blocking stream read waits before checking for shutdown.
+    #[arg(long, env = "SWITCHYARD_WORKER_BLOCK", default_value = "2s", value_parser = humantime::parse_duration)]
+    pub worker_block: Duration,
+
+    /// Entries delivered more often than this go to the dead letters.
+    #[arg(long, env = "SWITCHYARD_WORKER_MAX_DELIVERIES", default_value_t = 10)]
+    pub worker_max_deliveries: u64,
+
+    /// An entry pending longer than this is reclaimed by another worker.
+    #[arg(long, env = "SWITCHYARD_WORKER_VISIBILITY", default_value = "30s", value_parser = humantime::parse_duration)]
+    pub worker_visibility: Duration,
+}

@@ -1,0 +1,21 @@
+//! Switchyard's shared library: everything the `api`, `worker` and
+//! `scheduler` processes have in common.
+//!
+//! * [`config`] — the typed command-line/environment options of every role.
+//! * [`keys`] — the only place key strings are formatted (prefix, shard hash tags).
+//! * [`scripts`] — the Lua scripts from `lua/`, embedded and invoked by EVALSHA.
+//! * [`redis_pool`] — connection pool construction and readiness checks.
+//! * [`gates`] — the deployment-gate store: every state change is one script call.
+//! * [`telemetry`] — logging and the Prometheus recorder.
+//! * [`time`] — the one time format of the API (ISO 8601, UTC).
+
+pub mod config;
+pub mod gates;
+pub mod keys;
+pub mod redis_pool;
+pub mod scripts;
+pub mod telemetry;
+pub mod time;
+
+pub use keys::Keys;
+pub use redis_pool::RedisPool;

@@ -1,0 +1,66 @@
+//! The Lua scripts of `lua/`, embedded in the binary. Each is the prelude
+//! (`lua/prelude.lua`) followed by one operation. Calls go through
+//! [`redis::Script`], which sends EVALSHA and reloads the script on NOSCRIPT,
+//! so a Redis restart or failover needs no special handling.
+
+use std::sync::LazyLock;
+
+use redis::Script;
+
+macro_rules! script {
+    ($name:ident, $file:literal) => {
+        pub static $name: LazyLock<Script> = LazyLock::new(|| {
+            Script::new(concat!(
+                include_str!("../../lua/prelude.lua"),
+                include_str!(concat!("../../lua/", $file))
+            ))
+        });
+    };
+}
+
+script!(GATES_TAS, "gates_tas.lua");
+script!(GATES_RELEASE, "gates_release.lua");
+script!(GATES_SET_STATE, "gates_set_state.lua");
+script!(GATES_SERVICE_CREATE, "gates_service_create.lua");
+script!(GATES_SERVICE_GET, "gates_service_get.lua");
+script!(GATES_SERVICE_DELETE, "gates_service_delete.lua");
+script!(GATES_SERVICE_UPDATE, "gates_service_update.lua");
+script!(GATES_HOLIDAYS_SET, "gates_holidays_set.lua");
+
+/// Every script with its file name, for loading and readiness checks.
+pub fn all() -> Vec<(&'static str, &'static Script)> {
+    vec![
+        ("gates_tas.lua", &*GATES_TAS),
+        ("gates_release.lua", &*GATES_RELEASE),
+        ("gates_set_state.lua", &*GATES_SET_STATE),
+        ("gates_service_create.lua", &*GATES_SERVICE_CREATE),
+        ("gates_service_get.lua", &*GATES_SERVICE_GET),
+        ("gates_service_delete.lua", &*GATES_SERVICE_DELETE),
+        ("gates_service_update.lua", &*GATES_SERVICE_UPDATE),
+        ("gates_holidays_set.lua", &*GATES_HOLIDAYS_SET),
+    ]
+}
+
+/// Load every script into the server (SCRIPT LOAD). Fails with the name of
+/// the first script Redis rejects, e.g. on a syntax error.
+pub async fn load_all<C: redis::aio::ConnectionLike + Send>(conn: &mut C) -> anyhow::Result<()> {
+    for (name, script) in all() {
+        let sha: String = script
+            .load_async(conn)
+            .await
+            .map_err(|e| anyhow::anyhow!("loading {name}: {e}"))?;
+        anyhow::ensure!(sha == script.get_hash(), "{name}: unexpected sha {sha}");
+    }
+    Ok(())
+}
+
+/// True when every script is in the server's script cache.
+pub async fn all_loaded<C: redis::aio::ConnectionLike + Send>(conn: &mut C) -> redis::RedisResult<bool> {
+    let mut cmd = redis::cmd("SCRIPT");
+    cmd.arg("EXISTS");
+    for (_, s) in all() {
+        cmd.arg(s.get_hash());
+    }
+    let found: Vec<i64> = cmd.query_async(conn).await?;
+    Ok(found.iter().all(|&x| x == 1))
+}
