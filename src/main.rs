@@ -1,1 +1,195 @@
-fn main() {}
+//! `switchyard`: one binary, one subcommand per role.
+//!
+//! * `switchyard api|worker|scheduler --redis-url URL` — one role each; run
+//!   any number of replicas.
+//! * `switchyard dev --listen ADDR --data-dir DIR` — all three roles in one
+//!   process; without `--redis-url` it also runs a private `redis-server`
+//!   child on a unix socket inside DIR (AOF on), which dies with this process.
+//! * `switchyard bench gates` — the gate benchmark (see README).
+
+mod bench;
+mod redis_child;
+
+use std::path::PathBuf;
+
+use anyhow::Context;
+use clap::{Args, Parser, Subcommand};
+use switchyard_shared::config::{ApiOpts, GateOpts, LogOpts, RedisOpts, SchedulerOpts, WorkerOpts};
+use switchyard_shared::telemetry;
+use tokio_util::sync::CancellationToken;
+
+#[derive(Parser)]
+#[command(
+    name = "switchyard",
+    version,
+    about = "Redis-backed coordination service"
+)]
+struct Cli {
+    #[command(subcommand)]
+    cmd: Cmd,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Run the HTTP API.
+    Api(ApiCmd),
+    /// Run a background worker (stream consumer).
+    Worker(WorkerCmd),
+    /// Run a scheduler (timers, expiry).
+    Scheduler(SchedulerCmd),
+    /// Run api + worker + scheduler in one process, with a private redis-server unless --redis-url is given.
+    Dev(DevCmd),
+    /// Benchmarks.
+    Bench(bench::BenchCmd),
+}
+
+#[derive(Args)]
+struct ApiCmd {
+    #[command(flatten)]
+    redis: RedisOpts,
+    #[command(flatten)]
+    log: LogOpts,
+    #[command(flatten)]
+    gate: GateOpts,
+    #[command(flatten)]
+    api: ApiOpts,
+}
+
+#[derive(Args)]
+struct WorkerCmd {
+    #[command(flatten)]
+    redis: RedisOpts,
+    #[command(flatten)]
+    log: LogOpts,
+    #[command(flatten)]
+    worker: WorkerOpts,
+}
+
+#[derive(Args)]
+struct SchedulerCmd {
+    #[command(flatten)]
+    redis: RedisOpts,
+    #[command(flatten)]
+    log: LogOpts,
+    #[command(flatten)]
+    gate: GateOpts,
+    #[command(flatten)]
+    scheduler: SchedulerOpts,
+}
+
+#[derive(Args)]
+struct DevCmd {
+    #[command(flatten)]
+    redis: RedisOpts,
+    #[command(flatten)]
+    log: LogOpts,
+    #[command(flatten)]
+    gate: GateOpts,
+    #[command(flatten)]
+    api: ApiOpts,
+    #[command(flatten)]
+    worker: WorkerOpts,
+    #[command(flatten)]
+    scheduler: SchedulerOpts,
+    /// Directory for the private redis-server (socket, AOF, log).
+    #[arg(long, env = "SWITCHYARD_DATA_DIR", default_value = ".switchyard")]
+    data_dir: PathBuf,
+    /// The redis-server executable used for the private server.
+    #[arg(long, env = "SWITCHYARD_REDIS_SERVER", default_value = "redis-server")]
+    redis_server: PathBuf,
+}
+
+fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")
+}
+
+/// A token cancelled on SIGINT or SIGTERM.
+fn shutdown_on_signals() -> CancellationToken {
+    let token = CancellationToken::new();
+    let t = token.clone();
+    tokio::spawn(async move {
+        let term = async {
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(mut s) => {
+                    s.recv().await;
+                }
+                Err(_) => std::future::pending::<()>().await,
+            }
+        };
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {}
+            () = term => {}
+        }
+        tracing::info!("shutdown requested");
+        t.cancel();
+    });
+    token
+}
+
+fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    match cli.cmd {
+        Cmd::Api(c) => {
+            telemetry::init_logging(&c.log);
+            runtime()?.block_on(async {
+                switchyard_api::run(&c.redis, &c.gate, &c.api, shutdown_on_signals()).await
+            })
+        }
+        Cmd::Worker(c) => {
+            telemetry::init_logging(&c.log);
+            runtime()?.block_on(async {
+                switchyard_worker::run(&c.redis, &c.worker, shutdown_on_signals()).await
+            })
+        }
+        Cmd::Scheduler(c) => {
+            telemetry::init_logging(&c.log);
+            runtime()?.block_on(async {
+                switchyard_scheduler::run(&c.redis, &c.gate, &c.scheduler, shutdown_on_signals())
+                    .await
+            })
+        }
+        Cmd::Dev(c) => dev(c),
+        Cmd::Bench(c) => bench::run(c),
+    }
+}
+
+fn dev(mut c: DevCmd) -> anyhow::Result<()> {
+    telemetry::init_logging(&c.log);
+    // The child is started from the main thread, before any other thread
+    // exists: its parent-death signal is tied to the thread that forked it.
+    let child = match &c.redis.redis_url {
+        Some(_) => None,
+        None => {
+            let child = redis_child::RedisChild::start(&c.redis_server, &c.data_dir)?;
+            c.redis.redis_url = Some(child.url());
+            println!("Switchyard dev: private redis-server at {}", child.url());
+            Some(child)
+        }
+    };
+    let result = runtime()?.block_on(async {
+        let shutdown = shutdown_on_signals();
+        let api = switchyard_api::run(&c.redis, &c.gate, &c.api, shutdown.clone());
+        let worker = switchyard_worker::run(&c.redis, &c.worker, shutdown.clone());
+        let scheduler =
+            switchyard_scheduler::run(&c.redis, &c.gate, &c.scheduler, shutdown.clone());
+        let stop_all = |r: anyhow::Result<()>| {
+            if r.is_err() {
+                shutdown.cancel();
+            }
+            r
+        };
+        let (a, w, s) = tokio::join!(
+            async { stop_all(api.await) },
+            async { stop_all(worker.await) },
+            async { stop_all(scheduler.await) }
+        );
+        a.and(w).and(s)
+    });
+    if let Some(child) = child {
+        child.stop();
+    }
+    result
+}

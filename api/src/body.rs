@@ -36,6 +36,11 @@ where
 
 /// Parse a JSON body into `T`, with errors that say what and where.
 pub fn parse<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, AppError> {
+    // Syntax first, so a truncated body is "not valid JSON" rather than a
+    // confusing shape error about whatever field the cut fell into.
+    if let Err(e) = serde_json::from_slice::<serde::de::IgnoredAny>(bytes) {
+        return Err(AppError::bad_request("json_invalid", "Json was not valid").at(pos(&e)));
+    }
     let mut de = serde_json::Deserializer::from_slice(bytes);
     let result: Result<T, _> = serde_path_to_error::deserialize(&mut de);
     match result {
@@ -47,10 +52,16 @@ pub fn parse<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, AppError> {
             let path = err.path().to_string();
             let inner = err.into_inner();
             if inner.is_syntax() || inner.is_eof() {
-                return Err(AppError::bad_request("json_invalid", "Json was not valid").at(pos(&inner)));
+                return Err(
+                    AppError::bad_request("json_invalid", "Json was not valid").at(pos(&inner))
+                );
             }
             let msg = strip_position(&inner.to_string());
-            let location = if path == "." { "body".to_owned() } else { format!("body.{path}") };
+            let location = if path == "." {
+                "body".to_owned()
+            } else {
+                format!("body.{path}")
+            };
             Err(AppError::invalid(msg).at(location))
         }
     }
@@ -95,7 +106,10 @@ mod tests {
     fn shape_errors_name_the_field() {
         let e = parse::<B>(br#"{"state": "x", "list": [1, "two"]}"#).unwrap_err();
         assert_eq!(e.location.as_deref(), Some("body.list[1]"));
-        assert!(e.reason.starts_with("Your json contains invalid information."));
+        assert!(
+            e.reason
+                .starts_with("Your json contains invalid information.")
+        );
         let e = parse::<B>(br#"{"state": "x", "list": [], "extra": 1}"#).unwrap_err();
         assert!(e.reason.contains("unknown field `extra`"), "{}", e.reason);
     }

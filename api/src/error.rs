@@ -46,7 +46,10 @@ impl AppError {
     pub fn invalid(detail: impl AsRef<str>) -> Self {
         Self::bad_request(
             "invalid_json_content",
-            format!("Your json contains invalid information. {}", detail.as_ref()),
+            format!(
+                "Your json contains invalid information. {}",
+                detail.as_ref()
+            ),
         )
     }
 
@@ -55,7 +58,11 @@ impl AppError {
     }
 
     pub fn internal(cause: impl std::fmt::Display) -> Self {
-        Self::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", cause.to_string())
+        Self::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "internal",
+            cause.to_string(),
+        )
     }
 }
 

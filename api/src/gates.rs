@@ -32,15 +32,27 @@ pub fn routes() -> Router<AppState> {
             "/api/services/{service}",
             get(get_v0).post(create_v0).put(update_v0).delete(delete_v0),
         )
-        .route("/api/services/{service}/{env}", get(get_env_v0).put(set_state_v0))
+        .route(
+            "/api/services/{service}/{env}",
+            get(get_env_v0).put(set_state_v0),
+        )
         .route("/api/services/{service}/{env}/history", get(history_v0))
         .route("/api/gates", get(list_gates).put(tas_gates))
         .route(
             "/api/gates/{group}/{service}",
-            get(get_grouped).post(create_grouped).put(update_grouped).delete(delete_grouped),
+            get(get_grouped)
+                .post(create_grouped)
+                .put(update_grouped)
+                .delete(delete_grouped),
         )
-        .route("/api/gates/{group}/{service}/{env}", get(get_env_grouped).put(set_state_grouped))
-        .route("/api/gates/{group}/{service}/{env}/history", get(history_grouped))
+        .route(
+            "/api/gates/{group}/{service}/{env}",
+            get(get_env_grouped).put(set_state_grouped),
+        )
+        .route(
+            "/api/gates/{group}/{service}/{env}/history",
+            get(history_grouped),
+        )
         .route("/api/tickets/{id}", get(get_ticket).delete(release_ticket))
         .route("/api/holidays", get(list_holidays).post(set_holidays))
         .route("/api/holidays/", get(list_holidays).post(set_holidays))
@@ -79,11 +91,14 @@ fn check_envs(envs: &[String], location: &str) -> AppResult<()> {
     }
     for (i, e) in envs.iter().enumerate() {
         if let Some(p) = name_problem(e) {
-            return Err(AppError::invalid(format!("Invalid environments. {p}")).at(format!("{location}[{i}]")));
+            return Err(AppError::invalid(format!("Invalid environments. {p}"))
+                .at(format!("{location}[{i}]")));
         }
         if envs[..i].contains(e) {
-            return Err(AppError::invalid(format!("Invalid environments. {e:?} is listed twice."))
-                .at(format!("{location}[{i}]")));
+            return Err(
+                AppError::invalid(format!("Invalid environments. {e:?} is listed twice."))
+                    .at(format!("{location}[{i}]")),
+            );
         }
     }
     Ok(())
@@ -94,13 +109,18 @@ fn parse_state(state: &str, location: &str) -> AppResult<&'static str> {
         "open" => Ok("open"),
         // The seed's prose says "close"; its examples say "closed".
         "closed" | "close" => Ok("closed"),
-        _ => Err(AppError::bad_request("state_invalid", "state must be open or closed").at(location)),
+        _ => {
+            Err(AppError::bad_request("state_invalid", "state must be open or closed").at(location))
+        }
     }
 }
 
 fn check_message(m: &str, location: &str) -> AppResult<()> {
     if m.chars().count() > MESSAGE_MAX {
-        return Err(AppError::invalid(format!("message is longer than {MESSAGE_MAX} characters")).at(location));
+        return Err(
+            AppError::invalid(format!("message is longer than {MESSAGE_MAX} characters"))
+                .at(location),
+        );
     }
     Ok(())
 }
@@ -139,10 +159,15 @@ pub(crate) async fn create_v0(
     JsonBody(body): JsonBody<CreateV0>,
 ) -> AppResult<Json<Value>> {
     check_path(None, &service, None)?;
-    let group = body.group.filter(|g| !g.is_empty()).ok_or_else(|| AppError::invalid("Invalid group.").at("body.group"))?;
+    let group = body
+        .group
+        .filter(|g| !g.is_empty())
+        .ok_or_else(|| AppError::invalid("Invalid group.").at("body.group"))?;
     check_name(&group, "body.group")?;
     check_envs(&body.environments, "body.environments")?;
-    st.gates.create_service(&service, &group, &body.environments, &actor.0).await?;
+    st.gates
+        .create_service(&service, &group, &body.environments, &actor.0)
+        .await?;
     Ok(ok())
 }
 
@@ -160,13 +185,17 @@ pub(crate) async fn create_grouped(
 ) -> AppResult<Json<Value>> {
     check_path(Some(&group), &service, None)?;
     check_envs(&body.environments, "body.environments")?;
-    st.gates.create_service(&service, &group, &body.environments, &actor.0).await?;
+    st.gates
+        .create_service(&service, &group, &body.environments, &actor.0)
+        .await?;
     show(&st, Some(&group), &service).await
 }
 
 async fn show(st: &AppState, group: Option<&str>, service: &str) -> AppResult<Json<Value>> {
     let view = st.gates.get_service(service, group).await?;
-    Ok(Json(serde_json::to_value(view).map_err(AppError::internal)?))
+    Ok(Json(
+        serde_json::to_value(view).map_err(AppError::internal)?,
+    ))
 }
 
 /// A service with all its gates, queues expanded.
@@ -174,7 +203,10 @@ async fn show(st: &AppState, group: Option<&str>, service: &str) -> AppResult<Js
     params(("service" = String, Path)),
     responses((status = 200, description = "name, group, environments{env: {state, manual_state, closed_by, message, message_timestamp, state_timestamp, queue}}"),
               (status = 404, description = "Gate not found")))]
-pub(crate) async fn get_v0(State(st): State<AppState>, Path(service): Path<String>) -> AppResult<Json<Value>> {
+pub(crate) async fn get_v0(
+    State(st): State<AppState>,
+    Path(service): Path<String>,
+) -> AppResult<Json<Value>> {
     check_path(None, &service, None)?;
     show(&st, None, &service).await
 }
@@ -190,12 +222,19 @@ pub(crate) async fn get_grouped(
     show(&st, Some(&group), &service).await
 }
 
-async fn show_env(st: &AppState, group: Option<&str>, service: &str, env: &str) -> AppResult<Json<Value>> {
+async fn show_env(
+    st: &AppState,
+    group: Option<&str>,
+    service: &str,
+    env: &str,
+) -> AppResult<Json<Value>> {
     let mut view = st.gates.get_service(service, group).await?;
     match view.environments.remove(env) {
         Some(g) => Ok(Json(serde_json::to_value(g).map_err(AppError::internal)?)),
-        None => Err(AppError::not_found("environment_not_found", "Environment not found")
-            .at(format!("service {service}, environment {env}"))),
+        None => Err(
+            AppError::not_found("environment_not_found", "Environment not found")
+                .at(format!("service {service}, environment {env}")),
+        ),
     }
 }
 
@@ -243,12 +282,23 @@ async fn set_state(
     if body.state.is_none() && body.message.is_none() {
         return Err(AppError::invalid("give state and/or message").at("body"));
     }
-    let state = body.state.as_deref().map(|s| parse_state(s, "body.state")).transpose()?;
+    let state = body
+        .state
+        .as_deref()
+        .map(|s| parse_state(s, "body.state"))
+        .transpose()?;
     if let Some(m) = &body.message {
         check_message(m, "body.message")?;
     }
     st.gates
-        .set_state(service, group, env, state, body.message.as_deref(), &actor.0)
+        .set_state(
+            service,
+            group,
+            env,
+            state,
+            body.message.as_deref(),
+            &actor.0,
+        )
         .await?;
     Ok(())
 }
@@ -330,16 +380,24 @@ async fn update(
             for (env, s) in map {
                 let at = format!("body.environments.{env}");
                 check_name(&env, &at)?;
-                let state = s.state.as_deref().map(|x| parse_state(x, &format!("{at}.state"))).transpose()?;
+                let state = s
+                    .state
+                    .as_deref()
+                    .map(|x| parse_state(x, &format!("{at}.state")))
+                    .transpose()?;
                 if let Some(m) = &s.message {
                     check_message(m, &format!("{at}.message"))?;
                 }
-                upd.changes.insert(env, (state.map(str::to_owned), s.message));
+                upd.changes
+                    .insert(env, (state.map(str::to_owned), s.message));
             }
         }
         None => {}
     }
-    let name = st.gates.update_service(service, group, &upd, &actor.0).await?;
+    let name = st
+        .gates
+        .update_service(service, group, &upd, &actor.0)
+        .await?;
     show(st, None, &name).await
 }
 
@@ -377,7 +435,10 @@ pub(crate) async fn update_grouped(
 #[utoipa::path(delete, path = "/api/services/{service}", tag = "gates",
     params(("service" = String, Path)),
     responses((status = 200, description = r#"{"status": "ok"}"#), (status = 404, description = "Gate not found")))]
-pub(crate) async fn delete_v0(State(st): State<AppState>, Path(service): Path<String>) -> AppResult<Json<Value>> {
+pub(crate) async fn delete_v0(
+    State(st): State<AppState>,
+    Path(service): Path<String>,
+) -> AppResult<Json<Value>> {
     check_path(None, &service, None)?;
     st.gates.delete_service(&service, None).await?;
     Ok(ok())
@@ -433,10 +494,16 @@ async fn history(
     let cap = st.gates.settings().history_len as usize;
     let limit = q.limit.unwrap_or(cap);
     if limit == 0 || limit > cap {
-        return Err(AppError::bad_request("limit_invalid", format!("limit must be between 1 and {cap}")).at("query.limit"));
+        return Err(AppError::bad_request(
+            "limit_invalid",
+            format!("limit must be between 1 and {cap}"),
+        )
+        .at("query.limit"));
     }
     let entries = st.gates.history(service, group, env, limit).await?;
-    Ok(Json(json!({"service": service, "environment": env, "history": entries})))
+    Ok(Json(
+        json!({"service": service, "environment": env, "history": entries}),
+    ))
 }
 
 /// Changes of one gate, newest first (bounded by --gate-history-len).
@@ -517,13 +584,19 @@ fn queue_flag(q: TasQuery) -> AppResult<bool> {
     match q.queue.as_deref() {
         None | Some("false") | Some("0") => Ok(false),
         Some("true") | Some("1") | Some("") => Ok(true),
-        Some(other) => Err(AppError::bad_request("query_invalid", format!("queue must be true or false, not {other:?}")).at("query.queue")),
+        Some(other) => Err(AppError::bad_request(
+            "query_invalid",
+            format!("queue must be true or false, not {other:?}"),
+        )
+        .at("query.queue")),
     }
 }
 
 fn check_ticket(ticket: &Option<String>) -> AppResult<()> {
     if let Some(t) = ticket
-        && (t.is_empty() || t.len() > NAME_MAX || !t.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-'))
+        && (t.is_empty()
+            || t.len() > NAME_MAX
+            || !t.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-'))
     {
         return Err(AppError::invalid("ticket must be a ticket id").at("body.ticket"));
     }
@@ -532,7 +605,9 @@ fn check_ticket(ticket: &Option<String>) -> AppResult<()> {
 
 fn check_link(link: &Option<String>) -> AppResult<()> {
     if link.as_ref().is_some_and(|l| l.len() > LINK_MAX) {
-        return Err(AppError::invalid(format!("link is longer than {LINK_MAX} bytes")).at("body.link"));
+        return Err(
+            AppError::invalid(format!("link is longer than {LINK_MAX} bytes")).at("body.link"),
+        );
     }
     Ok(())
 }
@@ -542,7 +617,9 @@ async fn tas(st: &AppState, actor: &Actor, req: TasRequest) -> AppResult<Json<Va
         return Err(AppError::invalid("Could not find gates").at("body"));
     }
     if req.gates.len() > TAS_MAX_GATES {
-        return Err(AppError::invalid(format!("at most {TAS_MAX_GATES} gates per request")).at("body"));
+        return Err(
+            AppError::invalid(format!("at most {TAS_MAX_GATES} gates per request")).at("body"),
+        );
     }
     let out = st.gates.test_and_set(&req, &actor.0).await?;
     let outcome = match out.status {
@@ -581,14 +658,30 @@ pub(crate) async fn tas_services(
         check_name(&service, &format!("body.services.{service}"))?;
         let envs = envs.into_vec();
         if envs.is_empty() {
-            return Err(AppError::invalid("Invalid environments.").at(format!("body.services.{service}")));
+            return Err(
+                AppError::invalid("Invalid environments.").at(format!("body.services.{service}"))
+            );
         }
         for (i, env) in envs.into_iter().enumerate() {
             check_name(&env, &format!("body.services.{service}[{i}]"))?;
-            gates.push(GateRef { group: None, service: service.clone(), env });
+            gates.push(GateRef {
+                group: None,
+                service: service.clone(),
+                env,
+            });
         }
     }
-    tas(&st, &actor, TasRequest { gates, ticket: body.ticket, queue, link: body.link }).await
+    tas(
+        &st,
+        &actor,
+        TasRequest {
+            gates,
+            ticket: body.ticket,
+            queue,
+            link: body.link,
+        },
+    )
+    .await
 }
 
 /// Test-and-set, group-qualified: `{"gates": {group: {service: [envs] | env}}, "ticket"?, "link"?}`.
@@ -618,18 +711,35 @@ pub(crate) async fn tas_gates(
             }
             for (i, env) in envs.into_iter().enumerate() {
                 check_name(&env, &format!("{at}[{i}]"))?;
-                gates.push(GateRef { group: Some(group.clone()), service: service.clone(), env });
+                gates.push(GateRef {
+                    group: Some(group.clone()),
+                    service: service.clone(),
+                    env,
+                });
             }
         }
     }
-    tas(&st, &actor, TasRequest { gates, ticket: body.ticket, queue, link: body.link }).await
+    tas(
+        &st,
+        &actor,
+        TasRequest {
+            gates,
+            ticket: body.ticket,
+            queue,
+            link: body.link,
+        },
+    )
+    .await
 }
 
 /// One live ticket.
 #[utoipa::path(get, path = "/api/tickets/{id}", tag = "gates",
     params(("id" = String, Path)),
     responses((status = 200, description = "The ticket"), (status = 404, description = "Ticket does not exist")))]
-pub(crate) async fn get_ticket(State(st): State<AppState>, Path(id): Path<String>) -> AppResult<Json<Value>> {
+pub(crate) async fn get_ticket(
+    State(st): State<AppState>,
+    Path(id): Path<String>,
+) -> AppResult<Json<Value>> {
     let t = st.gates.get_ticket(&id).await?;
     Ok(Json(json!({"status": "ok", "ticket": t})))
 }
@@ -683,7 +793,9 @@ pub(crate) async fn set_holidays(
     JsonBody(body): JsonBody<HolidaysBody>,
 ) -> AppResult<Json<Value>> {
     if body.holidays.len() > HOLIDAYS_MAX {
-        return Err(AppError::invalid(format!("at most {HOLIDAYS_MAX} holidays")).at("body.holidays"));
+        return Err(
+            AppError::invalid(format!("at most {HOLIDAYS_MAX} holidays")).at("body.holidays"),
+        );
     }
     let mut out = Vec::with_capacity(body.holidays.len());
     for (i, h) in body.holidays.into_iter().enumerate() {
@@ -711,4 +823,3 @@ pub(crate) async fn list_holidays(State(st): State<AppState>) -> AppResult<Json<
     let list = st.gates.list_holidays(Utc::now().date_naive()).await?;
     Ok(Json(json!({ "holidays": list })))
 }
-

@@ -85,11 +85,13 @@ pub fn router(state: AppState, opts: &ApiOpts) -> Router {
         .merge(gates::routes())
         .merge(health::routes())
         .merge(openapi::routes())
-        .fallback(|| async {
-            AppError::not_found("route_not_found", "no such endpoint")
-        })
+        .fallback(|| async { AppError::not_found("route_not_found", "no such endpoint") })
         .method_not_allowed_fallback(|| async {
-            AppError::new(StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed", "method not allowed on this endpoint")
+            AppError::new(
+                StatusCode::METHOD_NOT_ALLOWED,
+                "method_not_allowed",
+                "method not allowed on this endpoint",
+            )
         })
         .layer(middleware::from_fn_with_state(state.clone(), auth))
         .layer(TimeoutLayer::with_status_code(
@@ -179,7 +181,8 @@ pub async fn serve(
     grace: Duration,
 ) -> anyhow::Result<()> {
     let token = shutdown.clone();
-    let server = axum::serve(listener, app).with_graceful_shutdown(async move { token.cancelled().await });
+    let server =
+        axum::serve(listener, app).with_graceful_shutdown(async move { token.cancelled().await });
     tokio::select! {
         res = server => res.context("HTTP server failed"),
         () = async { shutdown.cancelled().await; tokio::time::sleep(grace).await } => {
@@ -196,14 +199,20 @@ pub async fn run(
     opts: &ApiOpts,
     shutdown: CancellationToken,
 ) -> anyhow::Result<()> {
-    let url = redis.redis_url.as_deref().context("--redis-url is required")?;
+    let url = redis
+        .redis_url
+        .as_deref()
+        .context("--redis-url is required")?;
     let pool = RedisPool::new(url, redis.redis_pool_size)?;
     pool.wait_ready(Duration::from_secs(30)).await?;
     let tokens = load_tokens(opts)?;
     if tokens.is_empty() {
         tracing::warn!("no API tokens configured: the API is open to anyone who can reach it");
     } else {
-        tracing::info!(count = tokens.len(), "API tokens required on every non-health endpoint");
+        tracing::info!(
+            count = tokens.len(),
+            "API tokens required on every non-health endpoint"
+        );
     }
     let keys = Keys::new(&redis.key_prefix, redis.shards);
     let state = AppState::new(pool, &keys, GateSettings::from(gate), tokens);
@@ -213,5 +222,11 @@ pub async fn run(
     let addr = listener.local_addr()?;
     tracing::info!(%addr, "API listening");
     println!("Switchyard API listening on http://{addr}");
-    serve(listener, router(state, opts), shutdown, opts.shutdown_timeout).await
+    serve(
+        listener,
+        router(state, opts),
+        shutdown,
+        opts.shutdown_timeout,
+    )
+    .await
 }

@@ -85,7 +85,11 @@ pub struct ApiOpts {
 
     /// Bearer token accepted on every non-health endpoint (repeatable; in the
     /// environment, comma-separated). Without tokens the API is open.
-    #[arg(long = "api-token", env = "SWITCHYARD_API_TOKENS", value_delimiter = ',')]
+    #[arg(
+        long = "api-token",
+        env = "SWITCHYARD_API_TOKENS",
+        value_delimiter = ','
+    )]
     pub api_tokens: Vec<String>,
 
     /// File with one accepted bearer token per line (`#` comments allowed).

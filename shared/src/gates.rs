@@ -91,8 +91,8 @@ impl BuildWindows {
                 .map_err(|e| format!("cannot read build windows file {path}: {e}"))?,
             None => arg.to_owned(),
         };
-        let raw: BTreeMap<String, BTreeMap<String, WindowRule>> = serde_json::from_str(&text)
-            .map_err(|e| format!("build windows are not valid: {e}"))?;
+        let raw: BTreeMap<String, BTreeMap<String, WindowRule>> =
+            serde_json::from_str(&text).map_err(|e| format!("build windows are not valid: {e}"))?;
         let mut rules = BTreeMap::new();
         for (env, named) in raw {
             for (name, r) in &named {
@@ -152,7 +152,10 @@ pub enum GateError {
     #[error("Gate not found")]
     ServiceNotFound { service: String },
     #[error("Environment not found")]
-    EnvironmentNotFound { service: String, environment: String },
+    EnvironmentNotFound {
+        service: String,
+        environment: String,
+    },
     #[error("Gate with this name already exists")]
     AlreadyExists { service: String },
     #[error("Ticket does not exist")]
@@ -375,16 +378,26 @@ impl GateStore {
     async fn run(&self, inv: &redis::ScriptInvocation<'_>) -> Result<Value, GateError> {
         let mut conn = self.pool.get().await?;
         let raw: String = inv.invoke_async(&mut conn).await?;
-        let v: Value = serde_json::from_str(&raw).map_err(|e| GateError::Reply(format!("{e}: {raw}")))?;
+        let v: Value =
+            serde_json::from_str(&raw).map_err(|e| GateError::Reply(format!("{e}: {raw}")))?;
         if let Some(err) = v.get("err").and_then(Value::as_str) {
-            let s = |k: &str| v.get(k).and_then(Value::as_str).unwrap_or_default().to_owned();
+            let s = |k: &str| {
+                v.get(k)
+                    .and_then(Value::as_str)
+                    .unwrap_or_default()
+                    .to_owned()
+            };
             return Err(match err {
-                "service_not_found" => GateError::ServiceNotFound { service: s("service") },
+                "service_not_found" => GateError::ServiceNotFound {
+                    service: s("service"),
+                },
                 "environment_not_found" => GateError::EnvironmentNotFound {
                     service: s("service"),
                     environment: s("environment"),
                 },
-                "exists" => GateError::AlreadyExists { service: s("service") },
+                "exists" => GateError::AlreadyExists {
+                    service: s("service"),
+                },
                 "ticket_not_found" => GateError::TicketNotFound,
                 "ticket_mismatch" => GateError::TicketMismatch {
                     gates: serde_json::from_value(v.get("gates").cloned().unwrap_or_default())
@@ -418,9 +431,14 @@ impl GateStore {
         let s = &*scripts::GATES_SERVICE_CREATE;
         let mut inv = s.key(self.keys.services());
         for e in envs {
-            inv.key(self.keys.state(name, e)).key(self.keys.history(name, e));
+            inv.key(self.keys.state(name, e))
+                .key(self.keys.history(name, e));
         }
-        inv.arg(name).arg(group).arg(self.cap()).arg(actor).arg(envs.len());
+        inv.arg(name)
+            .arg(group)
+            .arg(self.cap())
+            .arg(actor)
+            .arg(envs.len());
         for e in envs {
             inv.arg(e);
         }
@@ -428,17 +446,24 @@ impl GateStore {
     }
 
     /// One service with every gate, as one consistent snapshot.
-    pub async fn get_service(&self, name: &str, group: Option<&str>) -> Result<ServiceView, GateError> {
+    pub async fn get_service(
+        &self,
+        name: &str,
+        group: Option<&str>,
+    ) -> Result<ServiceView, GateError> {
         let now = Utc::now();
         for _ in 0..STALE_RETRIES {
             let Some(rec) = self.service_rec(name).await? else {
-                return Err(GateError::ServiceNotFound { service: name.into() });
+                return Err(GateError::ServiceNotFound {
+                    service: name.into(),
+                });
             };
             let s = &*scripts::GATES_SERVICE_GET;
             let mut inv = s.key(self.keys.services());
             inv.key(self.keys.tickets()).key(self.keys.holidays());
             for e in &rec.environments {
-                inv.key(self.keys.state(name, e)).key(self.keys.queue(name, e));
+                inv.key(self.keys.state(name, e))
+                    .key(self.keys.queue(name, e));
             }
             inv.arg(name)
                 .arg(group.unwrap_or(""))
@@ -456,7 +481,12 @@ impl GateStore {
         Err(GateError::Contended)
     }
 
-    fn service_view(&self, name: &str, v: Value, now: DateTime<Utc>) -> Result<ServiceView, GateError> {
+    fn service_view(
+        &self,
+        name: &str,
+        v: Value,
+        now: DateTime<Utc>,
+    ) -> Result<ServiceView, GateError> {
         #[derive(Deserialize)]
         struct RawGate {
             name: String,
@@ -499,7 +529,12 @@ impl GateStore {
             environments.insert(
                 g.name,
                 GateView {
-                    state: if closed_by.is_empty() { "open" } else { "closed" }.into(),
+                    state: if closed_by.is_empty() {
+                        "open"
+                    } else {
+                        "closed"
+                    }
+                    .into(),
                     manual_state: g.state,
                     closed_by,
                     message: g.message,
@@ -571,9 +606,14 @@ impl GateStore {
         let new_name = upd.name.as_deref().unwrap_or(name);
         for _ in 0..STALE_RETRIES {
             let Some(rec) = self.service_rec(name).await? else {
-                return Err(GateError::ServiceNotFound { service: name.into() });
+                return Err(GateError::ServiceNotFound {
+                    service: name.into(),
+                });
             };
-            let new_envs = upd.environments.clone().unwrap_or_else(|| rec.environments.clone());
+            let new_envs = upd
+                .environments
+                .clone()
+                .unwrap_or_else(|| rec.environments.clone());
             if let Some(missing) = upd.changes.keys().find(|e| !new_envs.contains(e)) {
                 return Err(GateError::EnvironmentNotFound {
                     service: new_name.into(),
@@ -624,7 +664,9 @@ impl GateStore {
     pub async fn delete_service(&self, name: &str, group: Option<&str>) -> Result<(), GateError> {
         for _ in 0..STALE_RETRIES {
             let Some(rec) = self.service_rec(name).await? else {
-                return Err(GateError::ServiceNotFound { service: name.into() });
+                return Err(GateError::ServiceNotFound {
+                    service: name.into(),
+                });
             };
             let s = &*scripts::GATES_SERVICE_DELETE;
             let mut inv = s.key(self.keys.services());
@@ -634,7 +676,9 @@ impl GateStore {
                     .key(self.keys.queue(name, e))
                     .key(self.keys.history(name, e));
             }
-            inv.arg(name).arg(group.unwrap_or("")).arg(rec.environments.len());
+            inv.arg(name)
+                .arg(group.unwrap_or(""))
+                .arg(rec.environments.len());
             for e in &rec.environments {
                 inv.arg(e);
             }
@@ -647,7 +691,11 @@ impl GateStore {
     }
 
     /// Test-and-set: grant, queue or deny a ticket for a set of gates, atomically.
-    pub async fn test_and_set(&self, req: &TasRequest, actor: &str) -> Result<TasOutcome, GateError> {
+    pub async fn test_and_set(
+        &self,
+        req: &TasRequest,
+        actor: &str,
+    ) -> Result<TasOutcome, GateError> {
         let now = Utc::now();
         let mut seen = BTreeSet::new();
         let gates: Vec<&GateRef> = req
@@ -744,9 +792,14 @@ impl GateStore {
             inv.key(self.keys.expiry());
             for g in &gates {
                 let (svc, env) = g.split_once('/').unwrap_or((g, ""));
-                inv.key(self.keys.queue(svc, env)).key(self.keys.history(svc, env));
+                inv.key(self.keys.queue(svc, env))
+                    .key(self.keys.history(svc, env));
             }
-            inv.arg(id).arg(reason).arg(self.cap()).arg(actor).arg(gates.len());
+            inv.arg(id)
+                .arg(reason)
+                .arg(self.cap())
+                .arg(actor)
+                .arg(gates.len());
             for g in &gates {
                 inv.arg(g);
             }
@@ -805,10 +858,16 @@ impl GateStore {
             .await?;
         let rec: ServiceRec = match rec {
             Some(r) => serde_json::from_str(&r).map_err(|e| GateError::Reply(e.to_string()))?,
-            None => return Err(GateError::ServiceNotFound { service: name.into() }),
+            None => {
+                return Err(GateError::ServiceNotFound {
+                    service: name.into(),
+                });
+            }
         };
         if group.is_some_and(|g| g != rec.group) {
-            return Err(GateError::ServiceNotFound { service: name.into() });
+            return Err(GateError::ServiceNotFound {
+                service: name.into(),
+            });
         }
         if !exists {
             return Err(GateError::EnvironmentNotFound {
@@ -856,7 +915,8 @@ impl GateStore {
         let from = from.format("%Y-%m-%d").to_string();
         let mut out = Vec::new();
         for (date, raw) in all.range(from..) {
-            let day: HolidayDay = serde_json::from_str(raw).map_err(|e| GateError::Reply(e.to_string()))?;
+            let day: HolidayDay =
+                serde_json::from_str(raw).map_err(|e| GateError::Reply(e.to_string()))?;
             debug_assert!(day.entries.iter().all(|h| &h.date == date));
             out.extend(day.entries);
         }
@@ -866,6 +926,7 @@ impl GateStore {
 
 #[cfg(test)]
 mod tests {
+    #![allow(clippy::unwrap_used)]
     use super::*;
     use chrono::TimeZone;
 

@@ -62,6 +62,11 @@ impl Keys {
         format!("{}:work", self.shard_base(shard))
     }
 
+    /// The per-shard dead-letter stream.
+    pub fn dead_letters(&self, shard: u16) -> String {
+        format!("{}:dead", self.shard_base(shard))
+    }
+
     /// The per-shard timer set (used by the scheduler).
     pub fn timers(&self, shard: u16) -> String {
         format!("{}:timers", self.shard_base(shard))

@@ -49,10 +49,17 @@ impl RedisPool {
     }
 
     /// A connection outside the pool, for blocking commands (XREADGROUP BLOCK)
-    /// that must not hold up the shared multiplexed connections.
-    pub async fn dedicated(&self) -> redis::RedisResult<redis::aio::MultiplexedConnection> {
+    /// that must not hold up the shared multiplexed connections. Its response
+    /// timeout must exceed the longest block.
+    pub async fn dedicated(
+        &self,
+        response_timeout: Duration,
+    ) -> redis::RedisResult<redis::aio::MultiplexedConnection> {
         let client = redis::Client::open(self.url.as_str())?;
-        client.get_multiplexed_async_connection().await
+        let cfg = redis::AsyncConnectionConfig::new().set_response_timeout(Some(response_timeout));
+        client
+            .get_multiplexed_async_connection_with_config(&cfg)
+            .await
     }
 
     /// Ready = Redis answers and every script is in its cache (loaded now if
@@ -63,7 +70,10 @@ impl RedisPool {
             .query_async(&mut conn)
             .await
             .context("PING")?;
-        if !scripts::all_loaded(&mut conn).await.context("SCRIPT EXISTS")? {
+        if !scripts::all_loaded(&mut conn)
+            .await
+            .context("SCRIPT EXISTS")?
+        {
             scripts::load_all(&mut conn).await?;
         }
         Ok(())

@@ -26,6 +26,8 @@ script!(GATES_SERVICE_GET, "gates_service_get.lua");
 script!(GATES_SERVICE_DELETE, "gates_service_delete.lua");
 script!(GATES_SERVICE_UPDATE, "gates_service_update.lua");
 script!(GATES_HOLIDAYS_SET, "gates_holidays_set.lua");
+script!(WORK_ACK, "work_ack.lua");
+script!(WORK_DEAD, "work_dead.lua");
 
 /// Every script with its file name, for loading and readiness checks.
 pub fn all() -> Vec<(&'static str, &'static Script)> {
@@ -38,6 +40,8 @@ pub fn all() -> Vec<(&'static str, &'static Script)> {
         ("gates_service_delete.lua", &*GATES_SERVICE_DELETE),
         ("gates_service_update.lua", &*GATES_SERVICE_UPDATE),
         ("gates_holidays_set.lua", &*GATES_HOLIDAYS_SET),
+        ("work_ack.lua", &*WORK_ACK),
+        ("work_dead.lua", &*WORK_DEAD),
     ]
 }
 
@@ -55,7 +59,9 @@ pub async fn load_all<C: redis::aio::ConnectionLike + Send>(conn: &mut C) -> any
 }
 
 /// True when every script is in the server's script cache.
-pub async fn all_loaded<C: redis::aio::ConnectionLike + Send>(conn: &mut C) -> redis::RedisResult<bool> {
+pub async fn all_loaded<C: redis::aio::ConnectionLike + Send>(
+    conn: &mut C,
+) -> redis::RedisResult<bool> {
     let mut cmd = redis::cmd("SCRIPT");
     cmd.arg("EXISTS");
     for (_, s) in all() {

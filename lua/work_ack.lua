@@ -1,0 +1,6 @@
+-- Acknowledge a finished work entry and drop it from the stream.
+-- KEYS: 1 stream
+-- ARGV: 1 group, 2 entry id
+local n = redis.call('XACK', KEYS[1], ARGV[1], ARGV[2])
+redis.call('XDEL', KEYS[1], ARGV[2])
+return n

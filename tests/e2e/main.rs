@@ -1,0 +1,9 @@
+//! End-to-end tests: real redis-server, real HTTP.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::type_complexity)]
+
+mod bad_input;
+mod gates;
+mod harness;
+mod platform;
+mod race;
+mod worker;

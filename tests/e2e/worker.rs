@@ -1,0 +1,133 @@
+//! The stream worker: dispatch by kind, ack after the outcome, dead letters,
+//! reclaim of entries left by a dead consumer.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use futures::future::BoxFuture;
+use switchyard_worker::{Handler, Outcome, WorkEntry};
+
+use crate::harness::{eventually, spawn_app, worker};
+
+struct Counting {
+    seen: AtomicUsize,
+    outcome: Outcome,
+}
+
+impl Handler for Counting {
+    fn handle<'a>(&'a self, _e: &'a WorkEntry) -> BoxFuture<'a, Outcome> {
+        self.seen.fetch_add(1, Ordering::SeqCst);
+        Box::pin(async move { self.outcome.clone() })
+    }
+}
+
+fn xadd(conn: &mut redis::Connection, stream: &str, kind: &str) -> String {
+    redis::cmd("XADD")
+        .arg(stream)
+        .arg("*")
+        .arg("kind")
+        .arg(kind)
+        .arg("payload")
+        .arg("{}")
+        .query(conn)
+        .unwrap()
+}
+
+fn xlen(conn: &mut redis::Connection, stream: &str) -> usize {
+    redis::cmd("XLEN").arg(stream).query(conn).unwrap()
+}
+
+#[tokio::test]
+async fn entries_are_acked_after_handling_and_unknown_kinds_are_dead_lettered() {
+    let app = spawn_app().await;
+    let ok = Arc::new(Counting {
+        seen: AtomicUsize::new(0),
+        outcome: Outcome::Done,
+    });
+    let w = worker(&app, "w1").with_handler("test.ok", ok.clone());
+    w.ensure_groups().await.unwrap();
+    let mut redis = app.redis.conn();
+    let s3 = app.keys.work_stream(3);
+    for _ in 0..5 {
+        xadd(&mut redis, &s3, "test.ok");
+    }
+    xadd(&mut redis, &app.keys.work_stream(9), "nobody.handles.this");
+    let mut conn = app.pool.dedicated(Duration::from_secs(5)).await.unwrap();
+    let mut n = 0;
+    while n < 6 {
+        n += w.step(&mut conn).await.unwrap();
+    }
+    assert_eq!(ok.seen.load(Ordering::SeqCst), 5);
+    assert_eq!(
+        xlen(&mut redis, &s3),
+        0,
+        "done entries are acked and deleted"
+    );
+    let dead: Vec<redis::Value> = redis::cmd("XRANGE")
+        .arg(app.keys.dead_letters(9))
+        .arg("-")
+        .arg("+")
+        .query(&mut redis)
+        .unwrap();
+    assert_eq!(dead.len(), 1);
+    let text = format!("{dead:?}");
+    assert!(text.contains("no handler for kind"), "{text}");
+}
+
+#[tokio::test]
+async fn entries_of_a_dead_worker_are_reclaimed_and_poison_goes_to_dead_letters() {
+    let app = spawn_app().await;
+    let mut redis = app.redis.conn();
+    let s = app.keys.work_stream(1);
+    // Worker A takes the entries and "dies" (never acks: its handler says retry).
+    let flaky = Arc::new(Counting {
+        seen: AtomicUsize::new(0),
+        outcome: Outcome::Retry("busy".into()),
+    });
+    let a = worker(&app, "a").with_handler("job", flaky.clone());
+    a.ensure_groups().await.unwrap();
+    for _ in 0..3 {
+        xadd(&mut redis, &s, "job");
+    }
+    let mut conn = app.pool.dedicated(Duration::from_secs(5)).await.unwrap();
+    let mut n = 0;
+    while n < 3 {
+        n += a.step(&mut conn).await.unwrap();
+    }
+    // Worker B reclaims them once they are idle past the visibility timeout.
+    let good = Arc::new(Counting {
+        seen: AtomicUsize::new(0),
+        outcome: Outcome::Done,
+    });
+    let b = worker(&app, "b").with_handler("job", good.clone());
+    eventually(Duration::from_secs(5), || async {
+        b.reclaim().await.unwrap() == 3
+    })
+    .await;
+    assert_eq!(good.seen.load(Ordering::SeqCst), 3);
+    assert_eq!(xlen(&mut redis, &s), 0);
+
+    // An entry that always fails is dead-lettered after max deliveries (3).
+    xadd(&mut redis, &s, "job");
+    let mut n = 0;
+    while n < 1 {
+        n += a.step(&mut conn).await.unwrap();
+    }
+    eventually(Duration::from_secs(10), || async {
+        a.reclaim().await.unwrap();
+        xlen(&mut app.redis.conn(), &s) == 0
+    })
+    .await;
+    let dead: Vec<redis::Value> = redis::cmd("XRANGE")
+        .arg(app.keys.dead_letters(1))
+        .arg("-")
+        .arg("+")
+        .query(&mut redis)
+        .unwrap();
+    assert_eq!(dead.len(), 1);
+    assert!(
+        format!("{dead:?}").contains("delivered 4 times"),
+        "{dead:?}"
+    );
+}
