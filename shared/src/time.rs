@@ -15,6 +15,13 @@ pub fn now_ms() -> i64 {
     Utc::now().timestamp_millis()
 }
 
+pub type DateTimeUtc = DateTime<Utc>;
+
+/// Now, in UTC.
+pub fn utc_now() -> DateTimeUtc {
+    Utc::now()
+}
+
 /// Today's date (UTC) as `YYYY-MM-DD`.
 pub fn today(now: DateTime<Utc>) -> String {
     now.format("%Y-%m-%d").to_string()
