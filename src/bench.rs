@@ -125,7 +125,12 @@ async fn gates_async(g: &GatesBench, url: &str) -> anyhow::Result<()> {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let base = format!("http://{}", listener.local_addr()?);
     let shutdown = CancellationToken::new();
-    tokio::spawn(serve(listener, router(state.clone(), &opts), shutdown.clone(), Duration::from_secs(5)));
+    tokio::spawn(serve(
+        listener,
+        router(state.clone(), &opts),
+        shutdown.clone(),
+        Duration::from_secs(5),
+    ));
 
     // --- Phase 1: HTTP, each client on its own gate: test-and-set, then release.
     let http = reqwest::Client::new();
@@ -148,11 +153,21 @@ async fn gates_async(g: &GatesBench, url: &str) -> anyhow::Result<()> {
             let mut lat = Vec::new();
             while start.elapsed() < dur {
                 let t0 = Instant::now();
-                let r = http.put(format!("{base}/api/services")).body(body.clone()).send().await?;
+                let r = http
+                    .put(format!("{base}/api/services"))
+                    .body(body.clone())
+                    .send()
+                    .await?;
                 let v: serde_json::Value = r.json().await?;
                 let t1 = Instant::now();
-                let id = v["ticket"]["id"].as_str().context("no ticket: not granted")?.to_owned();
-                let r = http.delete(format!("{base}/api/tickets/{id}")).send().await?;
+                let id = v["ticket"]["id"]
+                    .as_str()
+                    .context("no ticket: not granted")?
+                    .to_owned();
+                let r = http
+                    .delete(format!("{base}/api/tickets/{id}"))
+                    .send()
+                    .await?;
                 anyhow::ensure!(r.status().is_success(), "release failed: {}", r.status());
                 let t2 = Instant::now();
                 lat.push((t1 - t0, t2 - t1));
@@ -173,8 +188,14 @@ async fn gates_async(g: &GatesBench, url: &str) -> anyhow::Result<()> {
     rel_lat.sort_unstable();
     let pairs = tas_lat.len() as f64;
     let http_tas_rate = pairs / elapsed;
-    println!("  iterations (test-and-set + release): {:.0}/s", pairs / elapsed);
-    println!("  HTTP requests:                       {:.0}/s", 2.0 * pairs / elapsed);
+    println!(
+        "  iterations (test-and-set + release): {:.0}/s",
+        pairs / elapsed
+    );
+    println!(
+        "  HTTP requests:                       {:.0}/s",
+        2.0 * pairs / elapsed
+    );
     println!(
         "  test-and-set latency p50 {:.2} ms, p99 {:.2} ms; release p50 {:.2} ms, p99 {:.2} ms",
         ms(percentile(&tas_lat, 0.5)),
@@ -201,7 +222,12 @@ async fn gates_async(g: &GatesBench, url: &str) -> anyhow::Result<()> {
     let mut made = 0;
     while made < g.keyspace {
         let end = (made + 20_000).min(g.keyspace);
-        let _: i64 = fill.arg(&prefix).arg(made).arg(end).invoke_async(&mut conn).await?;
+        let _: i64 = fill
+            .arg(&prefix)
+            .arg(made)
+            .arg(end)
+            .invoke_async(&mut conn)
+            .await?;
         made = end;
     }
     drop(conn);
@@ -242,12 +268,22 @@ async fn gates_async(g: &GatesBench, url: &str) -> anyhow::Result<()> {
     let out = Command::new(&g.redis_benchmark)
         .arg("-s")
         .arg(socket)
-        .args(["-c", "50", "-n", &g.requests.to_string(), "-r", &g.keyspace.to_string(), "-q"])
+        .args([
+            "-c",
+            "50",
+            "-n",
+            &g.requests.to_string(),
+            "-r",
+            &g.keyspace.to_string(),
+            "-q",
+        ])
         .args(&args)
         .output()
         .with_context(|| format!("running {}", g.redis_benchmark.display()))?;
-    let text = String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr);
-    let rps = parse_rps(&text).with_context(|| format!("could not read redis-benchmark output: {text}"))?;
+    let text =
+        String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr);
+    let rps = parse_rps(&text)
+        .with_context(|| format!("could not read redis-benchmark output: {text}"))?;
     println!("  Lua test-and-set: {rps:.0} calls/s");
     println!();
     println!(
@@ -273,8 +309,11 @@ fn chrono_today() -> String {
 
 /// `-q` output: "EVALSHA ...: 12345.67 requests per second, p50=0.123 msec".
 fn parse_rps(text: &str) -> Option<f64> {
-    let line = text.lines().rev().find(|l| l.contains("requests per second"))?;
+    let line = text
+        .lines()
+        .rev()
+        .find(|l| l.contains("requests per second"))?;
     let before = line.split(" requests per second").next()?;
-    let num = before.rsplit(|c: char| c == ' ' || c == ':' || c == '\r').find(|s| !s.is_empty())?;
+    let num = before.rsplit([' ', ':', '\r']).find(|s| !s.is_empty())?;
     num.parse().ok()
 }
