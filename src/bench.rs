@@ -113,7 +113,13 @@ async fn gates_async(g: &GatesBench, url: &str) -> anyhow::Result<()> {
         history_len: 100,
         windows: BuildWindows::default(),
     };
-    let state = AppState::new(pool.clone(), &keys, settings.clone(), vec![]);
+    let state = AppState::new(
+        pool.clone(),
+        &keys,
+        settings.clone(),
+        &Default::default(),
+        vec![],
+    )?;
     let opts = ApiOpts {
         listen: "127.0.0.1:0".into(),
         api_tokens: vec![],

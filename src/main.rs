@@ -14,7 +14,9 @@ use std::path::PathBuf;
 
 use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
-use switchyard_shared::config::{ApiOpts, GateOpts, LogOpts, RedisOpts, SchedulerOpts, WorkerOpts};
+use switchyard_shared::config::{
+    ApiOpts, DeliveryOpts, GateOpts, LogOpts, RedisOpts, SchedulerOpts, WorkerOpts,
+};
 use switchyard_shared::telemetry;
 use tokio_util::sync::CancellationToken;
 
@@ -38,7 +40,7 @@ enum Cmd {
     /// Run a scheduler (timers, expiry).
     Scheduler(SchedulerCmd),
     /// Run api + worker + scheduler in one process, with a private redis-server unless --redis-url is given.
-    Dev(DevCmd),
+    Dev(Box<DevCmd>),
     /// Benchmarks.
     Bench(bench::BenchCmd),
 }
@@ -49,6 +51,8 @@ struct ApiCmd {
     redis: RedisOpts,
     #[command(flatten)]
     log: LogOpts,
+    #[command(flatten)]
+    delivery: DeliveryOpts,
     #[command(flatten)]
     gate: GateOpts,
     #[command(flatten)]
@@ -62,6 +66,8 @@ struct WorkerCmd {
     #[command(flatten)]
     log: LogOpts,
     #[command(flatten)]
+    delivery: DeliveryOpts,
+    #[command(flatten)]
     worker: WorkerOpts,
 }
 
@@ -71,6 +77,8 @@ struct SchedulerCmd {
     redis: RedisOpts,
     #[command(flatten)]
     log: LogOpts,
+    #[command(flatten)]
+    delivery: DeliveryOpts,
     #[command(flatten)]
     gate: GateOpts,
     #[command(flatten)]
@@ -83,6 +91,8 @@ struct DevCmd {
     redis: RedisOpts,
     #[command(flatten)]
     log: LogOpts,
+    #[command(flatten)]
+    delivery: DeliveryOpts,
     #[command(flatten)]
     gate: GateOpts,
     #[command(flatten)]
@@ -131,27 +141,42 @@ fn shutdown_on_signals() -> CancellationToken {
 
 fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
+    switchyard_shared::init_tls();
     match cli.cmd {
         Cmd::Api(c) => {
             telemetry::init_logging(&c.log);
             runtime()?.block_on(async {
-                switchyard_api::run(&c.redis, &c.gate, &c.api, shutdown_on_signals()).await
+                switchyard_api::run(
+                    &c.redis,
+                    &c.gate,
+                    &c.delivery,
+                    &c.api,
+                    shutdown_on_signals(),
+                )
+                .await
             })
         }
         Cmd::Worker(c) => {
             telemetry::init_logging(&c.log);
             runtime()?.block_on(async {
-                switchyard_worker::run(&c.redis, &c.worker, shutdown_on_signals()).await
+                switchyard_worker::run(&c.redis, &c.worker, &c.delivery, shutdown_on_signals())
+                    .await
             })
         }
         Cmd::Scheduler(c) => {
             telemetry::init_logging(&c.log);
             runtime()?.block_on(async {
-                switchyard_scheduler::run(&c.redis, &c.gate, &c.scheduler, shutdown_on_signals())
-                    .await
+                switchyard_scheduler::run(
+                    &c.redis,
+                    &c.gate,
+                    &c.delivery,
+                    &c.scheduler,
+                    shutdown_on_signals(),
+                )
+                .await
             })
         }
-        Cmd::Dev(c) => dev(c),
+        Cmd::Dev(c) => dev(*c),
         Cmd::Bench(c) => bench::run(c),
     }
 }
@@ -171,10 +196,15 @@ fn dev(mut c: DevCmd) -> anyhow::Result<()> {
     };
     let result = runtime()?.block_on(async {
         let shutdown = shutdown_on_signals();
-        let api = switchyard_api::run(&c.redis, &c.gate, &c.api, shutdown.clone());
-        let worker = switchyard_worker::run(&c.redis, &c.worker, shutdown.clone());
-        let scheduler =
-            switchyard_scheduler::run(&c.redis, &c.gate, &c.scheduler, shutdown.clone());
+        let api = switchyard_api::run(&c.redis, &c.gate, &c.delivery, &c.api, shutdown.clone());
+        let worker = switchyard_worker::run(&c.redis, &c.worker, &c.delivery, shutdown.clone());
+        let scheduler = switchyard_scheduler::run(
+            &c.redis,
+            &c.gate,
+            &c.delivery,
+            &c.scheduler,
+            shutdown.clone(),
+        );
         let stop_all = |r: anyhow::Result<()>| {
             if r.is_err() {
                 shutdown.cancel();

@@ -10,6 +10,7 @@
 //! * `error` and `body` — the error policy and the JSON extractor.
 
 pub mod body;
+mod deliveries;
 pub mod error;
 mod gates;
 mod health;
@@ -25,7 +26,8 @@ use axum::http::{StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use metrics_exporter_prometheus::PrometheusHandle;
-use switchyard_shared::config::{ApiOpts, GateOpts, RedisOpts};
+use switchyard_shared::config::{ApiOpts, DeliveryOpts, GateOpts, RedisOpts};
+use switchyard_shared::deliveries::{DeliveryStore, Policies};
 use switchyard_shared::gates::{GateSettings, GateStore};
 use switchyard_shared::{Keys, RedisPool, telemetry};
 use tokio::net::TcpListener;
@@ -42,19 +44,33 @@ pub struct Actor(pub String);
 #[derive(Clone)]
 pub struct AppState {
     pub gates: GateStore,
+    pub deliveries: DeliveryStore,
+    pub policies: Arc<Policies>,
+    pub allow_link_local: bool,
     pub pool: RedisPool,
     tokens: Arc<Vec<String>>,
     prometheus: &'static PrometheusHandle,
 }
 
 impl AppState {
-    pub fn new(pool: RedisPool, keys: &Keys, gate: GateSettings, tokens: Vec<String>) -> Self {
-        Self {
+    pub fn new(
+        pool: RedisPool,
+        keys: &Keys,
+        gate: GateSettings,
+        dopts: &DeliveryOpts,
+        tokens: Vec<String>,
+    ) -> anyhow::Result<Self> {
+        let policies = Policies::new(&dopts.retry_policies, &dopts.default_retry_policy)
+            .map_err(|e| anyhow::anyhow!(e))?;
+        Ok(Self {
             gates: GateStore::new(pool.clone(), keys, gate),
+            deliveries: DeliveryStore::new(pool.clone(), keys.clone(), dopts.delivery_retention),
+            policies: Arc::new(policies),
+            allow_link_local: dopts.allow_link_local,
             pool,
             tokens: Arc::new(tokens),
             prometheus: telemetry::prometheus(),
-        }
+        })
     }
 }
 
@@ -83,6 +99,7 @@ pub fn load_tokens(opts: &ApiOpts) -> anyhow::Result<Vec<String>> {
 pub fn router(state: AppState, opts: &ApiOpts) -> Router {
     let api = Router::new()
         .merge(gates::routes())
+        .merge(deliveries::routes())
         .merge(health::routes())
         .merge(openapi::routes())
         .fallback(|| async { AppError::not_found("route_not_found", "no such endpoint") })
@@ -196,6 +213,7 @@ pub async fn serve(
 pub async fn run(
     redis: &RedisOpts,
     gate: &GateOpts,
+    dopts: &DeliveryOpts,
     opts: &ApiOpts,
     shutdown: CancellationToken,
 ) -> anyhow::Result<()> {
@@ -215,7 +233,7 @@ pub async fn run(
         );
     }
     let keys = Keys::new(&redis.key_prefix, redis.shards);
-    let state = AppState::new(pool, &keys, GateSettings::from(gate), tokens);
+    let state = AppState::new(pool, &keys, GateSettings::from(gate), dopts, tokens)?;
     let listener = TcpListener::bind(&opts.listen)
         .await
         .with_context(|| format!("binding {}", opts.listen))?;

@@ -4,7 +4,7 @@ use axum::routing::get;
 use axum::{Json, Router};
 use utoipa::OpenApi;
 
-use crate::{AppState, gates, health};
+use crate::{AppState, deliveries, gates, health};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -17,6 +17,7 @@ use crate::{AppState, gates, health};
         gates::get_grouped, gates::update_grouped, gates::delete_grouped,
         gates::get_env_grouped, gates::set_state_grouped, gates::history_grouped,
         gates::get_ticket, gates::release_ticket, gates::set_holidays, gates::list_holidays,
+        deliveries::create, deliveries::list, deliveries::show, deliveries::retry, deliveries::cancel,
     ),
     modifiers(&BearerAuth),
     security(("bearer" = [])),

@@ -76,6 +76,33 @@ pub struct GateOpts {
     pub gate_windows: BuildWindows,
 }
 
+/// Reliable deliveries (webhooks).
+#[derive(Args, Debug, Clone)]
+pub struct DeliveryOpts {
+    /// A named retry policy, NAME=SPEC (repeatable; in the environment,
+    /// `;`-separated). SPEC: `svix`, `scriptoria`, `schedule:5s,1m,1h`, or
+    /// `exponential:base=1s,factor=2,cap=1h,max_attempts=10,max_age=1d,jitter=full,retry_4xx=false`.
+    /// `svix`, `scriptoria` and `exponential` are always defined.
+    #[arg(
+        long = "retry-policy",
+        env = "SWITCHYARD_RETRY_POLICIES",
+        value_delimiter = ';'
+    )]
+    pub retry_policies: Vec<String>,
+
+    /// Policy of deliveries that name none.
+    #[arg(long, env = "SWITCHYARD_DEFAULT_RETRY_POLICY", default_value = "svix")]
+    pub default_retry_policy: String,
+
+    /// How long finished (succeeded, dead, cancelled) deliveries are kept.
+    #[arg(long, env = "SWITCHYARD_DELIVERY_RETENTION", default_value = "7d", value_parser = humantime::parse_duration)]
+    pub delivery_retention: Duration,
+
+    /// Allow deliveries to link-local and cloud metadata addresses (169.254.0.0/16, fe80::/10).
+    #[arg(long, env = "SWITCHYARD_ALLOW_LINK_LOCAL", default_value_t = false)]
+    pub allow_link_local: bool,
+}
+
 /// The HTTP API.
 #[derive(Args, Debug, Clone)]
 pub struct ApiOpts {
@@ -116,9 +143,13 @@ pub struct SchedulerOpts {
     #[arg(long, env = "SWITCHYARD_SWEEP_INTERVAL", default_value = "1s", value_parser = humantime::parse_duration)]
     pub sweep_interval: Duration,
 
-    /// Most tickets expired per sweep step.
+    /// Most tickets expired per sweep step, and timers moved per shard per step.
     #[arg(long, env = "SWITCHYARD_SWEEP_BATCH", default_value_t = 256)]
     pub sweep_batch: usize,
+
+    /// How often due timers (delivery retries, deferred work) are moved into the work streams.
+    #[arg(long, env = "SWITCHYARD_TIMER_INTERVAL", default_value = "100ms", value_parser = humantime::parse_duration)]
+    pub timer_interval: Duration,
 }
 
 /// The worker.
@@ -137,6 +168,56 @@ pub struct WorkerOpts {
     pub worker_max_deliveries: u64,
 
     /// An entry pending longer than this is reclaimed by another worker.
-    #[arg(long, env = "SWITCHYARD_WORKER_VISIBILITY", default_value = "30s", value_parser = humantime::parse_duration)]
+    #[arg(long, env = "SWITCHYARD_WORKER_VISIBILITY", default_value = "60s", value_parser = humantime::parse_duration)]
     pub worker_visibility: Duration,
+
+    /// Entries processed at once by one worker.
+    #[arg(long, env = "SWITCHYARD_WORKER_CONCURRENCY", default_value_t = 64)]
+    pub worker_concurrency: usize,
+
+    /// How long in-flight entries may take to finish on shutdown; the rest
+    /// are left to be reclaimed.
+    #[arg(long, env = "SWITCHYARD_WORKER_SHUTDOWN_TIMEOUT", default_value = "10s", value_parser = humantime::parse_duration)]
+    pub worker_shutdown_timeout: Duration,
+
+    /// Signing secret for webhook-signature (Standard Webhooks: `whsec_` + base64).
+    #[arg(long, env = "SWITCHYARD_WEBHOOK_SECRET", hide_env_values = true)]
+    pub webhook_secret: Option<String>,
+
+    /// Connect timeout of a delivery attempt.
+    #[arg(long, env = "SWITCHYARD_DELIVERY_CONNECT_TIMEOUT", default_value = "5s", value_parser = humantime::parse_duration)]
+    pub delivery_connect_timeout: Duration,
+
+    /// Total timeout of a delivery attempt (must stay below the visibility timeout).
+    #[arg(long, env = "SWITCHYARD_DELIVERY_TIMEOUT", default_value = "30s", value_parser = humantime::parse_duration)]
+    pub delivery_timeout: Duration,
+
+    /// Response bytes read from a receiver (the rest is discarded).
+    #[arg(long, env = "SWITCHYARD_DELIVERY_MAX_RESPONSE_BYTES", default_value_t = 64 * 1024)]
+    pub delivery_max_response_bytes: usize,
+
+    /// Attempts in flight to one destination (host:port) per worker.
+    #[arg(
+        long,
+        env = "SWITCHYARD_DELIVERY_PER_DESTINATION",
+        default_value_t = 16
+    )]
+    pub delivery_per_destination: usize,
 }
+
+/// Defaults as the command line would give them (tests, benchmarks).
+macro_rules! defaults {
+    ($($t:ty),*) => {$(
+        impl Default for $t {
+            fn default() -> Self {
+                #[derive(clap::Parser)]
+                struct P {
+                    #[command(flatten)]
+                    inner: $t,
+                }
+                <P as clap::Parser>::parse_from(["switchyard"]).inner
+            }
+        }
+    )*};
+}
+defaults!(DeliveryOpts, WorkerOpts, SchedulerOpts, ApiOpts, GateOpts);

@@ -28,6 +28,13 @@ script!(GATES_SERVICE_UPDATE, "gates_service_update.lua");
 script!(GATES_HOLIDAYS_SET, "gates_holidays_set.lua");
 script!(WORK_ACK, "work_ack.lua");
 script!(WORK_DEAD, "work_dead.lua");
+script!(DELIVERY_ENQUEUE, "delivery_enqueue.lua");
+script!(DELIVERY_BEGIN, "delivery_begin.lua");
+script!(DELIVERY_FINISH, "delivery_finish.lua");
+script!(DELIVERY_RETRY, "delivery_retry.lua");
+script!(DELIVERY_CANCEL, "delivery_cancel.lua");
+script!(TIMERS_MOVE, "timers_move.lua");
+script!(WORK_DEFER, "work_defer.lua");
 
 /// Every script with its file name, for loading and readiness checks.
 pub fn all() -> Vec<(&'static str, &'static Script)> {
@@ -42,6 +49,13 @@ pub fn all() -> Vec<(&'static str, &'static Script)> {
         ("gates_holidays_set.lua", &*GATES_HOLIDAYS_SET),
         ("work_ack.lua", &*WORK_ACK),
         ("work_dead.lua", &*WORK_DEAD),
+        ("delivery_enqueue.lua", &*DELIVERY_ENQUEUE),
+        ("delivery_begin.lua", &*DELIVERY_BEGIN),
+        ("delivery_finish.lua", &*DELIVERY_FINISH),
+        ("delivery_retry.lua", &*DELIVERY_RETRY),
+        ("delivery_cancel.lua", &*DELIVERY_CANCEL),
+        ("timers_move.lua", &*TIMERS_MOVE),
+        ("work_defer.lua", &*WORK_DEFER),
     ]
 }
 

@@ -8,7 +8,7 @@ use reqwest::{Method, StatusCode};
 use serde_json::Value;
 use switchyard_api::{AppState, router, serve};
 use switchyard_scheduler::Scheduler;
-use switchyard_shared::config::{ApiOpts, SchedulerOpts, WorkerOpts};
+use switchyard_shared::config::{ApiOpts, DeliveryOpts, SchedulerOpts, WorkerOpts};
 use switchyard_shared::gates::{BuildWindows, GateSettings};
 use switchyard_shared::{Keys, RedisPool};
 use tempfile::TempDir;
@@ -103,6 +103,7 @@ pub fn scheduler_opts() -> SchedulerOpts {
     SchedulerOpts {
         sweep_interval: Duration::from_millis(20),
         sweep_batch: 16,
+        timer_interval: Duration::from_millis(20),
     }
 }
 
@@ -112,6 +113,27 @@ pub fn worker_opts(name: &str) -> WorkerOpts {
         worker_block: Duration::from_millis(100),
         worker_max_deliveries: 3,
         worker_visibility: Duration::from_millis(200),
+        worker_concurrency: 32,
+        worker_shutdown_timeout: Duration::from_secs(2),
+        webhook_secret: Some(TEST_SECRET.into()),
+        delivery_connect_timeout: Duration::from_secs(2),
+        delivery_timeout: Duration::from_secs(5),
+        ..WorkerOpts::default()
+    }
+}
+
+/// The webhook signing secret of test workers (Standard Webhooks form).
+pub const TEST_SECRET: &str = "whsec_c3dpdGNoeWFyZC10ZXN0LXNlY3JldC0zMmJ5dGVzISE=";
+
+/// Test retry policies: fast ones, so retries happen within a test.
+pub fn delivery_opts() -> DeliveryOpts {
+    DeliveryOpts {
+        retry_policies: vec![
+            "fast=schedule:50ms,50ms,50ms".into(),
+            "fast4xx=schedule:50ms,50ms,retry_4xx".into(),
+        ],
+        default_retry_policy: "fast".into(),
+        ..DeliveryOpts::default()
     }
 }
 
@@ -122,6 +144,7 @@ pub struct TestApp {
     pub keys: Keys,
     pub pool: RedisPool,
     pub settings: GateSettings,
+    pub delivery: DeliveryOpts,
     pub token: Option<String>,
     shutdown: CancellationToken,
 }
@@ -129,6 +152,7 @@ pub struct TestApp {
 pub struct AppConfig {
     pub settings: GateSettings,
     pub api: ApiOpts,
+    pub delivery: DeliveryOpts,
     pub tokens: Vec<String>,
 }
 
@@ -137,6 +161,7 @@ impl Default for AppConfig {
         Self {
             settings: gate_settings(),
             api: api_opts(),
+            delivery: delivery_opts(),
             tokens: vec![],
         }
     }
@@ -147,6 +172,7 @@ pub async fn spawn_app() -> TestApp {
 }
 
 pub async fn spawn_app_with(cfg: AppConfig) -> TestApp {
+    switchyard_shared::init_tls();
     let redis = RedisServer::start();
     let pool = RedisPool::new(&redis.url, 16).unwrap();
     pool.wait_ready(Duration::from_secs(5)).await.unwrap();
@@ -155,8 +181,10 @@ pub async fn spawn_app_with(cfg: AppConfig) -> TestApp {
         pool.clone(),
         &keys,
         cfg.settings.clone(),
+        &cfg.delivery,
         cfg.tokens.clone(),
-    );
+    )
+    .unwrap();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let shutdown = CancellationToken::new();
@@ -174,6 +202,7 @@ pub async fn spawn_app_with(cfg: AppConfig) -> TestApp {
         keys,
         pool,
         settings: cfg.settings,
+        delivery: cfg.delivery,
         token: cfg.tokens.first().cloned(),
         shutdown,
     }
@@ -237,6 +266,7 @@ impl TestApp {
             self.pool.clone(),
             &self.keys,
             self.settings.clone(),
+            self.delivery.delivery_retention,
             scheduler_opts(),
         )
     }
@@ -276,4 +306,20 @@ where
 
 pub fn worker(app: &TestApp, name: &str) -> switchyard_worker::Worker {
     switchyard_worker::Worker::new(app.pool.clone(), app.keys.clone(), worker_opts(name))
+}
+
+/// The production worker (delivery handler registered), running until the
+/// returned token is cancelled; and the scheduler moving timers.
+pub fn run_worker_and_scheduler(app: &TestApp, name: &str) -> CancellationToken {
+    let stop = CancellationToken::new();
+    let w = switchyard_worker::build(
+        app.pool.clone(),
+        app.keys.clone(),
+        &worker_opts(name),
+        &app.delivery,
+    )
+    .unwrap();
+    tokio::spawn(std::sync::Arc::new(w).run(stop.clone()));
+    tokio::spawn(app.scheduler().run(stop.clone()));
+    stop
 }

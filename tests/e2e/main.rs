@@ -2,8 +2,10 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::type_complexity)]
 
 mod bad_input;
+mod deliveries;
 mod gates;
 mod harness;
 mod platform;
 mod race;
+mod receiver;
 mod worker;

@@ -172,6 +172,7 @@ async fn tokens_are_required_when_configured() {
 
 /// One HTTP call from a plain (non-async) test.
 fn http_status(method: &str, url: &str, body: &str) -> u16 {
+    switchyard_shared::init_tls();
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()

@@ -45,7 +45,7 @@ async fn entries_are_acked_after_handling_and_unknown_kinds_are_dead_lettered() 
         seen: AtomicUsize::new(0),
         outcome: Outcome::Done,
     });
-    let w = worker(&app, "w1").with_handler("test.ok", ok.clone());
+    let w = Arc::new(worker(&app, "w1").with_handler("test.ok", ok.clone()));
     w.ensure_groups().await.unwrap();
     let mut redis = app.redis.conn();
     let s3 = app.keys.work_stream(3);
@@ -85,7 +85,7 @@ async fn entries_of_a_dead_worker_are_reclaimed_and_poison_goes_to_dead_letters(
         seen: AtomicUsize::new(0),
         outcome: Outcome::Retry("busy".into()),
     });
-    let a = worker(&app, "a").with_handler("job", flaky.clone());
+    let a = Arc::new(worker(&app, "a").with_handler("job", flaky.clone()));
     a.ensure_groups().await.unwrap();
     for _ in 0..3 {
         xadd(&mut redis, &s, "job");
@@ -100,7 +100,7 @@ async fn entries_of_a_dead_worker_are_reclaimed_and_poison_goes_to_dead_letters(
         seen: AtomicUsize::new(0),
         outcome: Outcome::Done,
     });
-    let b = worker(&app, "b").with_handler("job", good.clone());
+    let b = Arc::new(worker(&app, "b").with_handler("job", good.clone()));
     eventually(Duration::from_secs(5), || async {
         b.reclaim().await.unwrap() == 3
     })

@@ -2,16 +2,22 @@
 //! (`sy:{NN}:work`) with a consumer group, dispatching each entry by its
 //! `kind` field to a registered [`Handler`].
 //!
-//! * Reads use `XREADGROUP … BLOCK` on a dedicated connection.
+//! * Reads use `XREADGROUP … BLOCK` on a dedicated connection; up to
+//!   `--worker-concurrency` entries are processed at once.
 //! * An entry is acknowledged (and deleted) only after its outcome is
-//!   recorded; a handler that fails permanently, an unknown kind, or an
-//!   entry delivered more than `--worker-max-deliveries` times goes to the
-//!   shard's dead letters (`sy:{NN}:dead`) with the reason, in the same call.
+//!   recorded — by the handler's own script ([`Outcome::Handled`]) or here.
+//!   A permanent failure, an unknown kind, or an entry delivered more than
+//!   `--worker-max-deliveries` times goes to the shard's dead letters
+//!   (`sy:{NN}:dead`) with the reason, in the same call as the ack.
 //! * Entries pending longer than `--worker-visibility` (their worker died or
 //!   hung) are reclaimed with `XAUTOCLAIM` by any live worker.
 //! * [`Worker::step`] and [`Worker::reclaim`] are single iterations so tests
-//!   can drive them; [`Worker::run`] loops until shutdown, finishing the
-//!   entry in hand and leaving the rest to be reclaimed.
+//!   drive them; [`Worker::run`] loops until shutdown, then stops reading,
+//!   lets in-flight entries finish within a timeout and leaves the rest to be
+//!   reclaimed.
+//! * [`delivery`] — the HTTP delivery handler (kind `delivery`).
+
+pub mod delivery;
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -21,12 +27,14 @@ use anyhow::Context;
 use futures::future::BoxFuture;
 use redis::Value;
 use redis::aio::MultiplexedConnection;
-use switchyard_shared::config::{RedisOpts, WorkerOpts};
+use switchyard_shared::config::{DeliveryOpts, RedisOpts, WorkerOpts};
 use switchyard_shared::{Keys, RedisPool, scripts};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
 
 /// The consumer group every worker joins.
-pub const GROUP: &str = "switchyard";
+pub use switchyard_shared::WORK_GROUP as GROUP;
 /// Dead letters kept per shard (approximate trim).
 pub const DEAD_LETTERS_MAX: u64 = 100_000;
 
@@ -46,6 +54,8 @@ pub struct WorkEntry {
 pub enum Outcome {
     /// Done: acknowledge.
     Done,
+    /// The handler recorded the outcome and acknowledged in one script.
+    Handled,
     /// Not now: leave it pending; it is reclaimed after the visibility timeout.
     Retry(String),
     /// Never: move it to the dead letters with this reason.
@@ -62,6 +72,8 @@ pub struct Worker {
     opts: WorkerOpts,
     name: String,
     handlers: HashMap<String, Arc<dyn Handler>>,
+    permits: Arc<Semaphore>,
+    tracker: TaskTracker,
 }
 
 impl Worker {
@@ -71,11 +83,13 @@ impl Worker {
             format!("{}-{}", host.trim(), std::process::id())
         });
         Self {
+            permits: Arc::new(Semaphore::new(opts.worker_concurrency.max(1))),
             pool,
             keys,
             opts,
             name,
             handlers: HashMap::new(),
+            tracker: TaskTracker::new(),
         }
     }
 
@@ -116,16 +130,71 @@ impl Worker {
         Ok(())
     }
 
-    /// Read new entries (blocking up to `--worker-block`) and process them.
-    /// Returns how many were processed.
-    pub async fn step(&self, conn: &mut MultiplexedConnection) -> anyhow::Result<usize> {
+    /// Wait for at least one free slot, then take as many as are free (≤ 256).
+    async fn permits(&self) -> anyhow::Result<Vec<OwnedSemaphorePermit>> {
+        let first = self.permits.clone().acquire_owned().await?;
+        let mut permits = vec![first];
+        while permits.len() < 256 {
+            match self.permits.clone().try_acquire_owned() {
+                Ok(p) => permits.push(p),
+                Err(_) => break,
+            }
+        }
+        Ok(permits)
+    }
+
+    fn spawn_all(
+        self: &Arc<Self>,
+        entries: Vec<WorkEntry>,
+        permits: Vec<OwnedSemaphorePermit>,
+    ) -> Vec<tokio::task::JoinHandle<()>> {
+        entries
+            .into_iter()
+            .zip(permits)
+            .map(|(e, permit)| {
+                let me = self.clone();
+                self.tracker.spawn(async move {
+                    let id = e.id.clone();
+                    if let Err(err) = me.process(e).await {
+                        tracing::warn!(entry = %id, error = %format!("{err:#}"), "processing failed; the entry will be reclaimed");
+                    }
+                    drop(permit);
+                })
+            })
+            .collect()
+    }
+
+    /// Read new entries (blocking up to `--worker-block`) and start processing
+    /// them; returns at once with how many were read.
+    pub async fn step_detached(
+        self: &Arc<Self>,
+        conn: &mut MultiplexedConnection,
+    ) -> anyhow::Result<usize> {
+        Ok(self.read_and_spawn(conn).await?.len())
+    }
+
+    /// Read new entries and process them to the end. Returns how many.
+    pub async fn step(self: &Arc<Self>, conn: &mut MultiplexedConnection) -> anyhow::Result<usize> {
+        let handles = self.read_and_spawn(conn).await?;
+        let n = handles.len();
+        for h in handles {
+            h.await.context("worker task")?;
+        }
+        Ok(n)
+    }
+
+    async fn read_and_spawn(
+        self: &Arc<Self>,
+        conn: &mut MultiplexedConnection,
+    ) -> anyhow::Result<Vec<tokio::task::JoinHandle<()>>> {
+        let permits = self.permits().await?;
         let streams = self.streams();
         let mut cmd = redis::cmd("XREADGROUP");
         cmd.arg("GROUP")
             .arg(GROUP)
             .arg(&self.name)
             .arg("COUNT")
-            .arg(64)
+            .arg(permits.len())
             .arg("BLOCK")
             .arg(self.opts.worker_block.as_millis() as u64)
             .arg("STREAMS")
@@ -134,54 +203,61 @@ impl Worker {
             cmd.arg(">");
         }
         let reply: Value = cmd.query_async(conn).await.context("XREADGROUP")?;
-        let entries = parse_read(&reply);
-        let n = entries.len();
-        for e in entries {
-            self.process(e).await?;
-        }
-        Ok(n)
+        Ok(self.spawn_all(parse_read(&reply), permits))
     }
 
     /// Claim entries idle past the visibility timeout from dead or stuck
     /// consumers, and process them. Returns how many were claimed.
-    pub async fn reclaim(&self) -> anyhow::Result<usize> {
+    pub async fn reclaim(self: &Arc<Self>) -> anyhow::Result<usize> {
         let mut total = 0;
         let idle = self.opts.worker_visibility.as_millis() as u64;
         for s in self.streams() {
-            let mut conn = self.pool.get().await?;
-            let reply: Value = redis::cmd("XAUTOCLAIM")
-                .arg(&s)
-                .arg(GROUP)
-                .arg(&self.name)
-                .arg(idle)
-                .arg("0-0")
-                .arg("COUNT")
-                .arg(64)
-                .query_async(&mut conn)
-                .await
-                .with_context(|| format!("XAUTOCLAIM {s}"))?;
-            let Value::Array(parts) = reply else { continue };
-            let Some(claimed) = parts.get(1) else {
-                continue;
-            };
-            let mut entries = parse_entries(&s, claimed);
-            for e in &mut entries {
-                // XAUTOCLAIM counted this delivery; read the count back.
-                let pending: Value = redis::cmd("XPENDING")
+            loop {
+                let permits = self.permits().await?;
+                let mut conn = self.pool.get().await?;
+                let reply: Value = redis::cmd("XAUTOCLAIM")
                     .arg(&s)
                     .arg(GROUP)
-                    .arg(&e.id)
-                    .arg(&e.id)
-                    .arg(1)
+                    .arg(&self.name)
+                    .arg(idle)
+                    .arg("0-0")
+                    .arg("COUNT")
+                    .arg(permits.len())
                     .query_async(&mut conn)
-                    .await?;
-                e.deliveries = pending_count(&pending).unwrap_or(1);
+                    .await
+                    .with_context(|| format!("XAUTOCLAIM {s}"))?;
+                let Value::Array(parts) = reply else { break };
+                let Some(claimed) = parts.get(1) else { break };
+                let mut entries = parse_entries(&s, claimed);
+                if entries.is_empty() {
+                    break;
+                }
+                for e in &mut entries {
+                    // XAUTOCLAIM counted this delivery; read the count back.
+                    let pending: Value = redis::cmd("XPENDING")
+                        .arg(&s)
+                        .arg(GROUP)
+                        .arg(&e.id)
+                        .arg(&e.id)
+                        .arg(1)
+                        .query_async(&mut conn)
+                        .await?;
+                    e.deliveries = pending_count(&pending).unwrap_or(1);
+                }
+                drop(conn);
+                total += entries.len();
+                let more = entries.len() == permits.len();
+                for h in self.spawn_all(entries, permits) {
+                    h.await.context("worker task")?;
+                }
+                if !more {
+                    break;
+                }
             }
-            drop(conn);
-            total += entries.len();
-            for e in entries {
-                self.process(e).await?;
-            }
+        }
+        if total > 0 {
+            metrics::counter!("switchyard_work_reclaimed_total").increment(total as u64);
+            tracing::info!(total, "reclaimed stalled work entries");
         }
         Ok(total)
     }
@@ -195,9 +271,10 @@ impl Worker {
                 None => Outcome::Dead(format!("no handler for kind {:?}", e.kind)),
             }
         };
-        let mut conn = self.pool.get().await?;
         let label = match &outcome {
+            Outcome::Handled => "handled",
             Outcome::Done => {
+                let mut conn = self.pool.get().await?;
                 let _: i64 = scripts::WORK_ACK
                     .key(&e.stream)
                     .arg(GROUP)
@@ -211,6 +288,7 @@ impl Worker {
                 "retry"
             }
             Outcome::Dead(reason) => {
+                let mut conn = self.pool.get().await?;
                 let dead = e.stream.replace(":work", ":dead");
                 let _: i64 = scripts::WORK_DEAD
                     .key(&e.stream)
@@ -233,8 +311,10 @@ impl Worker {
         Ok(())
     }
 
-    /// Loop until `shutdown`: read, process, and reclaim every half visibility timeout.
-    pub async fn run(self, shutdown: CancellationToken) -> anyhow::Result<()> {
+    /// Loop until `shutdown`: read and process; reclaim every half visibility
+    /// timeout. On shutdown, stop claiming and give in-flight entries
+    /// `--worker-shutdown-timeout` to finish.
+    pub async fn run(self: Arc<Self>, shutdown: CancellationToken) -> anyhow::Result<()> {
         self.ensure_groups().await?;
         let timeout = self.opts.worker_block + Duration::from_secs(5);
         let mut conn = self
@@ -248,7 +328,7 @@ impl Worker {
         while !shutdown.is_cancelled() {
             let res = tokio::select! {
                 () = shutdown.cancelled() => break,
-                r = self.step(&mut conn) => r,
+                r = self.step_detached(&mut conn) => r,
             };
             if let Err(e) = res {
                 tracing::warn!(error = %format!("{e:#}"), "worker step failed");
@@ -259,10 +339,21 @@ impl Worker {
             }
             if last_reclaim.elapsed() >= reclaim_every {
                 last_reclaim = tokio::time::Instant::now();
-                if let Err(e) = self.reclaim().await {
-                    tracing::warn!(error = %format!("{e:#}"), "reclaim failed");
-                }
+                let me = self.clone();
+                // In the background, so a long reclaim never stops reading.
+                self.tracker.spawn(async move {
+                    if let Err(e) = me.reclaim().await {
+                        tracing::warn!(error = %format!("{e:#}"), "reclaim failed");
+                    }
+                });
             }
+        }
+        self.tracker.close();
+        if tokio::time::timeout(self.opts.worker_shutdown_timeout, self.tracker.wait())
+            .await
+            .is_err()
+        {
+            tracing::warn!("in-flight work did not finish in time; it will be reclaimed");
         }
         tracing::info!(name = %self.name, "worker stopped");
         Ok(())
@@ -336,10 +427,23 @@ fn pending_count(v: &Value) -> Option<u64> {
     }
 }
 
+/// Build the production worker: every handler registered.
+pub fn build(
+    pool: RedisPool,
+    keys: Keys,
+    opts: &WorkerOpts,
+    dopts: &DeliveryOpts,
+) -> anyhow::Result<Worker> {
+    let handler = delivery::DeliveryHandler::new(pool.clone(), keys.clone(), opts, dopts)?;
+    Ok(Worker::new(pool, keys, opts.clone())
+        .with_handler(switchyard_shared::deliveries::KIND, Arc::new(handler)))
+}
+
 /// Run the worker role until `shutdown`.
 pub async fn run(
     redis: &RedisOpts,
     opts: &WorkerOpts,
+    dopts: &DeliveryOpts,
     shutdown: CancellationToken,
 ) -> anyhow::Result<()> {
     let url = redis
@@ -349,5 +453,7 @@ pub async fn run(
     let pool = RedisPool::new(url, redis.redis_pool_size)?;
     pool.wait_ready(Duration::from_secs(30)).await?;
     let keys = Keys::new(&redis.key_prefix, redis.shards);
-    Worker::new(pool, keys, opts.clone()).run(shutdown).await
+    Arc::new(build(pool, keys, opts, dopts)?)
+        .run(shutdown)
+        .await
 }

@@ -1,0 +1,859 @@
+//! Reliable HTTP deliveries ("send this webhook reliably").
+//!
+//! A delivery is a Redis hash (`sy:{NN}:dlv:<id>`) plus an attempt log; its
+//! id names its shard (`d<shard>-<uuid>`), so any replica finds it without a
+//! lookup, and a script of any other entity on that shard can create one in
+//! its own atomic call ([`lua/prelude.lua`]'s `outbox_delivery`). Attempts
+//! run from the shard's work stream; retries wait in the shard's timer set
+//! and are moved back into the stream by the scheduler (`timers_move.lua`).
+//!
+//! * [`RetryPolicy`] — named retry schedules (`svix`, `scriptoria`,
+//!   configurable `exponential` and `schedule`), pure functions of the attempt
+//!   count and age.
+//! * [`classify`] — what an HTTP outcome means: success, retry (honouring
+//!   `Retry-After`), or permanent failure.
+//! * [`DeliveryStore`] — every state change is one script call.
+
+use std::collections::{BTreeMap, HashMap};
+use std::time::Duration;
+
+use redis::AsyncCommands;
+use serde::Serialize;
+use serde_json::Value;
+
+use crate::keys::{DeliveryKeys, Keys};
+use crate::redis_pool::{PoolError, RedisPool};
+use crate::scripts;
+use crate::time::iso_ms;
+
+/// Attempt log entries kept per delivery.
+pub const ATTEMPT_LOG_CAP: u32 = 100;
+/// Stream/timer kind of deliveries.
+pub const KIND: &str = "delivery";
+/// The states a delivery goes through.
+pub const STATES: [&str; 6] = [
+    "pending",
+    "in_flight",
+    "succeeded",
+    "failed_retrying",
+    "dead",
+    "cancelled",
+];
+
+/// A new delivery id on `shard`.
+pub fn new_id(shard: u16) -> String {
+    format!("d{shard}-{}", uuid::Uuid::now_v7().simple())
+}
+
+/// The shard a delivery id names, if the id is well-formed for `shards`.
+pub fn shard_of_id(id: &str, shards: u16) -> Option<u16> {
+    let rest = id.strip_prefix('d')?;
+    let (shard, uuid) = rest.split_once('-')?;
+    let shard: u16 = shard.parse().ok()?;
+    (shard < shards && uuid.len() == 32 && uuid.bytes().all(|b| b.is_ascii_hexdigit()))
+        .then_some(shard)
+}
+
+/// The timer member of a delivery's next attempt.
+pub fn timer_member(id: &str) -> String {
+    format!("{KIND}|{id}")
+}
+
+// ---------------------------------------------------------------------------
+// Retry policies
+
+#[derive(Clone, Debug, PartialEq)]
+pub enum RetryPolicy {
+    /// Fixed delays: after attempt n (1-based) wait `delays[n-1]`; gives up
+    /// after `delays.len() + 1` attempts.
+    Schedule {
+        delays: Vec<Duration>,
+        retry_4xx: bool,
+    },
+    /// Scriptoria's: wait n^5 + 30 s after attempt n+1, n = 0..10: 12 attempts, ~61 h.
+    Scriptoria,
+    /// `base * factor^(n-1)`, capped, for at most `max_attempts` attempts and
+    /// `max_age` since creation; with full jitter the delay is uniform in [0, d].
+    Exponential {
+        base: Duration,
+        factor: f64,
+        cap: Duration,
+        max_attempts: u32,
+        max_age: Option<Duration>,
+        jitter: bool,
+        retry_4xx: bool,
+    },
+}
+
+impl RetryPolicy {
+    pub fn svix() -> Self {
+        let h = 3600;
+        RetryPolicy::Schedule {
+            delays: [5, 300, 1800, 2 * h, 5 * h, 10 * h, 10 * h]
+                .into_iter()
+                .map(Duration::from_secs)
+                .collect(),
+            retry_4xx: false,
+        }
+    }
+
+    pub fn max_attempts(&self) -> u32 {
+        match self {
+            RetryPolicy::Schedule { delays, .. } => delays.len() as u32 + 1,
+            RetryPolicy::Scriptoria => 12,
+            RetryPolicy::Exponential { max_attempts, .. } => *max_attempts,
+        }
+    }
+
+    pub fn retry_4xx(&self) -> bool {
+        match self {
+            RetryPolicy::Schedule { retry_4xx, .. }
+            | RetryPolicy::Exponential { retry_4xx, .. } => *retry_4xx,
+            RetryPolicy::Scriptoria => false,
+        }
+    }
+
+    /// The wait before the next attempt after `done` attempts failed, the
+    /// delivery being `age` old; `None` = give up. `unit` in [0, 1) drives jitter.
+    pub fn delay(&self, done: u32, age: Duration, unit: f64) -> Option<Duration> {
+        if done == 0 {
+            return Some(Duration::ZERO);
+        }
+        if done >= self.max_attempts() {
+            return None;
+        }
+        let d = match self {
+            RetryPolicy::Schedule { delays, .. } => delays[(done - 1) as usize],
+            RetryPolicy::Scriptoria => Duration::from_secs(u64::from(done - 1).pow(5) + 30),
+            RetryPolicy::Exponential {
+                base,
+                factor,
+                cap,
+                max_age,
+                jitter,
+                ..
+            } => {
+                let raw = base.as_secs_f64() * factor.powi(done as i32 - 1);
+                let mut d = Duration::from_secs_f64(raw.min(cap.as_secs_f64()).max(0.0));
+                if *jitter {
+                    d = Duration::from_secs_f64(d.as_secs_f64() * unit.clamp(0.0, 1.0));
+                }
+                if let Some(max) = max_age
+                    && age + d > *max
+                {
+                    return None;
+                }
+                d
+            }
+        };
+        Some(d)
+    }
+
+    /// Parse `svix`, `scriptoria`, `schedule:5s,1m[,retry_4xx]` or
+    /// `exponential:base=1s,factor=2,cap=1h,max_attempts=10[,max_age=1d][,jitter=full|none][,retry_4xx=true]`.
+    pub fn parse(spec: &str) -> Result<Self, String> {
+        let (kind, rest) = spec.split_once(':').unwrap_or((spec, ""));
+        let dur = |v: &str| humantime::parse_duration(v).map_err(|e| format!("{v:?}: {e}"));
+        match kind {
+            "svix" => Ok(Self::svix()),
+            "scriptoria" => Ok(RetryPolicy::Scriptoria),
+            "schedule" => {
+                let mut delays = Vec::new();
+                let mut retry_4xx = false;
+                for part in rest.split(',').filter(|p| !p.is_empty()) {
+                    if part == "retry_4xx" {
+                        retry_4xx = true;
+                    } else {
+                        delays.push(dur(part)?);
+                    }
+                }
+                if delays.is_empty() {
+                    return Err("schedule needs at least one delay".into());
+                }
+                Ok(RetryPolicy::Schedule { delays, retry_4xx })
+            }
+            "exponential" => {
+                let mut p = (
+                    Duration::from_secs(1),
+                    2.0,
+                    Duration::from_secs(3600),
+                    10u32,
+                    None,
+                    true,
+                    false,
+                );
+                for part in rest.split(',').filter(|p| !p.is_empty()) {
+                    let (k, v) = part
+                        .split_once('=')
+                        .ok_or_else(|| format!("expected key=value, got {part:?}"))?;
+                    match k {
+                        "base" => p.0 = dur(v)?,
+                        "factor" => {
+                            p.1 = v
+                                .parse()
+                                .map_err(|_| format!("factor {v:?} is not a number"))?
+                        }
+                        "cap" => p.2 = dur(v)?,
+                        "max_attempts" => {
+                            p.3 = v
+                                .parse()
+                                .map_err(|_| format!("max_attempts {v:?} is not a count"))?
+                        }
+                        "max_age" => p.4 = Some(dur(v)?),
+                        "jitter" => p.5 = matches!(v, "full" | "true"),
+                        "retry_4xx" => p.6 = v == "true",
+                        other => return Err(format!("unknown exponential option {other:?}")),
+                    }
+                }
+                if p.1 < 1.0 || p.3 == 0 {
+                    return Err("factor must be >= 1 and max_attempts >= 1".into());
+                }
+                Ok(RetryPolicy::Exponential {
+                    base: p.0,
+                    factor: p.1,
+                    cap: p.2,
+                    max_attempts: p.3,
+                    max_age: p.4,
+                    jitter: p.5,
+                    retry_4xx: p.6,
+                })
+            }
+            other => Err(format!("unknown retry policy kind {other:?}")),
+        }
+    }
+}
+
+/// Named retry policies: the built-ins plus configured ones.
+#[derive(Clone, Debug)]
+pub struct Policies {
+    map: HashMap<String, RetryPolicy>,
+    default: String,
+}
+
+impl Policies {
+    /// `specs` are `name=spec` (see [`RetryPolicy::parse`]).
+    pub fn new(specs: &[String], default: &str) -> Result<Self, String> {
+        let mut map = HashMap::new();
+        map.insert("svix".to_owned(), RetryPolicy::svix());
+        map.insert("scriptoria".to_owned(), RetryPolicy::Scriptoria);
+        map.insert(
+            "exponential".to_owned(),
+            RetryPolicy::parse("exponential:")?,
+        );
+        for s in specs {
+            let (name, spec) = s
+                .split_once('=')
+                .ok_or_else(|| format!("retry policy {s:?}: expected name=spec"))?;
+            let p = RetryPolicy::parse(spec).map_err(|e| format!("retry policy {name}: {e}"))?;
+            map.insert(name.to_owned(), p);
+        }
+        if !map.contains_key(default) {
+            return Err(format!("default retry policy {default:?} is not defined"));
+        }
+        Ok(Self {
+            map,
+            default: default.to_owned(),
+        })
+    }
+
+    pub fn get(&self, name: &str) -> Option<&RetryPolicy> {
+        self.map.get(name)
+    }
+
+    pub fn default_name(&self) -> &str {
+        &self.default
+    }
+
+    pub fn names(&self) -> Vec<&str> {
+        let mut v: Vec<&str> = self.map.keys().map(String::as_str).collect();
+        v.sort_unstable();
+        v
+    }
+}
+
+/// What an attempt's outcome means.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Verdict {
+    Success,
+    /// Try again; `after` overrides the policy's delay (Retry-After).
+    Retry {
+        after: Option<Duration>,
+    },
+    /// Never retry.
+    Permanent(String),
+}
+
+/// Classify an attempt: `status` is the HTTP status, `None` for a timeout or
+/// connection error.
+pub fn classify(status: Option<u16>, retry_after: Option<Duration>, retry_4xx: bool) -> Verdict {
+    match status {
+        None => Verdict::Retry { after: None },
+        Some(s) if (200..300).contains(&s) => Verdict::Success,
+        Some(429) | Some(503) => Verdict::Retry { after: retry_after },
+        Some(410) => Verdict::Permanent("410 Gone: the receiver asked us to stop".into()),
+        Some(s) if (400..500).contains(&s) && !retry_4xx => {
+            Verdict::Permanent(format!("{s} is a permanent client error"))
+        }
+        Some(s) if (300..400).contains(&s) => {
+            Verdict::Permanent(format!("{s}: redirects are not followed"))
+        }
+        Some(_) => Verdict::Retry { after: None },
+    }
+}
+
+/// Parse a Retry-After header: delta seconds or an HTTP date.
+pub fn parse_retry_after(v: &str, now: chrono::DateTime<chrono::Utc>) -> Option<Duration> {
+    let v = v.trim();
+    if let Ok(secs) = v.parse::<u64>() {
+        return Some(Duration::from_secs(secs));
+    }
+    let at = chrono::DateTime::parse_from_rfc2822(v).ok()?;
+    (at.with_timezone(&chrono::Utc) - now).to_std().ok()
+}
+
+/// True for addresses a webhook must not reach unless explicitly allowed:
+/// link-local (which includes cloud metadata at 169.254.169.254), the AWS
+/// IPv6 metadata address, unspecified and multicast.
+pub fn address_forbidden(ip: std::net::IpAddr) -> bool {
+    match ip {
+        std::net::IpAddr::V4(v4) => {
+            v4.is_link_local() || v4.is_unspecified() || v4.is_multicast() || v4.is_broadcast()
+        }
+        std::net::IpAddr::V6(v6) => {
+            let seg = v6.segments();
+            (seg[0] & 0xffc0) == 0xfe80
+                || v6.is_unspecified()
+                || v6.is_multicast()
+                || v6 == std::net::Ipv6Addr::new(0xfd00, 0xec2, 0, 0, 0, 0, 0, 0x254)
+                || v6
+                    .to_ipv4_mapped()
+                    .is_some_and(|v4| address_forbidden(std::net::IpAddr::V4(v4)))
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Store
+
+#[derive(Debug, thiserror::Error)]
+pub enum DeliveryError {
+    #[error("delivery not found")]
+    NotFound,
+    #[error("delivery is {0}")]
+    Conflict(String),
+    #[error("Redis: {0}")]
+    Redis(#[from] redis::RedisError),
+    #[error("Redis pool: {0}")]
+    Pool(#[from] PoolError),
+    #[error("unexpected script reply: {0}")]
+    Reply(String),
+}
+
+/// A delivery to create.
+#[derive(Debug, Clone)]
+pub struct NewDelivery {
+    pub url: String,
+    pub method: String,
+    pub headers: BTreeMap<String, String>,
+    /// The JSON body, as text.
+    pub body: String,
+    pub policy: String,
+    pub idempotency_key: Option<String>,
+    /// `host:port`, for per-destination limits and filtering.
+    pub destination: String,
+}
+
+#[derive(Serialize, Debug, Clone)]
+pub struct Attempt {
+    pub at: String,
+    pub outcome: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub status: Option<u16>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    pub latency_ms: u64,
+}
+
+#[derive(Serialize, Debug, Clone)]
+pub struct DeliveryView {
+    pub id: String,
+    pub state: String,
+    pub url: String,
+    pub method: String,
+    pub destination: String,
+    pub headers: Value,
+    pub body: Value,
+    pub policy: String,
+    pub attempts: u32,
+    pub created: String,
+    pub updated: String,
+    pub next_attempt_at: Option<String>,
+    pub last_status: Option<u16>,
+    pub last_error: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub attempt_log: Option<Vec<Attempt>>,
+}
+
+/// What a worker gets when it starts an attempt.
+#[derive(Debug, Clone)]
+pub enum Begin {
+    Skip(String),
+    Go(BeginAttempt),
+}
+
+#[derive(Debug, Clone)]
+pub struct BeginAttempt {
+    pub lease: i64,
+    pub url: String,
+    pub method: String,
+    pub headers: BTreeMap<String, String>,
+    pub body: String,
+    pub policy: String,
+    pub attempts: u32,
+    pub created_ms: i64,
+}
+
+/// The outcome of one attempt, for [`DeliveryStore::finish`].
+#[derive(Debug, Clone)]
+pub struct Finish<'a> {
+    pub id: &'a str,
+    pub lease: i64,
+    /// `succeeded`, `retry` or `dead`.
+    pub outcome: &'a str,
+    pub status: Option<u16>,
+    pub error: Option<&'a str>,
+    pub latency_ms: u64,
+    pub next_at_ms: i64,
+    pub started_ms: i64,
+    pub entry_id: &'a str,
+    pub group: &'a str,
+}
+
+#[derive(Clone)]
+pub struct DeliveryStore {
+    pool: RedisPool,
+    keys: Keys,
+    retention: Duration,
+}
+
+fn ms(d: Duration) -> u64 {
+    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
+}
+
+fn reply(raw: &str) -> Result<Value, DeliveryError> {
+    let v: Value =
+        serde_json::from_str(raw).map_err(|e| DeliveryError::Reply(format!("{e}: {raw}")))?;
+    match v.get("err").and_then(Value::as_str) {
+        Some("not_found") => Err(DeliveryError::NotFound),
+        Some("conflict") => Err(DeliveryError::Conflict(
+            v.get("state")
+                .and_then(Value::as_str)
+                .unwrap_or("busy")
+                .to_owned(),
+        )),
+        Some(other) => Err(DeliveryError::Reply(other.to_owned())),
+        None => Ok(v),
+    }
+}
+
+impl DeliveryStore {
+    pub fn new(pool: RedisPool, keys: Keys, retention: Duration) -> Self {
+        Self {
+            pool,
+            keys,
+            retention,
+        }
+    }
+
+    pub fn keys(&self) -> &Keys {
+        &self.keys
+    }
+
+    fn dkeys(&self, id: &str) -> Result<DeliveryKeys, DeliveryError> {
+        let shard = shard_of_id(id, self.keys.shards()).ok_or(DeliveryError::NotFound)?;
+        Ok(self.keys.delivery(shard, id))
+    }
+
+    /// Create a delivery and queue its first attempt. Returns its id and
+    /// whether it is new (false: the idempotency key named an existing one).
+    pub async fn enqueue(&self, d: &NewDelivery) -> Result<(String, bool), DeliveryError> {
+        let shard = match &d.idempotency_key {
+            Some(k) => self.keys.shard_of(k),
+            None => rand::random_range(0..self.keys.shards()),
+        };
+        let id = new_id(shard);
+        let k = self.keys.delivery(shard, &id);
+        let idem_key = self
+            .keys
+            .delivery_idempotency(shard, d.idempotency_key.as_deref().unwrap_or(""));
+        let headers =
+            serde_json::to_string(&d.headers).map_err(|e| DeliveryError::Reply(e.to_string()))?;
+        let mut conn = self.pool.get().await?;
+        let raw: String = scripts::DELIVERY_ENQUEUE
+            .key(&k.record)
+            .key(&k.stream)
+            .key(&k.index)
+            .key(&idem_key)
+            .arg(&id)
+            .arg(&d.url)
+            .arg(&d.method)
+            .arg(headers)
+            .arg(&d.body)
+            .arg(&d.policy)
+            .arg(&d.destination)
+            .arg(d.idempotency_key.as_deref().unwrap_or(""))
+            .arg(ms(self.retention))
+            .invoke_async(&mut conn)
+            .await?;
+        let v = reply(&raw)?;
+        match v.get("existing").and_then(Value::as_str) {
+            Some(existing) => Ok((existing.to_owned(), false)),
+            None => Ok((id, true)),
+        }
+    }
+
+    /// One delivery with its attempt log.
+    pub async fn get(&self, id: &str, with_log: bool) -> Result<DeliveryView, DeliveryError> {
+        let k = self.dkeys(id)?;
+        let mut conn = self.pool.get().await?;
+        let (rec, log): (HashMap<String, String>, Vec<String>) = redis::pipe()
+            .atomic()
+            .hgetall(&k.record)
+            .lrange(&k.log, 0, -1)
+            .query_async(&mut conn)
+            .await?;
+        if rec.is_empty() {
+            return Err(DeliveryError::NotFound);
+        }
+        Ok(view(rec, with_log.then_some(log)))
+    }
+
+    /// Deliveries, newest first, optionally filtered by state and destination.
+    /// `cursor` continues a previous page. Examines a bounded number of
+    /// records per call; the next cursor is returned when more may exist.
+    pub async fn list(
+        &self,
+        state: Option<&str>,
+        destination: Option<&str>,
+        limit: usize,
+        cursor: Option<(i64, String)>,
+    ) -> Result<(Vec<DeliveryView>, Option<String>), DeliveryError> {
+        const BUDGET: usize = 2000;
+        let mut conn = self.pool.get().await?;
+        let max = cursor
+            .as_ref()
+            .map_or("+inf".to_owned(), |(ms, _)| ms.to_string());
+        let per_shard = if state.is_some() || destination.is_some() {
+            BUDGET
+        } else {
+            limit + 1
+        };
+        let mut cands: Vec<(i64, String, u16)> = Vec::new();
+        for shard in 0..self.keys.shards() {
+            let rows: Vec<(String, f64)> = redis::cmd("ZREVRANGEBYSCORE")
+                .arg(self.keys.delivery_index(shard))
+                .arg(&max)
+                .arg("-inf")
+                .arg("WITHSCORES")
+                .arg("LIMIT")
+                .arg(0)
+                .arg(per_shard)
+                .query_async(&mut conn)
+                .await?;
+            cands.extend(rows.into_iter().map(|(id, s)| (s as i64, id, shard)));
+        }
+        if let Some((cms, cid)) = &cursor {
+            cands.retain(|(ms, id, _)| ms < cms || (ms == cms && id <= cid));
+        }
+        cands.sort_by(|a, b| (b.0, &b.1).cmp(&(a.0, &a.1)));
+        let mut out = Vec::new();
+        let mut next = None;
+        for (examined, (created, id, shard)) in cands.into_iter().enumerate() {
+            if out.len() == limit || examined >= BUDGET {
+                next = Some(format!("{created}:{id}"));
+                break;
+            }
+            let k = self.keys.delivery(shard, &id);
+            let rec: HashMap<String, String> = conn.hgetall(&k.record).await?;
+            if rec.is_empty() {
+                // Expired after its retention: drop it from the index too.
+                let _: i64 = conn.zrem(&k.index, &id).await?;
+                continue;
+            }
+            let v = view(rec, None);
+            if state.is_some_and(|s| s != v.state)
+                || destination.is_some_and(|d| d != v.destination)
+            {
+                continue;
+            }
+            out.push(v);
+        }
+        Ok((out, next))
+    }
+
+    /// Replay a dead, failed or cancelled delivery.
+    pub async fn retry(&self, id: &str) -> Result<(), DeliveryError> {
+        let k = self.dkeys(id)?;
+        let mut conn = self.pool.get().await?;
+        let raw: String = scripts::DELIVERY_RETRY
+            .key(&k.record)
+            .key(&k.log)
+            .key(&k.stream)
+            .key(&k.timers)
+            .key(&k.dead)
+            .arg(timer_member(id))
+            .invoke_async(&mut conn)
+            .await?;
+        reply(&raw).map(drop)
+    }
+
+    /// Cancel a delivery that has not finished.
+    pub async fn cancel(&self, id: &str) -> Result<(), DeliveryError> {
+        let k = self.dkeys(id)?;
+        let mut conn = self.pool.get().await?;
+        let raw: String = scripts::DELIVERY_CANCEL
+            .key(&k.record)
+            .key(&k.log)
+            .key(&k.timers)
+            .arg(timer_member(id))
+            .arg(ms(self.retention))
+            .invoke_async(&mut conn)
+            .await?;
+        reply(&raw).map(drop)
+    }
+
+    /// Start an attempt: take a new lease.
+    pub async fn begin(&self, id: &str) -> Result<Begin, DeliveryError> {
+        let k = self.dkeys(id)?;
+        let mut conn = self.pool.get().await?;
+        let raw: String = scripts::DELIVERY_BEGIN
+            .key(&k.record)
+            .invoke_async(&mut conn)
+            .await?;
+        let v = reply(&raw)?;
+        if let Some(s) = v.get("skip").and_then(Value::as_str) {
+            return Ok(Begin::Skip(s.to_owned()));
+        }
+        let s = |k: &str| {
+            v.get(k)
+                .and_then(Value::as_str)
+                .unwrap_or_default()
+                .to_owned()
+        };
+        let n = |k: &str| v.get(k).and_then(Value::as_f64).unwrap_or_default();
+        Ok(Begin::Go(BeginAttempt {
+            lease: n("lease") as i64,
+            url: s("url"),
+            method: s("method"),
+            headers: serde_json::from_str(&s("headers")).unwrap_or_default(),
+            body: s("body"),
+            policy: s("policy"),
+            attempts: n("attempts") as u32,
+            created_ms: n("created") as i64,
+        }))
+    }
+
+    /// Record an attempt's outcome and acknowledge its stream entry, in one
+    /// call. Returns the new state, or `None` when the lease was stale.
+    pub async fn finish(&self, f: &Finish<'_>) -> Result<Option<String>, DeliveryError> {
+        let k = self.dkeys(f.id)?;
+        let mut conn = self.pool.get().await?;
+        let raw: String = scripts::DELIVERY_FINISH
+            .key(&k.record)
+            .key(&k.log)
+            .key(&k.stream)
+            .key(&k.timers)
+            .key(&k.dead)
+            .arg(f.lease)
+            .arg(f.outcome)
+            .arg(f.status.map(|s| s.to_string()).unwrap_or_default())
+            .arg(f.error.unwrap_or(""))
+            .arg(f.latency_ms)
+            .arg(f.next_at_ms)
+            .arg(f.entry_id)
+            .arg(f.group)
+            .arg(ms(self.retention))
+            .arg(ATTEMPT_LOG_CAP)
+            .arg(timer_member(f.id))
+            .arg(f.started_ms)
+            .invoke_async(&mut conn)
+            .await?;
+        let v = reply(&raw)?;
+        if v.get("stale").and_then(Value::as_bool) == Some(true) {
+            return Ok(None);
+        }
+        Ok(v.get("state").and_then(Value::as_str).map(str::to_owned))
+    }
+
+    /// Move up to `limit` due timers of `shard` into its work stream.
+    pub async fn move_timers(&self, shard: u16, limit: usize) -> Result<usize, DeliveryError> {
+        let mut conn = self.pool.get().await?;
+        let n: i64 = scripts::TIMERS_MOVE
+            .key(self.keys.timers(shard))
+            .key(self.keys.work_stream(shard))
+            .arg(limit)
+            .invoke_async(&mut conn)
+            .await?;
+        Ok(n as usize)
+    }
+
+    /// Remove index entries older than the retention (their records are gone).
+    pub async fn prune_index(&self, shard: u16) -> Result<usize, DeliveryError> {
+        let cutoff = crate::time::now_ms() - ms(self.retention) as i64;
+        let mut conn = self.pool.get().await?;
+        let a: usize = conn
+            .zrembyscore(self.keys.delivery_index(shard), "-inf", cutoff)
+            .await?;
+        let b: usize = conn
+            .zrembyscore(self.keys.delivery_dead(shard), "-inf", cutoff)
+            .await?;
+        Ok(a + b)
+    }
+}
+
+fn view(rec: HashMap<String, String>, log: Option<Vec<String>>) -> DeliveryView {
+    let s = |k: &str| rec.get(k).cloned().unwrap_or_default();
+    let n = |k: &str| rec.get(k).and_then(|v| v.parse::<i64>().ok());
+    let state = s("state");
+    DeliveryView {
+        id: s("id"),
+        url: s("url"),
+        method: s("method"),
+        destination: s("destination"),
+        headers: serde_json::from_str(&s("headers")).unwrap_or(Value::Null),
+        body: serde_json::from_str(&s("body")).unwrap_or(Value::Null),
+        policy: s("policy"),
+        attempts: n("attempts").unwrap_or(0) as u32,
+        created: iso_ms(n("created").unwrap_or(0)),
+        updated: iso_ms(n("updated").unwrap_or(0)),
+        next_attempt_at: match state.as_str() {
+            "pending" | "failed_retrying" => n("next_at").map(iso_ms),
+            _ => None,
+        },
+        last_status: rec.get("last_status").and_then(|v| v.parse().ok()),
+        last_error: rec.get("last_error").filter(|e| !e.is_empty()).cloned(),
+        state,
+        attempt_log: log.map(|entries| {
+            entries
+                .iter()
+                .filter_map(|e| serde_json::from_str::<Value>(e).ok())
+                .map(|e| Attempt {
+                    at: iso_ms(e.get("at").and_then(Value::as_f64).unwrap_or(0.0) as i64),
+                    outcome: e
+                        .get("outcome")
+                        .and_then(Value::as_str)
+                        .unwrap_or_default()
+                        .to_owned(),
+                    status: e.get("status").and_then(Value::as_u64).map(|s| s as u16),
+                    error: e.get("error").and_then(Value::as_str).map(str::to_owned),
+                    latency_ms: e.get("latency_ms").and_then(Value::as_f64).unwrap_or(0.0) as u64,
+                })
+                .collect()
+        }),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    #[test]
+    fn ids_name_their_shard() {
+        let id = new_id(7);
+        assert_eq!(shard_of_id(&id, 16), Some(7));
+        assert_eq!(shard_of_id(&id, 4), None, "shard out of range");
+        assert_eq!(shard_of_id("d7-xyz", 16), None);
+        assert_eq!(shard_of_id("../etc", 16), None);
+    }
+
+    #[test]
+    fn scriptoria_waits_n5_plus_30_for_12_attempts_about_61_hours() {
+        let p = RetryPolicy::Scriptoria;
+        let delays: Vec<u64> = (1..12)
+            .map(|d| p.delay(d, Duration::ZERO, 0.5).unwrap().as_secs())
+            .collect();
+        assert_eq!(&delays[..5], &[30, 31, 62, 273, 1054]);
+        assert_eq!(delays[10], 100_030);
+        assert_eq!(p.delay(12, Duration::ZERO, 0.5), None);
+        let total: u64 = delays.iter().sum();
+        assert!((60 * 3600..62 * 3600).contains(&total), "{total}");
+    }
+
+    #[test]
+    fn svix_schedule() {
+        let p = RetryPolicy::svix();
+        let d: Vec<u64> = (1..8)
+            .map(|n| p.delay(n, Duration::ZERO, 0.0).unwrap().as_secs())
+            .collect();
+        assert_eq!(d, [5, 300, 1800, 7200, 18000, 36000, 36000]);
+        assert_eq!(p.delay(8, Duration::ZERO, 0.0), None);
+    }
+
+    #[test]
+    fn exponential_caps_jitters_and_gives_up_on_age() {
+        let p = RetryPolicy::parse(
+            "exponential:base=1s,factor=2,cap=5s,max_attempts=6,max_age=20s,jitter=none",
+        )
+        .unwrap();
+        let d: Vec<u64> = (1..6)
+            .map(|n| p.delay(n, Duration::ZERO, 0.3).unwrap().as_secs())
+            .collect();
+        assert_eq!(d, [1, 2, 4, 5, 5]);
+        assert_eq!(p.delay(6, Duration::ZERO, 0.3), None);
+        assert_eq!(p.delay(3, Duration::from_secs(18), 0.3), None, "max age");
+        let j =
+            RetryPolicy::parse("exponential:base=10s,factor=1,max_attempts=3,jitter=full").unwrap();
+        assert_eq!(
+            j.delay(1, Duration::ZERO, 0.5),
+            Some(Duration::from_secs(5))
+        );
+        assert!(RetryPolicy::parse("exponential:bogus=1").is_err());
+        assert!(RetryPolicy::parse("weird").is_err());
+        let s = RetryPolicy::parse("schedule:50ms,100ms").unwrap();
+        assert_eq!(s.max_attempts(), 3);
+    }
+
+    #[test]
+    fn classification() {
+        assert_eq!(classify(Some(204), None, false), Verdict::Success);
+        assert_eq!(classify(None, None, false), Verdict::Retry { after: None });
+        assert_eq!(
+            classify(Some(500), None, false),
+            Verdict::Retry { after: None }
+        );
+        let ra = Some(Duration::from_secs(7));
+        assert_eq!(classify(Some(429), ra, false), Verdict::Retry { after: ra });
+        assert_eq!(classify(Some(503), ra, false), Verdict::Retry { after: ra });
+        assert!(matches!(
+            classify(Some(410), None, true),
+            Verdict::Permanent(_)
+        ));
+        assert!(matches!(
+            classify(Some(400), None, false),
+            Verdict::Permanent(_)
+        ));
+        assert_eq!(
+            classify(Some(404), None, true),
+            Verdict::Retry { after: None }
+        );
+        let now = chrono::Utc::now();
+        assert_eq!(
+            parse_retry_after("120", now),
+            Some(Duration::from_secs(120))
+        );
+        let later = (now + chrono::Duration::seconds(60)).to_rfc2822();
+        let d = parse_retry_after(&later, now).unwrap();
+        assert!((59..=60).contains(&d.as_secs()), "{d:?}");
+    }
+
+    #[test]
+    fn policies_registry() {
+        let p = Policies::new(&["fast=schedule:10ms,10ms".into()], "svix").unwrap();
+        assert!(
+            p.get("fast").is_some() && p.get("svix").is_some() && p.get("scriptoria").is_some()
+        );
+        assert!(Policies::new(&[], "nope").is_err());
+        assert!(Policies::new(&["broken".into()], "svix").is_err());
+    }
+}
