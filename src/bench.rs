@@ -5,6 +5,8 @@
 
 use std::path::PathBuf;
 use std::process::Command;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
@@ -27,6 +29,26 @@ pub struct BenchCmd {
 enum What {
     /// Gate test-and-set + release through HTTP vs. the Lua script under redis-benchmark.
     Gates(GatesBench),
+    /// Deliveries/s to a fast local receiver with 1 and 2 worker processes, and BullMQ on the same Redis.
+    Deliveries(DeliveriesBench),
+}
+
+#[derive(Args)]
+struct DeliveriesBench {
+    /// Deliveries per run.
+    #[arg(long, default_value_t = 5000)]
+    jobs: usize,
+    /// Concurrent attempts per worker (both systems).
+    #[arg(long, default_value_t = 64)]
+    concurrency: usize,
+    /// The BullMQ peer's directory (npm ci runs there when node_modules is missing).
+    #[arg(long, default_value = "benches/peers/bullmq")]
+    bullmq_dir: PathBuf,
+    /// Skip the BullMQ runs.
+    #[arg(long)]
+    no_bullmq: bool,
+    #[arg(long, default_value = "redis-server")]
+    redis_server: PathBuf,
 }
 
 #[derive(Args)]
@@ -69,6 +91,7 @@ fn humantime_parse(s: &str) -> Result<Duration, String> {
 pub fn run(c: BenchCmd) -> anyhow::Result<()> {
     match c.what {
         What::Gates(g) => gates(g),
+        What::Deliveries(d) => deliveries(d),
     }
 }
 
@@ -322,4 +345,231 @@ fn parse_rps(text: &str) -> Option<f64> {
     let before = line.split(" requests per second").next()?;
     let num = before.rsplit([' ', ':', '\r']).find(|s| !s.is_empty())?;
     num.parse().ok()
+}
+
+fn deliveries(d: DeliveriesBench) -> anyhow::Result<()> {
+    let dir = std::env::temp_dir().join(format!("switchyard-bench-dlv-{}", std::process::id()));
+    let child = RedisChild::start(&d.redis_server, &dir)?;
+    let url = child.url();
+    let res = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()?
+        .block_on(deliveries_async(&d, &url));
+    child.stop();
+    std::fs::remove_dir_all(&dir).ok();
+    res
+}
+
+/// A receiver that answers 204 and counts, on loopback.
+async fn start_receiver() -> anyhow::Result<(String, Arc<AtomicUsize>, CancellationToken)> {
+    let count = Arc::new(AtomicUsize::new(0));
+    let c = count.clone();
+    let app = axum::Router::new().fallback(move || {
+        let c = c.clone();
+        async move {
+            c.fetch_add(1, Ordering::Relaxed);
+            axum::http::StatusCode::NO_CONTENT
+        }
+    });
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let url = format!("http://{}/hook", listener.local_addr()?);
+    let stop = CancellationToken::new();
+    let s = stop.clone();
+    tokio::spawn(async move {
+        axum::serve(listener, app)
+            .with_graceful_shutdown(async move { s.cancelled().await })
+            .await
+    });
+    Ok((url, count, stop))
+}
+
+async fn switchyard_run(
+    d: &DeliveriesBench,
+    url: &str,
+    hook: &str,
+    count: &AtomicUsize,
+    workers: usize,
+) -> anyhow::Result<f64> {
+    let pool = RedisPool::new(url, 16)?;
+    pool.wait_ready(Duration::from_secs(10)).await?;
+    let prefix = format!("sybench{workers}");
+    let keys = Keys::new(&prefix, 16);
+    let store = switchyard_shared::deliveries::DeliveryStore::new(
+        pool.clone(),
+        keys,
+        Duration::from_secs(3600),
+    );
+    let before = count.load(Ordering::Relaxed);
+    // Enqueue everything first, concurrently; only delivery is timed.
+    let mut tasks = tokio::task::JoinSet::new();
+    for chunk in (0..d.jobs)
+        .collect::<Vec<_>>()
+        .chunks(d.jobs.div_ceil(16).max(1))
+    {
+        let (store, hook, chunk) = (store.clone(), hook.to_owned(), chunk.to_vec());
+        tasks.spawn(async move {
+            for i in chunk {
+                store
+                    .enqueue(&switchyard_shared::deliveries::NewDelivery {
+                        url: hook.clone(),
+                        method: "POST".into(),
+                        headers: Default::default(),
+                        body: format!(r#"{{"event":"bench","n":{i}}}"#),
+                        policy: "svix".into(),
+                        idempotency_key: None,
+                        destination: "bench".into(),
+                    })
+                    .await?;
+            }
+            anyhow::Ok(())
+        });
+    }
+    while let Some(r) = tasks.join_next().await {
+        r??;
+    }
+    let exe = std::env::current_exe()?;
+    let start = Instant::now();
+    let mut procs = Vec::new();
+    for w in 0..workers {
+        procs.push(
+            Command::new(&exe)
+                .args([
+                    "worker",
+                    "--redis-url",
+                    url,
+                    "--key-prefix",
+                    &prefix,
+                    "--log-level",
+                    "warn",
+                ])
+                .args([
+                    "--worker-name",
+                    &format!("bench-{w}"),
+                    "--worker-block",
+                    "50ms",
+                ])
+                .args(["--worker-concurrency", &d.concurrency.to_string()])
+                .args(["--delivery-per-destination", &d.concurrency.to_string()])
+                .spawn()
+                .context("starting a worker process")?,
+        );
+    }
+    let deadline = Instant::now() + Duration::from_secs(300);
+    while count.load(Ordering::Relaxed) - before < d.jobs {
+        anyhow::ensure!(Instant::now() < deadline, "switchyard run timed out");
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+    let secs = start.elapsed().as_secs_f64();
+    for mut p in procs {
+        // SAFETY-free graceful stop: SIGTERM via kill(1), then wait.
+        Command::new("kill")
+            .arg("-TERM")
+            .arg(p.id().to_string())
+            .status()
+            .ok();
+        p.wait().ok();
+    }
+    Ok(d.jobs as f64 / secs)
+}
+
+fn bullmq_run(
+    d: &DeliveriesBench,
+    socket: &str,
+    hook: &str,
+    workers: usize,
+) -> anyhow::Result<f64> {
+    if !d.bullmq_dir.join("node_modules").exists() {
+        let ok = Command::new("npm")
+            .arg("ci")
+            .arg("--silent")
+            .current_dir(&d.bullmq_dir)
+            .status()?;
+        anyhow::ensure!(ok.success(), "npm ci failed in {}", d.bullmq_dir.display());
+    }
+    let out = Command::new("node")
+        .arg("bench.mjs")
+        .args([
+            "--socket",
+            socket,
+            "--url",
+            hook,
+            "--jobs",
+            &d.jobs.to_string(),
+        ])
+        .args([
+            "--concurrency",
+            &d.concurrency.to_string(),
+            "--workers",
+            &workers.to_string(),
+        ])
+        .args(["--prefix", &format!("bq{workers}")])
+        .current_dir(&d.bullmq_dir)
+        .output()
+        .context("running node (BullMQ peer)")?;
+    anyhow::ensure!(
+        out.status.success(),
+        "BullMQ peer failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let line = String::from_utf8_lossy(&out.stdout);
+    let v: serde_json::Value = serde_json::from_str(line.trim()).context("BullMQ peer output")?;
+    v["per_second"].as_f64().context("per_second missing")
+}
+
+async fn deliveries_async(d: &DeliveriesBench, url: &str) -> anyhow::Result<()> {
+    let (hook, count, stop) = start_receiver().await?;
+    let socket = url
+        .strip_prefix("unix://")
+        .context("unix socket url")?
+        .to_owned();
+    println!(
+        "deliveries: {} POSTs of a small JSON body to {hook} (answers 204), concurrency {} per worker, one Redis",
+        d.jobs, d.concurrency
+    );
+    let mut rows = Vec::new();
+    for workers in [1, 2] {
+        let s = switchyard_run(d, url, &hook, &count, workers).await?;
+        println!("  switchyard, {workers} worker process(es): {s:.0} deliveries/s");
+        let b = if d.no_bullmq {
+            None
+        } else {
+            let (socket, hook, d2) = (socket.clone(), hook.clone(), d.bullmq_dir.clone());
+            let jobs = d.jobs;
+            let conc = d.concurrency;
+            let r = tokio::task::spawn_blocking(move || {
+                bullmq_run(
+                    &DeliveriesBench {
+                        jobs,
+                        concurrency: conc,
+                        bullmq_dir: d2,
+                        no_bullmq: false,
+                        redis_server: PathBuf::new(),
+                    },
+                    &socket,
+                    &hook,
+                    workers,
+                )
+            })
+            .await??;
+            println!("  BullMQ,     {workers} worker(s) in one node process: {r:.0} jobs/s");
+            Some(r)
+        };
+        rows.push((workers, s, b));
+    }
+    println!();
+    for (w, s, b) in rows {
+        match b {
+            Some(b) => println!(
+                "ratio with {w} worker(s): switchyard / BullMQ = {:.2}",
+                s / b
+            ),
+            None => println!("{w} worker(s): {s:.0}/s"),
+        }
+    }
+    println!(
+        "(Switchyard's deliveries carry webhook-id/timestamp headers and a durable attempt log; BullMQ's jobs are removed on completion.)"
+    );
+    stop.cancel();
+    Ok(())
 }

@@ -549,3 +549,180 @@ async fn a_killed_worker_loses_nothing() {
         got.len() - N
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_slow_receiver_does_not_stall_the_others() {
+    let app = spawn_app().await;
+    let slow = Receiver::start(
+        Duration::from_secs(3),
+        Arc::new(|_, _| (StatusCode::OK, vec![])),
+    )
+    .await;
+    let fast = Receiver::ok().await;
+    let mut opts = crate::harness::worker_opts("w");
+    opts.worker_concurrency = 16;
+    opts.delivery_per_destination = 4;
+    let _stop = crate::harness::run_worker_with(&app, opts);
+    for _ in 0..40 {
+        app.post("/v1/deliveries", json!({"url": slow.url})).await;
+    }
+    let start = Instant::now();
+    let mut fast_ids = Vec::new();
+    for _ in 0..20 {
+        let (_, d) = app.post("/v1/deliveries", json!({"url": fast.url})).await;
+        fast_ids.push(d["id"].as_str().unwrap().to_owned());
+    }
+    eventually(Duration::from_secs(10), || async { fast.count() == 20 }).await;
+    assert!(
+        start.elapsed() < Duration::from_secs(2),
+        "fast receiver waited {:?} behind the slow one",
+        start.elapsed()
+    );
+    assert!(
+        slow.count() <= 4,
+        "at most the per-destination limit is in flight to the slow receiver"
+    );
+}
+
+#[tokio::test]
+async fn attempts_time_out_and_big_responses_are_cut() {
+    let app = spawn_app().await;
+    let hang = Receiver::start(
+        Duration::from_secs(5),
+        Arc::new(|_, _| (StatusCode::OK, vec![])),
+    )
+    .await;
+    let mut opts = crate::harness::worker_opts("w");
+    opts.delivery_timeout = Duration::from_millis(300);
+    let _stop = crate::harness::run_worker_with(&app, opts);
+    let (_, d) = app
+        .post("/v1/deliveries", json!({"url": hang.url, "policy": "fast"}))
+        .await;
+    let id = d["id"].as_str().unwrap().to_owned();
+    eventually(Duration::from_secs(10), || async {
+        state_of(&app, &id).await["attempts"].as_u64() >= Some(1)
+    })
+    .await;
+    let v = state_of(&app, &id).await;
+    let err = v["attempt_log"][0]["error"].as_str().unwrap();
+    assert!(err.contains("timeout"), "{err}");
+    assert!(v["attempt_log"][0]["latency_ms"].as_u64().unwrap() < 2000);
+}
+
+#[tokio::test]
+async fn finished_deliveries_expire_after_the_retention_and_metrics_report_the_engine() {
+    let app = spawn_app().await;
+    let rx = Receiver::ok().await;
+    let stop = run_worker_and_scheduler(&app, "w");
+    let (_, d) = app.post("/v1/deliveries", json!({"url": rx.url})).await;
+    let id = d["id"].as_str().unwrap().to_owned();
+    eventually(Duration::from_secs(10), || async {
+        state_of(&app, &id).await["state"] == "succeeded"
+    })
+    .await;
+    let shard = switchyard_shared::deliveries::shard_of_id(&id, 16).unwrap();
+    let k = app.keys.delivery(shard, &id);
+    let mut conn = app.redis.conn();
+    let ttl: i64 = redis::cmd("PTTL").arg(&k.record).query(&mut conn).unwrap();
+    let retention = app.delivery.delivery_retention.as_millis() as i64;
+    assert!(
+        ttl > 0 && ttl <= retention,
+        "finished record expires: {ttl}"
+    );
+    let ttl: i64 = redis::cmd("PTTL").arg(&k.log).query(&mut conn).unwrap();
+    assert!(ttl > 0, "attempt log expires too");
+    let len: usize = redis::cmd("XLEN").arg(&k.stream).query(&mut conn).unwrap();
+    assert_eq!(len, 0, "acknowledged entries are deleted from the stream");
+    stop.cancel();
+    app.scheduler().observe().await.unwrap();
+    let text = app
+        .client
+        .get(format!("{}/metrics", app.base))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    for m in [
+        r#"switchyard_deliveries_total{outcome="succeeded"}"#,
+        "switchyard_delivery_attempt_seconds_bucket",
+        "switchyard_work_stream_depth",
+        "switchyard_work_oldest_pending_seconds",
+        "switchyard_deliveries_dead",
+        "switchyard_deliveries_enqueued_total",
+    ] {
+        assert!(text.contains(m), "{m} missing from /metrics");
+    }
+}
+
+#[tokio::test]
+async fn a_script_changes_state_and_queues_its_callback_in_one_call() {
+    // The outbox: any script that includes the prelude can create a delivery
+    // in the same atomic call as its state change.
+    let app = spawn_app().await;
+    let rx = Receiver::ok().await;
+    let _stop = run_worker_and_scheduler(&app, "w");
+    let shard = 5;
+    let id = switchyard_shared::deliveries::new_id(shard);
+    let k = app.keys.delivery(shard, &id);
+    let state_key = format!("sy:{{{shard:02}}}:example:state");
+    let script = redis::Script::new(&format!(
+        "{}\nredis.call('SET', KEYS[4], 'approved')\n\
+         outbox_delivery(KEYS[1], KEYS[2], KEYS[3], ARGV[1], ARGV[2], 'POST', '{{}}', ARGV[3], 'fast', 'x', now_ms())\n\
+         return 1",
+        include_str!("../../lua/prelude.lua")
+    ));
+    let mut conn = app.pool.get().await.unwrap();
+    let _: i64 = script
+        .key(&k.record)
+        .key(&k.stream)
+        .key(&k.index)
+        .key(&state_key)
+        .arg(&id)
+        .arg(&rx.url)
+        .arg(r#"{"approved":true}"#)
+        .invoke_async(&mut conn)
+        .await
+        .unwrap();
+    eventually(Duration::from_secs(10), || async { rx.count() == 1 }).await;
+    assert_eq!(rx.received()[0].id(), id);
+    assert_eq!(rx.received()[0].body, r#"{"approved":true}"#);
+}
+
+#[tokio::test]
+async fn a_stopping_worker_finishes_what_it_holds() {
+    let app = spawn_app().await;
+    let rx = Receiver::start(
+        Duration::from_millis(500),
+        Arc::new(|_, _| (StatusCode::OK, vec![])),
+    )
+    .await;
+    let mut ids = Vec::new();
+    for _ in 0..5 {
+        let (_, d) = app.post("/v1/deliveries", json!({"url": rx.url})).await;
+        ids.push(d["id"].as_str().unwrap().to_owned());
+    }
+    let stop = run_worker_and_scheduler(&app, "w");
+    // Wait until all five are in flight, then ask the worker to stop.
+    eventually(Duration::from_secs(5), || async {
+        let mut n = 0;
+        for id in &ids {
+            if state_of(&app, id).await["state"] == "in_flight" {
+                n += 1;
+            }
+        }
+        n == 5
+    })
+    .await;
+    stop.cancel();
+    eventually(Duration::from_secs(5), || async {
+        let mut ok = true;
+        for id in &ids {
+            ok &= state_of(&app, id).await["state"] == "succeeded";
+        }
+        ok
+    })
+    .await;
+    assert_eq!(rx.count(), 5);
+}

@@ -311,14 +311,13 @@ pub fn worker(app: &TestApp, name: &str) -> switchyard_worker::Worker {
 /// The production worker (delivery handler registered), running until the
 /// returned token is cancelled; and the scheduler moving timers.
 pub fn run_worker_and_scheduler(app: &TestApp, name: &str) -> CancellationToken {
+    run_worker_with(app, worker_opts(name))
+}
+
+pub fn run_worker_with(app: &TestApp, opts: WorkerOpts) -> CancellationToken {
     let stop = CancellationToken::new();
-    let w = switchyard_worker::build(
-        app.pool.clone(),
-        app.keys.clone(),
-        &worker_opts(name),
-        &app.delivery,
-    )
-    .unwrap();
+    let w =
+        switchyard_worker::build(app.pool.clone(), app.keys.clone(), &opts, &app.delivery).unwrap();
     tokio::spawn(std::sync::Arc::new(w).run(stop.clone()));
     tokio::spawn(app.scheduler().run(stop.clone()));
     stop

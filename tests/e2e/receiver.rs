@@ -50,9 +50,6 @@ impl Drop for Receiver {
 }
 
 async fn hook(State(s): State<Shared>, headers: HeaderMap, body: Bytes) -> Response {
-    if !s.delay.is_zero() {
-        tokio::time::sleep(s.delay).await;
-    }
     let r = Received {
         headers: headers
             .iter()
@@ -71,6 +68,10 @@ async fn hook(State(s): State<Shared>, headers: HeaderMap, body: Bytes) -> Respo
         got.push(r);
         got.iter().filter(|x| x.id() == id).count()
     };
+    // Recorded on arrival; answered after the delay.
+    if !s.delay.is_zero() {
+        tokio::time::sleep(s.delay).await;
+    }
     let (status, extra) = (s.script)(&id, seen);
     let mut resp = (status, "receiver says hi").into_response();
     for (k, v) in extra {

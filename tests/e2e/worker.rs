@@ -131,3 +131,37 @@ async fn entries_of_a_dead_worker_are_reclaimed_and_poison_goes_to_dead_letters(
         "{dead:?}"
     );
 }
+
+#[tokio::test]
+async fn entries_beyond_the_free_slots_are_kept_and_processed_without_waiting_for_reclaim() {
+    // XREADGROUP's COUNT is per stream: one read over 16 shards returns more
+    // entries than a worker with 4 slots can start. None may be stranded.
+    let app = spawn_app().await;
+    let ok = Arc::new(Counting {
+        seen: AtomicUsize::new(0),
+        outcome: Outcome::Done,
+    });
+    let mut opts = crate::harness::worker_opts("small");
+    opts.worker_concurrency = 4;
+    opts.worker_visibility = Duration::from_secs(600); // no reclaim can help
+    let w = Arc::new(
+        switchyard_worker::Worker::new(app.pool.clone(), app.keys.clone(), opts)
+            .with_handler("job", ok.clone()),
+    );
+    w.ensure_groups().await.unwrap();
+    let mut redis = app.redis.conn();
+    for i in 0..160u16 {
+        xadd(&mut redis, &app.keys.work_stream(i % 16), "job");
+    }
+    let mut conn = app.pool.dedicated(Duration::from_secs(5)).await.unwrap();
+    let mut n = 0;
+    let start = std::time::Instant::now();
+    while n < 160 {
+        assert!(start.elapsed() < Duration::from_secs(10), "stuck at {n}");
+        n += w.step(&mut conn).await.unwrap();
+    }
+    assert_eq!(ok.seen.load(Ordering::SeqCst), 160);
+    for s in 0..16 {
+        assert_eq!(xlen(&mut redis, &app.keys.work_stream(s)), 0);
+    }
+}

@@ -74,6 +74,10 @@ pub struct Worker {
     handlers: HashMap<String, Arc<dyn Handler>>,
     permits: Arc<Semaphore>,
     tracker: TaskTracker,
+    /// Entries read but not started yet: XREADGROUP's COUNT is per stream,
+    /// so one read can return more than there are free slots. They are in
+    /// this consumer's pending list, so a crash leaves them to be reclaimed.
+    backlog: std::sync::Mutex<std::collections::VecDeque<WorkEntry>>,
 }
 
 impl Worker {
@@ -90,6 +94,7 @@ impl Worker {
             name,
             handlers: HashMap::new(),
             tracker: TaskTracker::new(),
+            backlog: std::sync::Mutex::default(),
         }
     }
 
@@ -188,6 +193,18 @@ impl Worker {
         conn: &mut MultiplexedConnection,
     ) -> anyhow::Result<Vec<tokio::task::JoinHandle<()>>> {
         let permits = self.permits().await?;
+        {
+            let mut backlog = self
+                .backlog
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            if !backlog.is_empty() {
+                let n = permits.len().min(backlog.len());
+                let entries: Vec<WorkEntry> = backlog.drain(..n).collect();
+                drop(backlog);
+                return Ok(self.spawn_all(entries, permits));
+            }
+        }
         let streams = self.streams();
         let mut cmd = redis::cmd("XREADGROUP");
         cmd.arg("GROUP")
@@ -203,7 +220,15 @@ impl Worker {
             cmd.arg(">");
         }
         let reply: Value = cmd.query_async(conn).await.context("XREADGROUP")?;
-        Ok(self.spawn_all(parse_read(&reply), permits))
+        let mut entries = parse_read(&reply);
+        if entries.len() > permits.len() {
+            let rest = entries.split_off(permits.len());
+            self.backlog
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .extend(rest);
+        }
+        Ok(self.spawn_all(entries, permits))
     }
 
     /// Claim entries idle past the visibility timeout from dead or stuck
