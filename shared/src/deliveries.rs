@@ -685,6 +685,22 @@ impl DeliveryStore {
         Ok(v.get("state").and_then(Value::as_str).map(str::to_owned))
     }
 
+    /// Mark a delivery dead because its work entry was dead-lettered.
+    pub async fn kill(&self, id: &str, reason: &str) -> Result<bool, DeliveryError> {
+        let k = self.dkeys(id)?;
+        let mut conn = self.pool.get().await?;
+        let n: i64 = scripts::DELIVERY_KILL
+            .key(&k.record)
+            .key(&k.log)
+            .key(&k.dead)
+            .arg(reason)
+            .arg(ms(self.retention))
+            .arg(ATTEMPT_LOG_CAP)
+            .invoke_async(&mut conn)
+            .await?;
+        Ok(n == 1)
+    }
+
     /// Move up to `limit` due timers of `shard` into its work stream.
     pub async fn move_timers(&self, shard: u16, limit: usize) -> Result<usize, DeliveryError> {
         let mut conn = self.pool.get().await?;

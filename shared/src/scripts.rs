@@ -35,6 +35,7 @@ script!(DELIVERY_RETRY, "delivery_retry.lua");
 script!(DELIVERY_CANCEL, "delivery_cancel.lua");
 script!(TIMERS_MOVE, "timers_move.lua");
 script!(WORK_DEFER, "work_defer.lua");
+script!(DELIVERY_KILL, "delivery_kill.lua");
 
 /// Every script with its file name, for loading and readiness checks.
 pub fn all() -> Vec<(&'static str, &'static Script)> {
@@ -56,6 +57,7 @@ pub fn all() -> Vec<(&'static str, &'static Script)> {
         ("delivery_cancel.lua", &*DELIVERY_CANCEL),
         ("timers_move.lua", &*TIMERS_MOVE),
         ("work_defer.lua", &*WORK_DEFER),
+        ("delivery_kill.lua", &*DELIVERY_KILL),
     ]
 }
 

@@ -726,3 +726,75 @@ async fn a_stopping_worker_finishes_what_it_holds() {
     .await;
     assert_eq!(rx.count(), 5);
 }
+
+#[tokio::test]
+async fn a_delivery_whose_entry_keeps_failing_to_finish_goes_dead() {
+    // Simulate attempts that crashed: the entry was claimed by a ghost
+    // consumer again and again without an outcome.
+    let app = spawn_app().await;
+    let rx = Receiver::ok().await;
+    let (_, d) = app.post("/v1/deliveries", json!({"url": rx.url})).await;
+    let id = d["id"].as_str().unwrap().to_owned();
+    let shard = switchyard_shared::deliveries::shard_of_id(&id, 16).unwrap();
+    let stream = app.keys.work_stream(shard);
+    let mut conn = app.redis.conn();
+    let _: redis::RedisResult<()> = redis::cmd("XGROUP")
+        .arg("CREATE")
+        .arg(&stream)
+        .arg("switchyard")
+        .arg("0")
+        .arg("MKSTREAM")
+        .query(&mut conn);
+    let read: redis::Value = redis::cmd("XREADGROUP")
+        .arg("GROUP")
+        .arg("switchyard")
+        .arg("ghost")
+        .arg("STREAMS")
+        .arg(&stream)
+        .arg(">")
+        .query(&mut conn)
+        .unwrap();
+    assert!(format!("{read:?}").contains(&id));
+    let entries: Vec<(String, Vec<(String, String)>)> = redis::cmd("XRANGE")
+        .arg(&stream)
+        .arg("-")
+        .arg("+")
+        .query(&mut conn)
+        .unwrap();
+    let entry = entries[0].0.clone();
+    let _: redis::Value = redis::cmd("XCLAIM")
+        .arg(&stream)
+        .arg("switchyard")
+        .arg("ghost")
+        .arg(0)
+        .arg(&entry)
+        .arg("RETRYCOUNT")
+        .arg(10)
+        .query(&mut conn)
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(250)).await; // past the 200 ms visibility
+    let w = Arc::new(
+        switchyard_worker::build(
+            app.pool.clone(),
+            app.keys.clone(),
+            &crate::harness::worker_opts("w"),
+            &app.delivery,
+        )
+        .unwrap(),
+    );
+    assert_eq!(w.reclaim().await.unwrap(), 1);
+    let v = state_of(&app, &id).await;
+    assert_eq!(v["state"], "dead", "{v}");
+    assert!(
+        v["last_error"].as_str().unwrap().contains("dead-lettered"),
+        "{v}"
+    );
+    assert_eq!(rx.count(), 0);
+    let dead: Vec<redis::Value> = redis::cmd("XRANGE")
+        .arg(app.keys.dead_letters(shard))
+        .arg("-")
+        .arg("+")
+        .query(&mut conn)
+        .unwrap();
+    assert_eq!(dead.len(), 1);
+}

@@ -356,6 +356,20 @@ impl Handler for DeliveryHandler {
     fn handle<'a>(&'a self, entry: &'a WorkEntry) -> BoxFuture<'a, Outcome> {
         Box::pin(self.attempt(entry))
     }
+
+    fn dead_lettered<'a>(&'a self, entry: &'a WorkEntry, reason: &'a str) -> BoxFuture<'a, ()> {
+        Box::pin(async move {
+            let why = format!("work entry dead-lettered: {reason}");
+            match self.store.kill(&entry.payload, &why).await {
+                Ok(true) => metrics::counter!("switchyard_deliveries_total", "outcome" => "dead")
+                    .increment(1),
+                Ok(false) => {}
+                Err(e) => {
+                    tracing::warn!(id = %entry.payload, error = %e, "could not mark the delivery dead")
+                }
+            }
+        })
+    }
 }
 
 #[cfg(test)]

@@ -64,6 +64,12 @@ pub enum Outcome {
 
 pub trait Handler: Send + Sync {
     fn handle<'a>(&'a self, entry: &'a WorkEntry) -> BoxFuture<'a, Outcome>;
+
+    /// Called after an entry of this kind went to the dead letters, so the
+    /// entity it belongs to can record that (a delivery becomes `dead`).
+    fn dead_lettered<'a>(&'a self, _entry: &'a WorkEntry, _reason: &'a str) -> BoxFuture<'a, ()> {
+        Box::pin(async {})
+    }
 }
 
 pub struct Worker {
@@ -240,7 +246,7 @@ impl Worker {
             loop {
                 let permits = self.permits().await?;
                 let mut conn = self.pool.get().await?;
-                let reply: Value = redis::cmd("XAUTOCLAIM")
+                let reply: redis::RedisResult<Value> = redis::cmd("XAUTOCLAIM")
                     .arg(&s)
                     .arg(GROUP)
                     .arg(&self.name)
@@ -249,8 +255,12 @@ impl Worker {
                     .arg("COUNT")
                     .arg(permits.len())
                     .query_async(&mut conn)
-                    .await
-                    .with_context(|| format!("XAUTOCLAIM {s}"))?;
+                    .await;
+                let reply = match reply {
+                    // No stream or group yet on this shard: nothing to reclaim.
+                    Err(e) if e.code() == Some("NOGROUP") => break,
+                    r => r.with_context(|| format!("XAUTOCLAIM {s}"))?,
+                };
                 let Value::Array(parts) = reply else { break };
                 let Some(claimed) = parts.get(1) else { break };
                 let mut entries = parse_entries(&s, claimed);
@@ -328,6 +338,9 @@ impl Worker {
                     .invoke_async(&mut conn)
                     .await?;
                 tracing::warn!(id = %e.id, kind = %e.kind, reason, "work entry dead-lettered");
+                if let Some(h) = self.handlers.get(&e.kind) {
+                    h.dead_lettered(&e, reason).await;
+                }
                 "dead"
             }
         };
