@@ -419,6 +419,7 @@ async fn switchyard_run(
                         policy: "svix".into(),
                         idempotency_key: None,
                         destination: "bench".into(),
+                        owner: None,
                     })
                     .await?;
             }

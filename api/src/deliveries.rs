@@ -77,20 +77,24 @@ pub(crate) struct CreateBody {
     idempotency_key: Option<String>,
 }
 
-/// Check a destination URL; answers `host:port`.
+/// Check a destination URL with the same parser the worker uses; answers `host:port`.
 pub fn check_url(raw: &str, allow_link_local: bool) -> AppResult<String> {
     let bad = |why: &str| AppError::bad_request("url_invalid", why.to_owned()).at("body.url");
     if raw.len() > URL_MAX {
         return Err(bad(&format!("url is longer than {URL_MAX} bytes")));
     }
-    let url = url_parse(raw).ok_or_else(|| bad("url is not a valid absolute URL"))?;
-    if url.0 != "http" && url.0 != "https" {
+    let url =
+        url::Url::parse(raw).map_err(|e| bad(&format!("url is not a valid absolute URL: {e}")))?;
+    if url.scheme() != "http" && url.scheme() != "https" {
         return Err(bad("url scheme must be http or https"));
     }
-    if url.1.is_empty() {
-        return Err(bad("url has no host"));
-    }
-    if let Ok(ip) = url.1.trim_matches(['[', ']']).parse::<IpAddr>()
+    let ip = match url.host() {
+        None => return Err(bad("url has no host")),
+        Some(url::Host::Ipv4(v4)) => Some(IpAddr::V4(v4)),
+        Some(url::Host::Ipv6(v6)) => Some(IpAddr::V6(v6)),
+        Some(url::Host::Domain(_)) => None,
+    };
+    if let Some(ip) = ip
         && !allow_link_local
         && switchyard_shared::deliveries::address_forbidden(ip)
     {
@@ -98,35 +102,11 @@ pub fn check_url(raw: &str, allow_link_local: bool) -> AppResult<String> {
             "link-local and metadata addresses are refused (see --allow-link-local)",
         ));
     }
-    Ok(format!("{}:{}", url.1, url.2))
-}
-
-/// (scheme, host, port) of an absolute http(s) URL, without a URL crate:
-/// scheme "://" [userinfo@] host [":" port] [path…].
-fn url_parse(raw: &str) -> Option<(String, String, u16)> {
-    let (scheme, rest) = raw.split_once("://")?;
-    let scheme = scheme.to_ascii_lowercase();
-    let authority = rest.split(['/', '?', '#']).next()?;
-    if authority.contains(char::is_whitespace) || raw.contains(char::is_control) {
-        return None;
-    }
-    let hostport = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
-    let default = if scheme == "https" { 443 } else { 80 };
-    let (host, port) = if let Some(v6) = hostport.strip_prefix('[') {
-        let (h, after) = v6.split_once(']')?;
-        let port = match after.strip_prefix(':') {
-            Some(p) => p.parse().ok()?,
-            None if after.is_empty() => default,
-            None => return None,
-        };
-        (format!("[{h}]"), port)
-    } else {
-        match hostport.rsplit_once(':') {
-            Some((h, p)) => (h.to_owned(), p.parse().ok()?),
-            None => (hostport.to_owned(), default),
-        }
-    };
-    Some((scheme, host.to_ascii_lowercase(), port))
+    let host = url.host_str().unwrap_or_default();
+    Ok(format!(
+        "{host}:{}",
+        url.port_or_known_default().unwrap_or(0)
+    ))
 }
 
 fn location(id: &str) -> HeaderValue {
@@ -220,6 +200,7 @@ pub(crate) async fn create(
         policy,
         idempotency_key: b.idempotency_key,
         destination,
+        owner: None,
     };
     let (id, created) = st.deliveries.enqueue(&new).await?;
     metrics::counter!("switchyard_deliveries_enqueued_total").increment(u64::from(created));

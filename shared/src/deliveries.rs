@@ -361,6 +361,8 @@ pub struct NewDelivery {
     pub idempotency_key: Option<String>,
     /// `host:port`, for per-destination limits and filtering.
     pub destination: String,
+    /// Told (`owner.failed` work) when the delivery finally fails, e.g. `net:<id>`.
+    pub owner: Option<String>,
 }
 
 #[derive(Serialize, Debug, Clone)]
@@ -411,6 +413,17 @@ pub struct BeginAttempt {
     pub policy: String,
     pub attempts: u32,
     pub created_ms: i64,
+    pub owner: String,
+}
+
+/// A work entry being dead-lettered, for [`DeliveryStore::kill`].
+#[derive(Debug, Clone)]
+pub struct DeadEntry<'a> {
+    pub reason: &'a str,
+    pub group: &'a str,
+    pub entry_id: &'a str,
+    pub deliveries: u64,
+    pub dead_letters_max: u64,
 }
 
 /// The outcome of one attempt, for [`DeliveryStore::finish`].
@@ -503,6 +516,7 @@ impl DeliveryStore {
             .arg(&d.destination)
             .arg(d.idempotency_key.as_deref().unwrap_or(""))
             .arg(ms(self.retention))
+            .arg(d.owner.as_deref().unwrap_or(""))
             .invoke_async(&mut conn)
             .await?;
         let v = reply(&raw)?;
@@ -601,6 +615,7 @@ impl DeliveryStore {
             .key(&k.stream)
             .key(&k.timers)
             .key(&k.dead)
+            .key(&k.index)
             .arg(timer_member(id))
             .invoke_async(&mut conn)
             .await?;
@@ -622,12 +637,13 @@ impl DeliveryStore {
         reply(&raw).map(drop)
     }
 
-    /// Start an attempt: take a new lease.
-    pub async fn begin(&self, id: &str) -> Result<Begin, DeliveryError> {
+    /// Start an attempt from work entry `entry`: take a new lease.
+    pub async fn begin(&self, id: &str, entry: &str) -> Result<Begin, DeliveryError> {
         let k = self.dkeys(id)?;
         let mut conn = self.pool.get().await?;
         let raw: String = scripts::DELIVERY_BEGIN
             .key(&k.record)
+            .arg(entry)
             .invoke_async(&mut conn)
             .await?;
         let v = reply(&raw)?;
@@ -650,6 +666,7 @@ impl DeliveryStore {
             policy: s("policy"),
             attempts: n("attempts") as u32,
             created_ms: n("created") as i64,
+            owner: s("owner"),
         }))
     }
 
@@ -685,17 +702,26 @@ impl DeliveryStore {
         Ok(v.get("state").and_then(Value::as_str).map(str::to_owned))
     }
 
-    /// Mark a delivery dead because its work entry was dead-lettered.
-    pub async fn kill(&self, id: &str, reason: &str) -> Result<bool, DeliveryError> {
+    /// Dead-letter a delivery's work entry and mark the delivery dead, in one call.
+    pub async fn kill(&self, id: &str, entry: &DeadEntry<'_>) -> Result<bool, DeliveryError> {
         let k = self.dkeys(id)?;
+        let shard = shard_of_id(id, self.keys.shards()).ok_or(DeliveryError::NotFound)?;
         let mut conn = self.pool.get().await?;
         let n: i64 = scripts::DELIVERY_KILL
             .key(&k.record)
             .key(&k.log)
             .key(&k.dead)
-            .arg(reason)
+            .key(&k.stream)
+            .key(self.keys.dead_letters(shard))
+            .arg(entry.reason)
             .arg(ms(self.retention))
             .arg(ATTEMPT_LOG_CAP)
+            .arg(entry.group)
+            .arg(entry.entry_id)
+            .arg(KIND)
+            .arg(id)
+            .arg(entry.deliveries)
+            .arg(entry.dead_letters_max)
             .invoke_async(&mut conn)
             .await?;
         Ok(n == 1)
@@ -713,17 +739,34 @@ impl DeliveryStore {
         Ok(n as usize)
     }
 
-    /// Remove index entries older than the retention (their records are gone).
+    /// Drop index entries whose records expired. Only entries older than the
+    /// retention can be gone; each is checked, since a delivery still retrying
+    /// (a long schedule) is older than that and must stay listed.
     pub async fn prune_index(&self, shard: u16) -> Result<usize, DeliveryError> {
         let cutoff = crate::time::now_ms() - ms(self.retention) as i64;
         let mut conn = self.pool.get().await?;
-        let a: usize = conn
-            .zrembyscore(self.keys.delivery_index(shard), "-inf", cutoff)
-            .await?;
-        let b: usize = conn
-            .zrembyscore(self.keys.delivery_dead(shard), "-inf", cutoff)
-            .await?;
-        Ok(a + b)
+        let mut removed = 0;
+        for index in [
+            self.keys.delivery_index(shard),
+            self.keys.delivery_dead(shard),
+        ] {
+            let old: Vec<String> = redis::cmd("ZRANGEBYSCORE")
+                .arg(&index)
+                .arg("-inf")
+                .arg(cutoff)
+                .arg("LIMIT")
+                .arg(0)
+                .arg(1000)
+                .query_async(&mut conn)
+                .await?;
+            for id in old {
+                let exists: bool = conn.exists(self.keys.delivery(shard, &id).record).await?;
+                if !exists {
+                    removed += conn.zrem::<_, _, usize>(&index, &id).await?;
+                }
+            }
+        }
+        Ok(removed)
     }
 }
 

@@ -14,6 +14,7 @@ pub mod config;
 pub mod deliveries;
 pub mod gates;
 pub mod keys;
+pub mod nets;
 pub mod redis_pool;
 pub mod scripts;
 pub mod telemetry;

@@ -451,6 +451,7 @@ async fn a_killed_worker_loses_nothing() {
                 policy: "fast".into(),
                 idempotency_key: None,
                 destination: "127.0.0.1".into(),
+                owner: None,
             })
             .await
             .unwrap();
@@ -797,4 +798,93 @@ async fn a_delivery_whose_entry_keeps_failing_to_finish_goes_dead() {
         .query(&mut conn)
         .unwrap();
     assert_eq!(dead.len(), 1);
+}
+
+#[tokio::test]
+async fn a_stale_attempt_cannot_revive_or_fork_a_delivery() {
+    let app = spawn_app().await;
+    let store = DeliveryStore::new(
+        app.pool.clone(),
+        app.keys.clone(),
+        Duration::from_secs(3600),
+    );
+    let (id, _) = store
+        .enqueue(&NewDelivery {
+            url: "http://127.0.0.1:9/x".into(),
+            method: "POST".into(),
+            headers: Default::default(),
+            body: "{}".into(),
+            policy: "fast".into(),
+            idempotency_key: None,
+            destination: "127.0.0.1:9".into(),
+            owner: None,
+        })
+        .await
+        .unwrap();
+    let switchyard_shared::deliveries::Begin::Go(a) = store.begin(&id, "1-1").await.unwrap() else {
+        panic!("skip")
+    };
+    // While the attempt runs, the delivery is cancelled and then replayed.
+    store.cancel(&id).await.unwrap();
+    store.retry(&id).await.unwrap();
+    // The old attempt finishes: its lease is stale, nothing changes.
+    let finish = |outcome: &'static str, lease: i64, entry: &'static str| {
+        switchyard_shared::deliveries::Finish {
+            id: &id,
+            lease,
+            outcome,
+            status: Some(500),
+            error: None,
+            latency_ms: 1,
+            next_at_ms: chrono::Utc::now().timestamp_millis() + 60_000,
+            started_ms: 0,
+            entry_id: entry,
+            group: "switchyard",
+        }
+    };
+    assert_eq!(
+        store
+            .finish(&finish("retry", a.lease, "1-1"))
+            .await
+            .unwrap(),
+        None,
+        "stale"
+    );
+    let v = store.get(&id, true).await.unwrap();
+    assert_eq!(v.state, "pending", "the replay stands");
+    assert_eq!(v.attempts, 0);
+    // The replay's entry begins; a second entry for the same round is skipped.
+    let switchyard_shared::deliveries::Begin::Go(b) = store.begin(&id, "2-1").await.unwrap() else {
+        panic!("skip")
+    };
+    assert!(b.lease > a.lease);
+    assert!(
+        matches!(store.begin(&id, "3-1").await.unwrap(), switchyard_shared::deliveries::Begin::Skip(s) if s == "duplicate")
+    );
+    // Cancelled while in flight, then the destination-busy path: stays cancelled.
+    store.cancel(&id).await.unwrap();
+    let shard = switchyard_shared::deliveries::shard_of_id(&id, 16).unwrap();
+    let k = app.keys.delivery(shard, &id);
+    let mut conn = app.pool.get().await.unwrap();
+    let _: i64 = switchyard_shared::scripts::WORK_DEFER
+        .key(&k.stream)
+        .key(&k.timers)
+        .key(&k.record)
+        .arg("switchyard")
+        .arg("2-1")
+        .arg(switchyard_shared::deliveries::timer_member(&id))
+        .arg(10)
+        .arg(b.lease)
+        .invoke_async(&mut conn)
+        .await
+        .unwrap();
+    assert_eq!(store.get(&id, false).await.unwrap().state, "cancelled");
+    assert_eq!(
+        store
+            .finish(&finish("succeeded", b.lease, "2-1"))
+            .await
+            .unwrap()
+            .as_deref(),
+        Some("cancelled")
+    );
 }

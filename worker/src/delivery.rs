@@ -17,8 +17,8 @@ use hmac::{Hmac, Mac};
 use sha2::Sha256;
 use switchyard_shared::config::{DeliveryOpts, WorkerOpts};
 use switchyard_shared::deliveries::{
-    Begin, BeginAttempt, DeliveryStore, Finish, Policies, Verdict, classify, parse_retry_after,
-    timer_member,
+    Begin, BeginAttempt, DeadEntry, DeliveryStore, Finish, Policies, Verdict, classify,
+    parse_retry_after, timer_member,
 };
 use switchyard_shared::{Keys, RedisPool, scripts};
 use tokio::sync::Semaphore;
@@ -145,7 +145,7 @@ impl DeliveryHandler {
 
     async fn try_attempt(&self, e: &WorkEntry) -> anyhow::Result<Outcome> {
         let id = e.payload.as_str();
-        let a = match self.store.begin(id).await {
+        let a = match self.store.begin(id, &e.id).await {
             Ok(Begin::Go(a)) => a,
             Ok(Begin::Skip(state)) => {
                 tracing::debug!(id, state, "delivery needs no attempt");
@@ -156,7 +156,27 @@ impl DeliveryHandler {
             }
             Err(err) => return Err(err.into()),
         };
-        let url = reqwest::Url::parse(&a.url).context("stored url")?;
+        let url = match reqwest::Url::parse(&a.url) {
+            Ok(u) => u,
+            Err(err) => {
+                return self
+                    .give_up(e, id, &a, &format!("url cannot be parsed: {err}"))
+                    .await;
+            }
+        };
+        if !self.allow_link_local
+            && let Some(ip) = literal_ip(&url)
+            && forbidden(ip)
+        {
+            return self
+                .give_up(
+                    e,
+                    id,
+                    &a,
+                    &format!("address {ip} is not allowed (link-local/metadata)"),
+                )
+                .await;
+        }
         let destination = format!(
             "{}:{}",
             url.host_str().unwrap_or_default(),
@@ -224,6 +244,33 @@ impl DeliveryHandler {
                 "attempt finished on a stale lease; another worker owns the delivery"
             );
         }
+        Ok(Outcome::Handled)
+    }
+
+    /// Record a permanent failure without sending.
+    async fn give_up(
+        &self,
+        e: &WorkEntry,
+        id: &str,
+        a: &BeginAttempt,
+        why: &str,
+    ) -> anyhow::Result<Outcome> {
+        let now = switchyard_shared::time::now_ms();
+        self.store
+            .finish(&Finish {
+                id,
+                lease: a.lease,
+                outcome: "dead",
+                status: None,
+                error: Some(why),
+                latency_ms: 0,
+                next_at_ms: 0,
+                started_ms: now,
+                entry_id: &e.id,
+                group: GROUP,
+            })
+            .await?;
+        metrics::counter!("switchyard_deliveries_total", "outcome" => "dead").increment(1);
         Ok(Outcome::Handled)
     }
 
@@ -337,6 +384,15 @@ impl DeliveryHandler {
     }
 }
 
+/// The IP of a URL whose host is an address literal.
+fn literal_ip(url: &reqwest::Url) -> Option<IpAddr> {
+    match url.host()? {
+        url::Host::Ipv4(v4) => Some(IpAddr::V4(v4)),
+        url::Host::Ipv6(v6) => Some(IpAddr::V6(v6)),
+        url::Host::Domain(_) => None,
+    }
+}
+
 fn chrono_ts() -> i64 {
     switchyard_shared::time::now_ms() / 1000
 }
@@ -357,17 +413,28 @@ impl Handler for DeliveryHandler {
         Box::pin(self.attempt(entry))
     }
 
-    fn dead_lettered<'a>(&'a self, entry: &'a WorkEntry, reason: &'a str) -> BoxFuture<'a, ()> {
+    fn dead_letter<'a>(
+        &'a self,
+        entry: &'a WorkEntry,
+        reason: &'a str,
+    ) -> BoxFuture<'a, anyhow::Result<bool>> {
         Box::pin(async move {
             let why = format!("work entry dead-lettered: {reason}");
-            match self.store.kill(&entry.payload, &why).await {
+            let dead = DeadEntry {
+                reason: &why,
+                group: GROUP,
+                entry_id: &entry.id,
+                deliveries: entry.deliveries,
+                dead_letters_max: crate::DEAD_LETTERS_MAX,
+            };
+            match self.store.kill(&entry.payload, &dead).await {
                 Ok(true) => metrics::counter!("switchyard_deliveries_total", "outcome" => "dead")
                     .increment(1),
                 Ok(false) => {}
-                Err(e) => {
-                    tracing::warn!(id = %entry.payload, error = %e, "could not mark the delivery dead")
-                }
+                Err(switchyard_shared::deliveries::DeliveryError::NotFound) => return Ok(false),
+                Err(e) => return Err(e.into()),
             }
+            Ok(true)
         })
     }
 }

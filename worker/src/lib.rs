@@ -41,6 +41,7 @@ pub const DEAD_LETTERS_MAX: u64 = 100_000;
 /// One entry of a work stream.
 #[derive(Debug, Clone)]
 pub struct WorkEntry {
+    pub shard: u16,
     pub stream: String,
     pub id: String,
     pub kind: String,
@@ -65,10 +66,15 @@ pub enum Outcome {
 pub trait Handler: Send + Sync {
     fn handle<'a>(&'a self, entry: &'a WorkEntry) -> BoxFuture<'a, Outcome>;
 
-    /// Called after an entry of this kind went to the dead letters, so the
-    /// entity it belongs to can record that (a delivery becomes `dead`).
-    fn dead_lettered<'a>(&'a self, _entry: &'a WorkEntry, _reason: &'a str) -> BoxFuture<'a, ()> {
-        Box::pin(async {})
+    /// Dead-letter an entry of this kind that was delivered too often, and
+    /// record that on the entity it belongs to, in one call. Answers false
+    /// when the handler leaves it to the worker's generic dead-lettering.
+    fn dead_letter<'a>(
+        &'a self,
+        _entry: &'a WorkEntry,
+        _reason: &'a str,
+    ) -> BoxFuture<'a, anyhow::Result<bool>> {
+        Box::pin(async { Ok(false) })
     }
 }
 
@@ -184,6 +190,24 @@ impl Worker {
         Ok(self.read_and_spawn(conn).await?.len())
     }
 
+    /// XREADGROUP reply: [[stream, [[id, [field, value, …]], …]], …] (RESP2).
+    fn parse_read(&self, v: &Value) -> Vec<WorkEntry> {
+        let mut out = Vec::new();
+        if let Value::Array(streams) = v {
+            for s in streams {
+                if let Value::Array(pair) = s
+                    && let (Some(name), Some(entries)) = (pair.first().and_then(text), pair.get(1))
+                {
+                    let shard = (0..self.keys.shards())
+                        .find(|&i| self.keys.work_stream(i) == name)
+                        .unwrap_or(0);
+                    out.extend(parse_entries(shard, &name, entries));
+                }
+            }
+        }
+        out
+    }
+
     /// Read new entries and process them to the end. Returns how many.
     pub async fn step(self: &Arc<Self>, conn: &mut MultiplexedConnection) -> anyhow::Result<usize> {
         let handles = self.read_and_spawn(conn).await?;
@@ -212,12 +236,15 @@ impl Worker {
             }
         }
         let streams = self.streams();
+        // COUNT is per stream: ask each shard for its share of the free
+        // slots, so a read returns about as many entries as can start now.
+        let per_stream = permits.len().div_ceil(streams.len()).max(1);
         let mut cmd = redis::cmd("XREADGROUP");
         cmd.arg("GROUP")
             .arg(GROUP)
             .arg(&self.name)
             .arg("COUNT")
-            .arg(permits.len())
+            .arg(per_stream)
             .arg("BLOCK")
             .arg(self.opts.worker_block.as_millis() as u64)
             .arg("STREAMS")
@@ -226,7 +253,7 @@ impl Worker {
             cmd.arg(">");
         }
         let reply: Value = cmd.query_async(conn).await.context("XREADGROUP")?;
-        let mut entries = parse_read(&reply);
+        let mut entries = self.parse_read(&reply);
         if entries.len() > permits.len() {
             let rest = entries.split_off(permits.len());
             self.backlog
@@ -242,7 +269,8 @@ impl Worker {
     pub async fn reclaim(self: &Arc<Self>) -> anyhow::Result<usize> {
         let mut total = 0;
         let idle = self.opts.worker_visibility.as_millis() as u64;
-        for s in self.streams() {
+        for (shard, s) in self.streams().into_iter().enumerate() {
+            let shard = shard as u16;
             loop {
                 let permits = self.permits().await?;
                 let mut conn = self.pool.get().await?;
@@ -263,7 +291,7 @@ impl Worker {
                 };
                 let Value::Array(parts) = reply else { break };
                 let Some(claimed) = parts.get(1) else { break };
-                let mut entries = parse_entries(&s, claimed);
+                let mut entries = parse_entries(shard, &s, claimed);
                 if entries.is_empty() {
                     break;
                 }
@@ -323,8 +351,16 @@ impl Worker {
                 "retry"
             }
             Outcome::Dead(reason) => {
+                if let Some(h) = self.handlers.get(&e.kind)
+                    && h.dead_letter(&e, reason).await?
+                {
+                    tracing::warn!(id = %e.id, kind = %e.kind, reason, "work entry dead-lettered");
+                    metrics::counter!("switchyard_work_entries_total", "kind" => e.kind.clone(), "outcome" => "dead")
+                        .increment(1);
+                    return Ok(());
+                }
                 let mut conn = self.pool.get().await?;
-                let dead = e.stream.replace(":work", ":dead");
+                let dead = self.keys.dead_letters(e.shard);
                 let _: i64 = scripts::WORK_DEAD
                     .key(&e.stream)
                     .key(&dead)
@@ -338,9 +374,6 @@ impl Worker {
                     .invoke_async(&mut conn)
                     .await?;
                 tracing::warn!(id = %e.id, kind = %e.kind, reason, "work entry dead-lettered");
-                if let Some(h) = self.handlers.get(&e.kind) {
-                    h.dead_lettered(&e, reason).await;
-                }
                 "dead"
             }
         };
@@ -393,8 +426,39 @@ impl Worker {
         {
             tracing::warn!("in-flight work did not finish in time; it will be reclaimed");
         }
+        self.leave_groups().await;
         tracing::info!(name = %self.name, "worker stopped");
         Ok(())
+    }
+}
+
+impl Worker {
+    /// Remove this consumer from every group where it holds nothing, so
+    /// restarts do not pile up consumer names.
+    async fn leave_groups(&self) {
+        let Ok(mut conn) = self.pool.get().await else {
+            return;
+        };
+        for s in self.streams() {
+            let pending: redis::RedisResult<Value> = redis::cmd("XPENDING")
+                .arg(&s)
+                .arg(GROUP)
+                .arg("-")
+                .arg("+")
+                .arg(1)
+                .arg(&self.name)
+                .query_async(&mut conn)
+                .await;
+            if matches!(pending, Ok(Value::Array(ref rows)) if rows.is_empty()) {
+                let _: redis::RedisResult<i64> = redis::cmd("XGROUP")
+                    .arg("DELCONSUMER")
+                    .arg(&s)
+                    .arg(GROUP)
+                    .arg(&self.name)
+                    .query_async(&mut conn)
+                    .await;
+            }
+        }
     }
 }
 
@@ -406,22 +470,7 @@ fn text(v: &Value) -> Option<String> {
     }
 }
 
-/// XREADGROUP reply: [[stream, [[id, [field, value, …]], …]], …] (RESP2).
-fn parse_read(v: &Value) -> Vec<WorkEntry> {
-    let mut out = Vec::new();
-    if let Value::Array(streams) = v {
-        for s in streams {
-            if let Value::Array(pair) = s
-                && let (Some(name), Some(entries)) = (pair.first().and_then(text), pair.get(1))
-            {
-                out.extend(parse_entries(&name, entries));
-            }
-        }
-    }
-    out
-}
-
-fn parse_entries(stream: &str, v: &Value) -> Vec<WorkEntry> {
+fn parse_entries(shard: u16, stream: &str, v: &Value) -> Vec<WorkEntry> {
     let mut out = Vec::new();
     let Value::Array(entries) = v else { return out };
     for e in entries {
@@ -443,6 +492,7 @@ fn parse_entries(stream: &str, v: &Value) -> Vec<WorkEntry> {
             }
         }
         out.push(WorkEntry {
+            shard,
             stream: stream.to_owned(),
             id,
             kind,
