@@ -141,6 +141,7 @@ async fn gates_async(g: &GatesBench, url: &str) -> anyhow::Result<()> {
         &keys,
         settings.clone(),
         &Default::default(),
+        &Default::default(),
         vec![],
     )?;
     let opts = ApiOpts {

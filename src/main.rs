@@ -15,7 +15,7 @@ use std::path::PathBuf;
 use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
 use switchyard_shared::config::{
-    ApiOpts, DeliveryOpts, GateOpts, LogOpts, RedisOpts, SchedulerOpts, WorkerOpts,
+    ApiOpts, DeliveryOpts, GateOpts, LogOpts, NetOpts, RedisOpts, SchedulerOpts, WorkerOpts,
 };
 use switchyard_shared::telemetry;
 use tokio_util::sync::CancellationToken;
@@ -48,6 +48,8 @@ enum Cmd {
 #[derive(Args)]
 struct ApiCmd {
     #[command(flatten)]
+    net: NetOpts,
+    #[command(flatten)]
     redis: RedisOpts,
     #[command(flatten)]
     log: LogOpts,
@@ -61,6 +63,8 @@ struct ApiCmd {
 
 #[derive(Args)]
 struct WorkerCmd {
+    #[command(flatten)]
+    net: NetOpts,
     #[command(flatten)]
     redis: RedisOpts,
     #[command(flatten)]
@@ -87,6 +91,8 @@ struct SchedulerCmd {
 
 #[derive(Args)]
 struct DevCmd {
+    #[command(flatten)]
+    net: NetOpts,
     #[command(flatten)]
     redis: RedisOpts,
     #[command(flatten)]
@@ -150,6 +156,7 @@ fn main() -> anyhow::Result<()> {
                     &c.redis,
                     &c.gate,
                     &c.delivery,
+                    &c.net,
                     &c.api,
                     shutdown_on_signals(),
                 )
@@ -159,8 +166,14 @@ fn main() -> anyhow::Result<()> {
         Cmd::Worker(c) => {
             telemetry::init_logging(&c.log);
             runtime()?.block_on(async {
-                switchyard_worker::run(&c.redis, &c.worker, &c.delivery, shutdown_on_signals())
-                    .await
+                switchyard_worker::run(
+                    &c.redis,
+                    &c.worker,
+                    &c.delivery,
+                    &c.net,
+                    shutdown_on_signals(),
+                )
+                .await
             })
         }
         Cmd::Scheduler(c) => {
@@ -183,6 +196,10 @@ fn main() -> anyhow::Result<()> {
 
 fn dev(mut c: DevCmd) -> anyhow::Result<()> {
     telemetry::init_logging(&c.log);
+    // Response links must point at this API unless told otherwise.
+    if c.net.public_url == NetOpts::default().public_url {
+        c.net.public_url = format!("http://{}", c.api.listen);
+    }
     // The child is started from the main thread, before any other thread
     // exists: its parent-death signal is tied to the thread that forked it.
     let child = match &c.redis.redis_url {
@@ -196,8 +213,16 @@ fn dev(mut c: DevCmd) -> anyhow::Result<()> {
     };
     let result = runtime()?.block_on(async {
         let shutdown = shutdown_on_signals();
-        let api = switchyard_api::run(&c.redis, &c.gate, &c.delivery, &c.api, shutdown.clone());
-        let worker = switchyard_worker::run(&c.redis, &c.worker, &c.delivery, shutdown.clone());
+        let api = switchyard_api::run(
+            &c.redis,
+            &c.gate,
+            &c.delivery,
+            &c.net,
+            &c.api,
+            shutdown.clone(),
+        );
+        let worker =
+            switchyard_worker::run(&c.redis, &c.worker, &c.delivery, &c.net, shutdown.clone());
         let scheduler = switchyard_scheduler::run(
             &c.redis,
             &c.gate,

@@ -14,6 +14,7 @@ mod deliveries;
 pub mod error;
 mod gates;
 mod health;
+mod nets;
 pub mod openapi;
 
 use std::sync::Arc;
@@ -26,9 +27,10 @@ use axum::http::{StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use metrics_exporter_prometheus::PrometheusHandle;
-use switchyard_shared::config::{ApiOpts, DeliveryOpts, GateOpts, RedisOpts};
+use switchyard_shared::config::{ApiOpts, DeliveryOpts, GateOpts, NetOpts, RedisOpts};
 use switchyard_shared::deliveries::{DeliveryStore, Policies};
 use switchyard_shared::gates::{GateSettings, GateStore};
+use switchyard_shared::nets::NetStore;
 use switchyard_shared::{Keys, RedisPool, telemetry};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
@@ -47,6 +49,9 @@ pub struct AppState {
     pub deliveries: DeliveryStore,
     pub policies: Arc<Policies>,
     pub allow_link_local: bool,
+    pub nets: NetStore,
+    pub public_url: String,
+    pub net_callback_policy: String,
     pub pool: RedisPool,
     tokens: Arc<Vec<String>>,
     prometheus: &'static PrometheusHandle,
@@ -58,6 +63,7 @@ impl AppState {
         keys: &Keys,
         gate: GateSettings,
         dopts: &DeliveryOpts,
+        nopts: &NetOpts,
         tokens: Vec<String>,
     ) -> anyhow::Result<Self> {
         let policies = Policies::new(&dopts.retry_policies, &dopts.default_retry_policy)
@@ -67,6 +73,14 @@ impl AppState {
             deliveries: DeliveryStore::new(pool.clone(), keys.clone(), dopts.delivery_retention),
             policies: Arc::new(policies),
             allow_link_local: dopts.allow_link_local,
+            nets: NetStore::new(
+                pool.clone(),
+                keys.clone(),
+                nopts.net_fire_bound,
+                nopts.net_retention,
+            ),
+            public_url: nopts.public_url.clone(),
+            net_callback_policy: nopts.net_callback_policy.clone(),
             pool,
             tokens: Arc::new(tokens),
             prometheus: telemetry::prometheus(),
@@ -100,6 +114,7 @@ pub fn router(state: AppState, opts: &ApiOpts) -> Router {
     let api = Router::new()
         .merge(gates::routes())
         .merge(deliveries::routes())
+        .merge(nets::routes())
         .merge(health::routes())
         .merge(openapi::routes())
         .fallback(|| async { AppError::not_found("route_not_found", "no such endpoint") })
@@ -214,6 +229,7 @@ pub async fn run(
     redis: &RedisOpts,
     gate: &GateOpts,
     dopts: &DeliveryOpts,
+    nopts: &NetOpts,
     opts: &ApiOpts,
     shutdown: CancellationToken,
 ) -> anyhow::Result<()> {
@@ -233,7 +249,17 @@ pub async fn run(
         );
     }
     let keys = Keys::new(&redis.key_prefix, redis.shards);
-    let state = AppState::new(pool, &keys, GateSettings::from(gate), dopts, tokens)?;
+    if Policies::new(&dopts.retry_policies, &dopts.default_retry_policy)
+        .map_err(|e| anyhow::anyhow!(e))?
+        .get(&nopts.net_callback_policy)
+        .is_none()
+    {
+        anyhow::bail!(
+            "--net-callback-policy {:?} is not a defined retry policy",
+            nopts.net_callback_policy
+        );
+    }
+    let state = AppState::new(pool, &keys, GateSettings::from(gate), dopts, nopts, tokens)?;
     let listener = TcpListener::bind(&opts.listen)
         .await
         .with_context(|| format!("binding {}", opts.listen))?;

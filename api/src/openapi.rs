@@ -4,7 +4,7 @@ use axum::routing::get;
 use axum::{Json, Router};
 use utoipa::OpenApi;
 
-use crate::{AppState, deliveries, gates, health};
+use crate::{AppState, deliveries, gates, health, nets};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -18,6 +18,8 @@ use crate::{AppState, deliveries, gates, health};
         gates::get_env_grouped, gates::set_state_grouped, gates::history_grouped,
         gates::get_ticket, gates::release_ticket, gates::set_holidays, gates::list_holidays,
         deliveries::create, deliveries::list, deliveries::show, deliveries::retry, deliveries::cancel,
+        nets::create, nets::create_with_key, nets::list, nets::show, nets::places, nets::explain, nets::dot,
+        nets::patch, nets::delete, nets::put_token, nets::put_token_path, nets::post_token,
     ),
     modifiers(&BearerAuth),
     security(("bearer" = [])),

@@ -103,6 +103,31 @@ pub struct DeliveryOpts {
     pub allow_link_local: bool,
 }
 
+/// Petri nets.
+#[derive(Args, Debug, Clone)]
+pub struct NetOpts {
+    /// Base URL receivers use to reach this API (for response links in callbacks).
+    #[arg(
+        long,
+        env = "SWITCHYARD_PUBLIC_URL",
+        default_value = "http://127.0.0.1:8080"
+    )]
+    pub public_url: String,
+
+    /// Transitions fired per call at most; a longer chain continues as stream work.
+    #[arg(long, env = "SWITCHYARD_NET_FIRE_BOUND", default_value_t = 256,
+          value_parser = clap::value_parser!(u32).range(1..=100_000))]
+    pub net_fire_bound: u32,
+
+    /// How long a completed net is kept.
+    #[arg(long, env = "SWITCHYARD_NET_RETENTION", default_value = "7d", value_parser = humantime::parse_duration)]
+    pub net_retention: Duration,
+
+    /// Retry policy of net callbacks.
+    #[arg(long, env = "SWITCHYARD_NET_CALLBACK_POLICY", default_value = "svix")]
+    pub net_callback_policy: String,
+}
+
 /// The HTTP API.
 #[derive(Args, Debug, Clone)]
 pub struct ApiOpts {
@@ -220,4 +245,11 @@ macro_rules! defaults {
         }
     )*};
 }
-defaults!(DeliveryOpts, WorkerOpts, SchedulerOpts, ApiOpts, GateOpts);
+defaults!(
+    DeliveryOpts,
+    WorkerOpts,
+    SchedulerOpts,
+    ApiOpts,
+    GateOpts,
+    NetOpts
+);

@@ -95,10 +95,48 @@ impl Keys {
         format!("{}:dlv-idem:{key}", self.shard_base(shard))
     }
 
+    /// Keys of one net (all on the net's shard).
+    pub fn net(&self, id: &str) -> NetKeys {
+        let shard = self.shard_of(&format!("net:{id}"));
+        let base = format!("{}:net:{id}", self.shard_base(shard));
+        NetKeys {
+            meta: format!("{base}:meta"),
+            marking: format!("{base}:marking"),
+            groups: format!("{base}:groups"),
+            fired: format!("{base}:fired"),
+            seen: format!("{base}:seen"),
+            agenda: format!("{base}:agenda"),
+            begins: format!("{base}:begins"),
+            stream: self.work_stream(shard),
+            index: self.net_index(shard),
+            shard,
+        }
+    }
+
+    /// ZSET net id → created (ms), per shard.
+    pub fn net_index(&self, shard: u16) -> String {
+        format!("{}:net-index", self.shard_base(shard))
+    }
+
     /// The per-shard timer set (used by the scheduler).
     pub fn timers(&self, shard: u16) -> String {
         format!("{}:timers", self.shard_base(shard))
     }
+}
+
+/// Keys of one net and of its shard's queues.
+#[derive(Clone, Debug)]
+pub struct NetKeys {
+    pub meta: String,
+    pub marking: String,
+    pub groups: String,
+    pub fired: String,
+    pub seen: String,
+    pub agenda: String,
+    pub begins: String,
+    pub stream: String,
+    pub index: String,
+    pub shard: u16,
 }
 
 /// Keys of one delivery and of its shard's queues.

@@ -36,6 +36,10 @@ script!(DELIVERY_CANCEL, "delivery_cancel.lua");
 script!(TIMERS_MOVE, "timers_move.lua");
 script!(WORK_DEFER, "work_defer.lua");
 script!(DELIVERY_KILL, "delivery_kill.lua");
+script!(NET, "net.lua");
+script!(NET_DELETE, "net_delete.lua");
+script!(NET_FAIL, "net_fail.lua");
+script!(NET_PAUSE, "net_pause.lua");
 
 /// Every script with its file name, for loading and readiness checks.
 pub fn all() -> Vec<(&'static str, &'static Script)> {
@@ -58,6 +62,10 @@ pub fn all() -> Vec<(&'static str, &'static Script)> {
         ("timers_move.lua", &*TIMERS_MOVE),
         ("work_defer.lua", &*WORK_DEFER),
         ("delivery_kill.lua", &*DELIVERY_KILL),
+        ("net.lua", &*NET),
+        ("net_delete.lua", &*NET_DELETE),
+        ("net_fail.lua", &*NET_FAIL),
+        ("net_pause.lua", &*NET_PAUSE),
     ]
 }
 

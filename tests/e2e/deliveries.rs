@@ -472,6 +472,8 @@ async fn a_killed_worker_loses_nothing() {
             .args([
                 "--worker-visibility",
                 "1s",
+                "--delivery-timeout",
+                "800ms",
                 "--worker-block",
                 "100ms",
                 "--delivery-per-destination",
@@ -778,8 +780,14 @@ async fn a_delivery_whose_entry_keeps_failing_to_finish_goes_dead() {
         switchyard_worker::build(
             app.pool.clone(),
             app.keys.clone(),
-            &crate::harness::worker_opts("w"),
+            &{
+                let mut o = crate::harness::worker_opts("w");
+                o.worker_visibility = Duration::from_millis(200);
+                o.delivery_timeout = Duration::from_millis(100);
+                o
+            },
             &app.delivery,
+            &app.net,
         )
         .unwrap(),
     );

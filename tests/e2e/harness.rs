@@ -8,7 +8,7 @@ use reqwest::{Method, StatusCode};
 use serde_json::Value;
 use switchyard_api::{AppState, router, serve};
 use switchyard_scheduler::Scheduler;
-use switchyard_shared::config::{ApiOpts, DeliveryOpts, SchedulerOpts, WorkerOpts};
+use switchyard_shared::config::{ApiOpts, DeliveryOpts, NetOpts, SchedulerOpts, WorkerOpts};
 use switchyard_shared::gates::{BuildWindows, GateSettings};
 use switchyard_shared::{Keys, RedisPool};
 use tempfile::TempDir;
@@ -112,12 +112,12 @@ pub fn worker_opts(name: &str) -> WorkerOpts {
         worker_name: Some(name.into()),
         worker_block: Duration::from_millis(100),
         worker_max_deliveries: 3,
-        worker_visibility: Duration::from_millis(200),
+        worker_visibility: Duration::from_secs(5),
         worker_concurrency: 32,
         worker_shutdown_timeout: Duration::from_secs(2),
         webhook_secret: Some(TEST_SECRET.into()),
         delivery_connect_timeout: Duration::from_secs(2),
-        delivery_timeout: Duration::from_secs(5),
+        delivery_timeout: Duration::from_secs(4),
         ..WorkerOpts::default()
     }
 }
@@ -145,6 +145,7 @@ pub struct TestApp {
     pub pool: RedisPool,
     pub settings: GateSettings,
     pub delivery: DeliveryOpts,
+    pub net: NetOpts,
     pub token: Option<String>,
     shutdown: CancellationToken,
 }
@@ -153,6 +154,7 @@ pub struct AppConfig {
     pub settings: GateSettings,
     pub api: ApiOpts,
     pub delivery: DeliveryOpts,
+    pub net: NetOpts,
     pub tokens: Vec<String>,
 }
 
@@ -162,6 +164,11 @@ impl Default for AppConfig {
             settings: gate_settings(),
             api: api_opts(),
             delivery: delivery_opts(),
+            net: NetOpts {
+                net_fire_bound: 64,
+                net_callback_policy: "fast".into(),
+                ..NetOpts::default()
+            },
             tokens: vec![],
         }
     }
@@ -171,22 +178,24 @@ pub async fn spawn_app() -> TestApp {
     spawn_app_with(AppConfig::default()).await
 }
 
-pub async fn spawn_app_with(cfg: AppConfig) -> TestApp {
+pub async fn spawn_app_with(mut cfg: AppConfig) -> TestApp {
     switchyard_shared::init_tls();
     let redis = RedisServer::start();
     let pool = RedisPool::new(&redis.url, 16).unwrap();
     pool.wait_ready(Duration::from_secs(5)).await.unwrap();
     let keys = Keys::new("sy", 16);
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    cfg.net.public_url = format!("http://{addr}");
     let state = AppState::new(
         pool.clone(),
         &keys,
         cfg.settings.clone(),
         &cfg.delivery,
+        &cfg.net,
         cfg.tokens.clone(),
     )
     .unwrap();
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
     let shutdown = CancellationToken::new();
     let app = router(state, &cfg.api);
     tokio::spawn(serve(
@@ -203,6 +212,7 @@ pub async fn spawn_app_with(cfg: AppConfig) -> TestApp {
         pool,
         settings: cfg.settings,
         delivery: cfg.delivery,
+        net: cfg.net,
         token: cfg.tokens.first().cloned(),
         shutdown,
     }
@@ -304,8 +314,11 @@ where
     }
 }
 
+/// A bare worker (no handlers) whose entries are reclaimable after 200 ms.
 pub fn worker(app: &TestApp, name: &str) -> switchyard_worker::Worker {
-    switchyard_worker::Worker::new(app.pool.clone(), app.keys.clone(), worker_opts(name))
+    let mut opts = worker_opts(name);
+    opts.worker_visibility = Duration::from_millis(200);
+    switchyard_worker::Worker::new(app.pool.clone(), app.keys.clone(), opts)
 }
 
 /// The production worker (delivery handler registered), running until the
@@ -316,8 +329,14 @@ pub fn run_worker_and_scheduler(app: &TestApp, name: &str) -> CancellationToken 
 
 pub fn run_worker_with(app: &TestApp, opts: WorkerOpts) -> CancellationToken {
     let stop = CancellationToken::new();
-    let w =
-        switchyard_worker::build(app.pool.clone(), app.keys.clone(), &opts, &app.delivery).unwrap();
+    let w = switchyard_worker::build(
+        app.pool.clone(),
+        app.keys.clone(),
+        &opts,
+        &app.delivery,
+        &app.net,
+    )
+    .unwrap();
     tokio::spawn(std::sync::Arc::new(w).run(stop.clone()));
     tokio::spawn(app.scheduler().run(stop.clone()));
     stop

@@ -86,6 +86,7 @@ pub struct DeliveryHandler {
     per_destination: usize,
     allow_link_local: bool,
     limits: Mutex<HashMap<String, Arc<Semaphore>>>,
+    nets: switchyard_shared::nets::NetStore,
 }
 
 impl DeliveryHandler {
@@ -94,6 +95,7 @@ impl DeliveryHandler {
         keys: Keys,
         opts: &WorkerOpts,
         dopts: &DeliveryOpts,
+        nets: switchyard_shared::nets::NetStore,
     ) -> anyhow::Result<Self> {
         switchyard_shared::init_tls();
         let mut builder = reqwest::Client::builder()
@@ -123,6 +125,7 @@ impl DeliveryHandler {
             per_destination: opts.delivery_per_destination.max(1),
             allow_link_local: dopts.allow_link_local,
             limits: Mutex::new(HashMap::new()),
+            nets,
         })
     }
 
@@ -156,6 +159,13 @@ impl DeliveryHandler {
             }
             Err(err) => return Err(err.into()),
         };
+        // Callbacks of a deleted net are cancelled instead of sent.
+        if let Some(net) = a.owner.strip_prefix("net:")
+            && !self.nets.exists(net).await?
+        {
+            self.store.cancel(id).await.ok();
+            return Ok(Outcome::Done);
+        }
         let url = match reqwest::Url::parse(&a.url) {
             Ok(u) => u,
             Err(err) => {

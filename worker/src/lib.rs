@@ -18,6 +18,7 @@
 //! * [`delivery`] — the HTTP delivery handler (kind `delivery`).
 
 pub mod delivery;
+pub mod nets;
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -27,7 +28,7 @@ use anyhow::Context;
 use futures::future::BoxFuture;
 use redis::Value;
 use redis::aio::MultiplexedConnection;
-use switchyard_shared::config::{DeliveryOpts, RedisOpts, WorkerOpts};
+use switchyard_shared::config::{DeliveryOpts, NetOpts, RedisOpts, WorkerOpts};
 use switchyard_shared::{Keys, RedisPool, scripts};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio_util::sync::CancellationToken;
@@ -521,10 +522,42 @@ pub fn build(
     keys: Keys,
     opts: &WorkerOpts,
     dopts: &DeliveryOpts,
+    nopts: &NetOpts,
 ) -> anyhow::Result<Worker> {
-    let handler = delivery::DeliveryHandler::new(pool.clone(), keys.clone(), opts, dopts)?;
+    anyhow::ensure!(
+        opts.delivery_timeout < opts.worker_visibility,
+        "--delivery-timeout ({:?}) must be below --worker-visibility ({:?}), or slow attempts are reclaimed and sent twice",
+        opts.delivery_timeout,
+        opts.worker_visibility
+    );
+    let nets = switchyard_shared::nets::NetStore::new(
+        pool.clone(),
+        keys.clone(),
+        nopts.net_fire_bound,
+        nopts.net_retention,
+    );
+    let deliveries = switchyard_shared::deliveries::DeliveryStore::new(
+        pool.clone(),
+        keys.clone(),
+        dopts.delivery_retention,
+    );
+    let handler =
+        delivery::DeliveryHandler::new(pool.clone(), keys.clone(), opts, dopts, nets.clone())?;
     Ok(Worker::new(pool, keys, opts.clone())
-        .with_handler(switchyard_shared::deliveries::KIND, Arc::new(handler)))
+        .with_handler(switchyard_shared::deliveries::KIND, Arc::new(handler))
+        .with_handler(
+            "net.notify",
+            Arc::new(nets::NotifyHandler {
+                nets: nets.clone(),
+                deliveries,
+                default_policy: nopts.net_callback_policy.clone(),
+            }),
+        )
+        .with_handler(
+            "net.continue",
+            Arc::new(nets::ContinueHandler { nets: nets.clone() }),
+        )
+        .with_handler("owner.failed", Arc::new(nets::OwnerFailedHandler { nets })))
 }
 
 /// Run the worker role until `shutdown`.
@@ -532,6 +565,7 @@ pub async fn run(
     redis: &RedisOpts,
     opts: &WorkerOpts,
     dopts: &DeliveryOpts,
+    nopts: &NetOpts,
     shutdown: CancellationToken,
 ) -> anyhow::Result<()> {
     let url = redis
@@ -541,7 +575,7 @@ pub async fn run(
     let pool = RedisPool::new(url, redis.redis_pool_size)?;
     pool.wait_ready(Duration::from_secs(30)).await?;
     let keys = Keys::new(&redis.key_prefix, redis.shards);
-    Arc::new(build(pool, keys, opts, dopts)?)
+    Arc::new(build(pool, keys, opts, dopts, nopts)?)
         .run(shutdown)
         .await
 }
