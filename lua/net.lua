@@ -321,6 +321,11 @@ if active and status == 'running' then
 end
 
 local live = tonumber(redis.call('HINCRBY', M, 'live', live_delta))
+-- An expiring net: keys created since the expire action get the same deadline.
+local expires_at = redis.call('HGET', M, 'expires_at')
+if expires_at then
+  for _, k in ipairs(all_keys()) do redis.call('PEXPIREAT', k, expires_at) end
+end
 local total = tonumber(redis.call('HINCRBY', M, 'fired', fired_count))
 if notes > 0 then redis.call('HINCRBY', M, 'notifications', notes) end
 redis.call('HSET', M, 'updated', now)
@@ -330,7 +335,9 @@ if failure then
   result.failure = failure
 elseif active and status == 'running' and live <= 0 and total > 0 and redis.call('LLEN', AGENDA) == 0 then
   redis.call('HSET', M, 'status', 'completed', 'completed', now)
-  for _, k in ipairs(all_keys()) do redis.call('PEXPIRE', k, retention) end
+  if not expires_at then
+    for _, k in ipairs(all_keys()) do redis.call('PEXPIRE', k, retention) end
+  end
   result.status = 'completed'
 end
 result.fired = fired_count

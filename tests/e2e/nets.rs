@@ -1,0 +1,524 @@
+//! Petri nets through HTTP: the acceptance nets of the original
+//! implementation, nested splits, validation, the maintenance API.
+
+use std::time::Duration;
+
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+
+use crate::harness::{TestApp, eventually, run_worker_and_scheduler, spawn_app};
+use crate::receiver::Receiver;
+
+fn bodies(rx: &Receiver) -> Vec<Value> {
+    rx.received()
+        .iter()
+        .map(|r| serde_json::from_str(&r.body).unwrap())
+        .collect()
+}
+
+/// Distinct callbacks (retries share a webhook-id).
+fn distinct(rx: &Receiver) -> usize {
+    let mut ids: Vec<String> = rx.received().iter().map(|r| r.id().to_owned()).collect();
+    ids.sort();
+    ids.dedup();
+    ids.len()
+}
+
+async fn create(app: &TestApp, spec: Value) -> String {
+    let (s, b) = app.post("/v1/nets", spec).await;
+    assert_eq!(s, StatusCode::CREATED, "{b}");
+    b["net_key"].as_str().unwrap().to_owned()
+}
+
+async fn net(app: &TestApp, id: &str) -> Value {
+    app.get(&format!("/v1/nets/{id}")).await.1
+}
+
+/// Answer a callback: PUT `data` to its response link `name`.
+async fn answer(app: &TestApp, callback: &Value, name: &str, data: Value) -> StatusCode {
+    let link = callback["response_links"][name].as_str().unwrap();
+    app.client
+        .put(link)
+        .body(data.to_string())
+        .send()
+        .await
+        .unwrap()
+        .status()
+}
+
+#[tokio::test]
+async fn one_notify_fires_once_and_the_net_completes() {
+    let app = spawn_app().await;
+    let rx = Receiver::ok().await;
+    let _w = run_worker_and_scheduler(&app, "w");
+    let id = create(
+        &app,
+        json!({"initialMarking": ["start"], "transitions": [
+            {"inputs": ["start"], "outputs": ["done"], "action": {"type": "notify", "url": rx.url}}
+        ]}),
+    )
+    .await;
+    eventually(Duration::from_secs(10), || async { rx.count() == 1 }).await;
+    let b = &bodies(&rx)[0];
+    assert_eq!(b["net_key"], id.as_str());
+    assert_eq!(b["color"], 0);
+    assert_eq!(
+        b["group"],
+        json!({"idx": 0, "begin": 0, "end": 1, "parent_color": null, "parent_color_group_idx": null,
+               "color_lineage": [], "begin_lineage": []})
+    );
+    assert_eq!(b["token"]["color_group"]["index"], 0);
+    assert_eq!(rx.received()[0].headers["content-type"], "application/json");
+    let n = net(&app, &id).await;
+    assert_eq!(n["status"], "completed", "{n}");
+    assert_eq!(n["fired"], 1);
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert_eq!(rx.count(), 1, "exactly one callback");
+}
+
+#[tokio::test]
+async fn notify_then_notify() {
+    let app = spawn_app().await;
+    let (a, b) = (Receiver::ok().await, Receiver::ok().await);
+    let _w = run_worker_and_scheduler(&app, "w");
+    create(
+        &app,
+        json!({"initialMarking": ["start"], "transitions": [
+            {"inputs": ["start"], "outputs": ["mid"], "action": {"type": "notify", "url": a.url}},
+            {"inputs": ["mid"], "outputs": ["end"], "action": {"type": "notify", "url": b.url}}
+        ]}),
+    )
+    .await;
+    eventually(Duration::from_secs(10), || async {
+        a.count() == 1 && b.count() == 1
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn a_two_input_transition_waits_for_the_callback() {
+    let app = spawn_app().await;
+    let (first, second) = (Receiver::ok().await, Receiver::ok().await);
+    let _w = run_worker_and_scheduler(&app, "w");
+    let id = create(&app, json!({"initialMarking": ["start"], "transitions": [
+        {"inputs": ["start"], "outputs": ["wait"],
+         "action": {"type": "notify", "url": first.url, "response_places": {"done": "response"}}},
+        {"inputs": ["wait", "response"], "outputs": ["end"], "action": {"type": "notify", "url": second.url}}
+    ]}))
+    .await;
+    eventually(Duration::from_secs(10), || async { first.count() == 1 }).await;
+    let (_, ex) = app.get(&format!("/v1/nets/{id}/explain")).await;
+    assert_eq!(
+        ex["transitions"][1]["waiting"][0]["missing"],
+        json!(["response"]),
+        "{ex}"
+    );
+    assert_eq!(second.count(), 0);
+    let cb = &bodies(&first)[0];
+    assert_eq!(
+        answer(&app, cb, "done", json!({"result": "fine"})).await,
+        StatusCode::CREATED
+    );
+    // The receiver retries its PUT: idempotent.
+    assert_eq!(
+        answer(&app, cb, "done", json!({"result": "fine"})).await,
+        StatusCode::OK
+    );
+    eventually(Duration::from_secs(10), || async { second.count() == 1 }).await;
+    assert_eq!(
+        bodies(&second)[0]["data"]["result"],
+        "fine",
+        "response data travels with the token"
+    );
+    eventually(Duration::from_secs(5), || async {
+        net(&app, &id).await["status"] == "completed"
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn split_join_sends_1_1_3_1_callbacks() {
+    let app = spawn_app().await;
+    let (size, created, work, fin) = (
+        Receiver::ok().await,
+        Receiver::ok().await,
+        Receiver::ok().await,
+        Receiver::ok().await,
+    );
+    let _w = run_worker_and_scheduler(&app, "w");
+    let id = create(&app, json!({"initialMarking": ["start"], "transitions": [
+        {"inputs": ["start"], "outputs": ["wait"],
+         "action": {"type": "notify", "url": size.url, "response_places": {"size": "size"}, "requested_data": ["color_group_size"]}},
+        {"inputs": ["wait", "size"], "outputs": ["to_split"], "action": {"type": "create-color-group", "url": created.url}},
+        {"inputs": ["to_split"], "outputs": ["work"], "action": {"type": "split"}},
+        {"inputs": ["work"], "outputs": ["worked"], "action": {"type": "notify", "url": work.url}},
+        {"inputs": ["worked"], "outputs": ["joined"], "type": "barrier", "action": {"type": "join"}},
+        {"inputs": ["joined"], "outputs": ["end"], "action": {"type": "notify", "url": fin.url}}
+    ]}))
+    .await;
+    eventually(Duration::from_secs(10), || async { size.count() == 1 }).await;
+    let cb = &bodies(&size)[0];
+    assert_eq!(cb["requested_data"], json!(["color_group_size"]));
+    answer(&app, cb, "size", json!({"color_group_size": 3})).await;
+    eventually(Duration::from_secs(10), || async { fin.count() == 1 }).await;
+    assert_eq!(
+        (
+            distinct(&size),
+            distinct(&created),
+            distinct(&work),
+            distinct(&fin)
+        ),
+        (1, 1, 3, 1)
+    );
+    let mut colors: Vec<i64> = bodies(&work)
+        .iter()
+        .map(|b| b["color"].as_i64().unwrap())
+        .collect();
+    colors.sort();
+    assert_eq!(colors, [1, 2, 3]);
+    for b in bodies(&work) {
+        assert_eq!(b["group"]["parent_color"], 0);
+        assert_eq!(b["group"]["color_lineage"], json!([0]));
+        assert_eq!(b["group"]["begin_lineage"], json!([1]));
+    }
+    assert_eq!(
+        bodies(&fin)[0]["color"],
+        0,
+        "the join emits the parent colour"
+    );
+    eventually(Duration::from_secs(5), || async {
+        net(&app, &id).await["status"] == "completed"
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn convert_to_parent_color_fires_once_for_the_first_child() {
+    let app = spawn_app().await;
+    let rx = Receiver::ok().await;
+    let _w = run_worker_and_scheduler(&app, "w");
+    let id = create(&app, json!({"transitions": [
+        {"inputs": ["start"], "outputs": ["s"], "action": {"type": "create-color-group"}},
+        {"inputs": ["s"], "outputs": ["kids"], "action": {"type": "split"}},
+        {"inputs": ["kids"], "outputs": ["parent"], "action": {"type": "convert-to-parent-color"}},
+        {"inputs": ["parent"], "outputs": ["end"], "action": {"type": "notify", "url": rx.url}}
+    ]}))
+    .await;
+    let (s, t) = app
+        .post(
+            &format!("/v1/nets/{id}/places/start/tokens"),
+            json!({"color_group_size": 3}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{t}");
+    let root = t["color"].as_i64().unwrap();
+    eventually(Duration::from_secs(10), || async { rx.count() == 1 }).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(rx.count(), 1, "fires once");
+    assert_eq!(bodies(&rx)[0]["color"], root);
+}
+
+#[tokio::test]
+async fn expire_puts_a_ttl_on_every_key() {
+    let app = spawn_app().await;
+    let id = create(&app, json!({"initialMarking": ["start"], "transitions": [
+        {"inputs": ["start"], "outputs": ["wait"], "action": {"type": "expire", "ttl_seconds": 60}},
+        {"inputs": ["wait", "never"], "outputs": ["end"]}
+    ]}))
+    .await;
+    let mut conn = app.redis.conn();
+    let keys: Vec<String> = redis::cmd("KEYS")
+        .arg(format!("sy:*:net:{id}:*"))
+        .query(&mut conn)
+        .unwrap();
+    assert!(keys.len() >= 4, "{keys:?}");
+    for k in keys {
+        let ttl: i64 = redis::cmd("PTTL").arg(&k).query(&mut conn).unwrap();
+        assert!(ttl > 0 && ttl <= 60_000, "{k} has no TTL ({ttl})");
+    }
+    assert!(net(&app, &id).await["expires_at"].is_string());
+    // Keys created after the expire action get the deadline too.
+    app.put(
+        &format!("/v1/nets/{id}/places/never/tokens?color=0"),
+        json!({}),
+    )
+    .await;
+    let keys: Vec<String> = redis::cmd("KEYS")
+        .arg(format!("sy:*:net:{id}:*"))
+        .query(&mut conn)
+        .unwrap();
+    for k in keys {
+        let ttl: i64 = redis::cmd("PTTL").arg(&k).query(&mut conn).unwrap();
+        assert!(ttl > 0, "{k} has no TTL ({ttl})");
+    }
+}
+
+#[tokio::test]
+async fn nested_split_inside_split_keeps_lineage() {
+    let app = spawn_app().await;
+    let rx = Receiver::ok().await;
+    let _w = run_worker_and_scheduler(&app, "w");
+    let id = create(&app, json!({"initialMarking": [], "transitions": [
+        {"inputs": ["start"], "outputs": ["g1"], "action": {"type": "create-color-group"}},
+        {"inputs": ["g1"], "outputs": ["outer"], "action": {"type": "split"}},
+        {"inputs": ["outer"], "outputs": ["g2"], "action": {"type": "create-color-group"}},
+        {"inputs": ["g2"], "outputs": ["inner"], "action": {"type": "split"}},
+        {"inputs": ["inner"], "outputs": ["done"], "action": {"type": "notify", "url": rx.url}},
+        {"inputs": ["done"], "outputs": ["inner_joined"], "type": "barrier", "action": {"type": "join"}},
+        {"inputs": ["inner_joined"], "outputs": ["outer_joined"], "type": "barrier", "action": {"type": "join"}}
+    ]}))
+    .await;
+    // Size 2 at both levels: the child tokens inherit color_group_size.
+    let (_, t) = app
+        .post(
+            &format!("/v1/nets/{id}/places/start/tokens"),
+            json!({"color_group_size": 2}),
+        )
+        .await;
+    let root = t["color"].clone();
+    eventually(Duration::from_secs(10), || async { rx.count() == 4 }).await;
+    let bs = bodies(&rx);
+    for b in &bs {
+        let cl = b["group"]["color_lineage"].as_array().unwrap();
+        let bl = b["group"]["begin_lineage"].as_array().unwrap();
+        assert_eq!(cl.len(), 2, "{b}");
+        assert_eq!(cl[0], root, "root colour first");
+        assert_eq!(bl.len(), 2);
+        // The inner group's parent is the outer colour in its lineage.
+        assert_eq!(b["group"]["parent_color"], cl[1]);
+        let c = b["color"].as_i64().unwrap();
+        assert!(
+            c >= b["group"]["begin"].as_i64().unwrap() && c < b["group"]["end"].as_i64().unwrap()
+        );
+        assert_eq!(bl[1], b["group"]["begin"]);
+    }
+    let mut colors: Vec<i64> = bs.iter().map(|b| b["color"].as_i64().unwrap()).collect();
+    colors.sort();
+    colors.dedup();
+    assert_eq!(colors.len(), 4);
+    eventually(Duration::from_secs(5), || async {
+        let (_, p) = app.get(&format!("/v1/nets/{id}/places")).await;
+        p["places"]["outer_joined"]["tokens"]
+            .get(root.to_string())
+            .is_some()
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn invalid_nets_are_refused_before_anything_is_stored() {
+    let app = spawn_app().await;
+    let before: usize = redis::cmd("DBSIZE").query(&mut app.redis.conn()).unwrap();
+    for (spec, at) in [
+        (
+            json!({"transitions": [{"inputs": ["a"], "outputs": ["b"]}, {"inputs": ["b"], "action": {"type": "nope"}}]}),
+            "body.transitions[1].action.type",
+        ),
+        (
+            json!({"transitions": [{"inputs": ["a"], "outputs": ["sub.input"]}]}),
+            "body.transitions[0].outputs[0]",
+        ),
+        (
+            json!({"transitions": [{"inputs": ["a"], "type": "barrier"}]}),
+            "body.transitions[0].type",
+        ),
+        (
+            json!({"subnets": {"s": {"type": "weird"}}, "transitions": [{"inputs": ["a"]}]}),
+            "body.subnets.s.type",
+        ),
+        (json!({"transitions": "x"}), "body.transitions"),
+        (json!([1, 2]), "body"),
+    ] {
+        let (s, e) = app.post("/v1/nets", spec.clone()).await;
+        assert_eq!(s, StatusCode::BAD_REQUEST, "{spec}: {e}");
+        assert_eq!(e["where"], at, "{spec}: {e}");
+    }
+    let after: usize = redis::cmd("DBSIZE").query(&mut app.redis.conn()).unwrap();
+    assert_eq!(before, after, "nothing stored");
+}
+
+#[tokio::test]
+async fn client_keys_tokens_pause_resume_and_delete() {
+    let app = spawn_app().await;
+    let rx = Receiver::ok().await;
+    let _w = run_worker_and_scheduler(&app, "w");
+    let spec = json!({"transitions": [
+        {"inputs": ["start", "go"], "outputs": ["end"], "action": {"type": "notify", "url": rx.url}}
+    ]});
+    let (s, b) = app.put("/v1/nets/my-net", spec.clone()).await;
+    assert_eq!(s, StatusCode::CREATED, "{b}");
+    assert_eq!(b["places"]["go"]["index"], 1);
+    let (s, _) = app.put("/v1/nets/my-net", spec).await;
+    assert_eq!(s, StatusCode::OK, "same net again");
+    let (s, _) = app
+        .put(
+            "/v1/nets/my-net",
+            json!({"transitions": [{"inputs": ["x"]}]}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CONFLICT);
+
+    // Errors on tokens.
+    assert_eq!(
+        app.put("/v1/nets/nope/places/start/tokens?color=0", json!({}))
+            .await
+            .0,
+        StatusCode::NOT_FOUND
+    );
+    assert_eq!(
+        app.put("/v1/nets/my-net/places/nowhere/tokens?color=0", json!({}))
+            .await
+            .0,
+        StatusCode::NOT_FOUND
+    );
+    assert_eq!(
+        app.put("/v1/nets/my-net/places/9/tokens?color=0", json!({}))
+            .await
+            .0,
+        StatusCode::NOT_FOUND
+    );
+    assert_eq!(
+        app.put("/v1/nets/my-net/places/start/tokens?color=77", json!({}))
+            .await
+            .0,
+        StatusCode::BAD_REQUEST
+    );
+    assert_eq!(
+        app.put("/v1/nets/my-net/places/start/tokens?color=x", json!({}))
+            .await
+            .0,
+        StatusCode::BAD_REQUEST
+    );
+    assert_eq!(
+        app.put("/v1/nets/my-net/places/start/tokens", json!({}))
+            .await
+            .0,
+        StatusCode::BAD_REQUEST
+    );
+    let (s, e) = app
+        .call(
+            reqwest::Method::PUT,
+            "/v1/nets/my-net/places/start/tokens?color=0",
+            Some("{bad"),
+        )
+        .await;
+    assert_eq!(
+        (s, e["reason"].as_str()),
+        (StatusCode::BAD_REQUEST, Some("Json was not valid"))
+    );
+
+    // Paused: tokens are accepted, nothing fires; resume fires.
+    let (s, _) = app
+        .call(
+            reqwest::Method::PATCH,
+            "/v1/nets/my-net",
+            Some(r#"{"active": false}"#),
+        )
+        .await;
+    assert_eq!(s, StatusCode::NO_CONTENT);
+    assert_eq!(
+        app.put(
+            "/v1/nets/my-net/places/start/tokens?color=0&color_group=0",
+            json!({})
+        )
+        .await
+        .0,
+        StatusCode::CREATED
+    );
+    assert_eq!(
+        app.put("/v1/nets/my-net/places/1/tokens/0", json!({"by": "index"}))
+            .await
+            .0,
+        StatusCode::CREATED
+    );
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert_eq!(rx.count(), 0);
+    let (_, ex) = app.get("/v1/nets/my-net/explain").await;
+    assert!(ex["notes"][0].as_str().unwrap().contains("paused"), "{ex}");
+    assert_eq!(ex["transitions"][0]["enabled"], json!([{"color": 0}]));
+    let (s, _) = app
+        .call(
+            reqwest::Method::PATCH,
+            "/v1/nets/my-net",
+            Some(r#"{"active": true}"#),
+        )
+        .await;
+    assert_eq!(s, StatusCode::NO_CONTENT);
+    eventually(Duration::from_secs(10), || async { rx.count() == 1 }).await;
+    assert_eq!(bodies(&rx)[0]["data"]["by"], "index");
+
+    let (s, dot) = app.get("/v1/nets/my-net/dot").await;
+    assert_eq!(s, StatusCode::OK);
+    assert!(dot.as_str().unwrap().starts_with("digraph"), "{dot}");
+    let (_, l) = app.get("/v1/nets").await;
+    assert_eq!(l["nets"][0]["id"], "my-net");
+
+    assert_eq!(
+        app.delete("/v1/nets/my-net").await.0,
+        StatusCode::NO_CONTENT
+    );
+    assert_eq!(app.get("/v1/nets/my-net").await.0, StatusCode::NOT_FOUND);
+    assert_eq!(app.delete("/v1/nets/my-net").await.0, StatusCode::NOT_FOUND);
+    let keys: Vec<String> = redis::cmd("KEYS")
+        .arg("sy:*:net:my-net:*")
+        .query(&mut app.redis.conn())
+        .unwrap();
+    assert!(keys.is_empty(), "{keys:?}");
+}
+
+#[tokio::test]
+async fn a_callback_that_finally_fails_marks_the_net_failed() {
+    let app = spawn_app().await;
+    let rx = Receiver::start(
+        Duration::ZERO,
+        std::sync::Arc::new(|_, _| (StatusCode::BAD_REQUEST, vec![])),
+    )
+    .await;
+    let _w = run_worker_and_scheduler(&app, "w");
+    let id = create(
+        &app,
+        json!({"initialMarking": ["start"], "transitions": [
+            {"inputs": ["start"], "outputs": ["x"], "action": {"type": "notify", "url": rx.url}}
+        ]}),
+    )
+    .await;
+    eventually(Duration::from_secs(10), || async {
+        net(&app, &id).await["status"] == "failed"
+    })
+    .await;
+    let n = net(&app, &id).await;
+    assert!(n["failure"].as_str().unwrap().contains("callback"), "{n}");
+}
+
+#[tokio::test]
+async fn the_seed_sample_with_a_success_failure_subnet() {
+    let app = spawn_app().await;
+    let (sub, ok, ko) = (
+        Receiver::ok().await,
+        Receiver::ok().await,
+        Receiver::ok().await,
+    );
+    let _w = run_worker_and_scheduler(&app, "w");
+    let id = create(
+        &app,
+        json!({
+            "subnets": {"subnet_A": {"type": "success-failure", "notification_url": sub.url}},
+            "transitions": [
+                {"inputs": ["start"], "outputs": ["subnet_A.input"]},
+                {"inputs": ["subnet_A.success"], "action": {"type": "notify", "url": ok.url}},
+                {"inputs": ["subnet_A.failure"], "action": {"type": "notify", "url": ko.url}}
+            ]
+        }),
+    )
+    .await;
+    app.post(&format!("/v1/nets/{id}/places/start/tokens"), json!({}))
+        .await;
+    eventually(Duration::from_secs(10), || async { sub.count() == 1 }).await;
+    let cb = &bodies(&sub)[0];
+    // Both answers arrive; only the first counts (one of N responses).
+    answer(&app, cb, "success", json!({})).await;
+    answer(&app, cb, "failure", json!({})).await;
+    eventually(Duration::from_secs(10), || async { ok.count() == 1 }).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(ko.count(), 0);
+}
