@@ -189,7 +189,7 @@ local function fire_basic(tidx, t, c)
     save_group(g)
     d.color_group_idx = gidx
     produce(t.outputs, c, jencode(d))
-    if a.url then
+    if a.url and a.url ~= cjson.null then
       emit_notify(t, tidx, c, g, raw, a.url, a.response_places or {}, nil, 'g' .. gidx)
     end
   elseif kind == 'split' then
@@ -272,6 +272,14 @@ if mode == 'create' then
   for _, p in ipairs(def.initial) do produce({ p }, 0, '{}') end
 elseif mode == 'put' or mode == 'post' then
   if status == 'failed' then return reply({ err = 'net_failed' }) end
+  if status == 'completed' then
+    -- A new token revives a completed net: it runs again and is kept.
+    status = 'running'
+    redis.call('HSET', M, 'status', 'running')
+    if not redis.call('HGET', M, 'expires_at') then
+      for _, k in ipairs(all_keys()) do redis.call('PERSIST', k) end
+    end
+  end
   local p = tonumber(ARGV[5])
   if not p or p < 0 or p >= nplaces then return reply({ err = 'place_not_found' }) end
   local c, raw

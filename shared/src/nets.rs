@@ -49,7 +49,7 @@ pub enum Action {
         requested_data: Vec<String>,
     },
     CreateColorGroup {
-        #[serde(default)]
+        #[serde(default, skip_serializing_if = "Option::is_none")]
         url: Option<String>,
         #[serde(default)]
         response_places: BTreeMap<String, usize>,
