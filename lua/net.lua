@@ -272,14 +272,6 @@ if mode == 'create' then
   for _, p in ipairs(def.initial) do produce({ p }, 0, '{}') end
 elseif mode == 'put' or mode == 'post' then
   if status == 'failed' then return reply({ err = 'net_failed' }) end
-  if status == 'completed' then
-    -- A new token revives a completed net: it runs again and is kept.
-    status = 'running'
-    redis.call('HSET', M, 'status', 'running')
-    if not redis.call('HGET', M, 'expires_at') then
-      for _, k in ipairs(all_keys()) do redis.call('PERSIST', k) end
-    end
-  end
   local p = tonumber(ARGV[5])
   if not p or p < 0 or p >= nplaces then return reply({ err = 'place_not_found' }) end
   local c, raw
@@ -303,6 +295,14 @@ elseif mode == 'put' or mode == 'post' then
     end
   end
   result.color = c
+  if status == 'completed' then
+    -- A new token revives a completed net: it runs again and is kept.
+    status = 'running'
+    redis.call('HSET', M, 'status', 'running')
+    if not redis.call('HGET', M, 'expires_at') then
+      for _, k in ipairs(all_keys()) do redis.call('PERSIST', k) end
+    end
+  end
   -- An explicit put replaces nothing: a token already there stays.
   produce({ p }, c, raw)
   if #consumers[p + 1] == 0 and redis.call('HEXISTS', MARK, field(p, c)) == 0 then

@@ -505,12 +505,14 @@ async fn a_killed_worker_loses_nothing() {
     let mut second = spawn_worker("second");
     let mut conn = app.redis.conn();
     eventually(Duration::from_secs(90), || {
+        // One atomic read per shard: a timer moving into the stream between
+        // two separate reads would look like "nothing left".
         let done = (0..16u16).all(|s| {
-            let len: usize = redis::cmd("XLEN")
+            let (len, timers): (usize, usize) = redis::pipe()
+                .atomic()
+                .cmd("XLEN")
                 .arg(app.keys.work_stream(s))
-                .query(&mut conn)
-                .unwrap();
-            let timers: usize = redis::cmd("ZCARD")
+                .cmd("ZCARD")
                 .arg(app.keys.timers(s))
                 .query(&mut conn)
                 .unwrap();
@@ -543,8 +545,14 @@ async fn a_killed_worker_loses_nothing() {
         );
     }
     for id in &ids {
-        let v = store.get(id, false).await.unwrap();
-        assert_eq!(v.state, "succeeded", "{id} stays {}", v.state);
+        let v = store.get(id, true).await.unwrap();
+        assert_eq!(
+            v.state,
+            "succeeded",
+            "{id} stays {}: {}",
+            v.state,
+            serde_json::to_string(&v).unwrap()
+        );
     }
     eprintln!(
         "crash test: killed after {killed_at} requests; {} requests for {N} deliveries ({} duplicates)",

@@ -67,12 +67,9 @@ impl Model {
     fn run(&self) -> (BTreeSet<String>, Vec<usize>) {
         let mut marking: BTreeSet<String> = self.sources.iter().cloned().collect();
         let mut fired = vec![];
-        loop {
-            let Some(t) = (0..self.transitions.len()).find(|&t| {
-                !fired.contains(&t) && self.transitions[t].0.iter().all(|p| marking.contains(p))
-            }) else {
-                break;
-            };
+        while let Some(t) = (0..self.transitions.len()).find(|&t| {
+            !fired.contains(&t) && self.transitions[t].0.iter().all(|p| marking.contains(p))
+        }) {
             for p in &self.transitions[t].0 {
                 marking.remove(p);
             }
