@@ -10,7 +10,7 @@
 -- ARGV: 1 mode (create | put | post | continue | resume), 2 net id,
 --       3 bound (firings per call), 4 retention ms, then by mode:
 --   create: 5 compiled JSON, 6 public url, 7 active (0|1), 8 spec hash, 9 callback policy
---   put:    5 place, 6 color, 7 color group ('' = any), 8 data JSON
+--   put:    5 place, 6 color, 7 color group ('' or '-' = any), 8 data JSON
 --   post:   5 place, 6 data JSON
 local mode, id, bound, retention = ARGV[1], ARGV[2], tonumber(ARGV[3]), tonumber(ARGV[4])
 local M, MARK, GROUPS, FIRED, SEEN, AGENDA, STREAM, INDEX, BEGINS =
@@ -286,7 +286,7 @@ elseif mode == 'put' or mode == 'post' then
     raw = ARGV[8]
     local g = group_of(c)
     if not g then return reply({ err = 'color_not_found' }) end
-    if ARGV[7] ~= '' and tonumber(ARGV[7]) ~= g.idx then return reply({ err = 'color_group_mismatch', group = g.idx }) end
+    if ARGV[7] ~= '' and ARGV[7] ~= '-' and tonumber(ARGV[7]) ~= g.idx then return reply({ err = 'color_group_mismatch', group = g.idx }) end
     result.color_group = g.idx
     if redis.call('HSETNX', SEEN, field(p, c), 1) == 0 then
       result.duplicate = true

@@ -15,6 +15,7 @@ use switchyard_api::{AppState, router, serve};
 use switchyard_shared::config::ApiOpts;
 use switchyard_shared::gates::{BuildWindows, GateSettings};
 use switchyard_shared::{Keys, RedisPool, scripts};
+
 use tokio_util::sync::CancellationToken;
 
 use crate::redis_child::RedisChild;
@@ -31,6 +32,28 @@ enum What {
     Gates(GatesBench),
     /// Deliveries/s to a fast local receiver with 1 and 2 worker processes, and BullMQ on the same Redis.
     Deliveries(DeliveriesBench),
+    /// Petri net firing: action-less chains over a split, a notify chain, and the firing script under redis-benchmark.
+    Nets(NetsBench),
+}
+
+#[derive(Args)]
+struct NetsBench {
+    /// Colours of the split.
+    #[arg(long, default_value_t = 1000)]
+    colors: usize,
+    /// Length of the action-less chain.
+    #[arg(long, default_value_t = 100)]
+    chain: usize,
+    /// Colours sent through the notify chain (each answers 3 callbacks).
+    #[arg(long, default_value_t = 200)]
+    notify_colors: usize,
+    /// Requests for the redis-benchmark phase.
+    #[arg(long, default_value_t = 100_000)]
+    requests: u64,
+    #[arg(long, default_value = "redis-server")]
+    redis_server: PathBuf,
+    #[arg(long, default_value = "redis-benchmark")]
+    redis_benchmark: PathBuf,
 }
 
 #[derive(Args)]
@@ -92,6 +115,7 @@ pub fn run(c: BenchCmd) -> anyhow::Result<()> {
     match c.what {
         What::Gates(g) => gates(g),
         What::Deliveries(d) => deliveries(d),
+        What::Nets(n) => nets_bench(n),
     }
 }
 
@@ -573,5 +597,299 @@ async fn deliveries_async(d: &DeliveriesBench, url: &str) -> anyhow::Result<()> 
         "(Switchyard's deliveries carry webhook-id/timestamp headers and a durable attempt log; BullMQ's jobs are removed on completion.)"
     );
     stop.cancel();
+    Ok(())
+}
+
+fn nets_bench(n: NetsBench) -> anyhow::Result<()> {
+    let dir = std::env::temp_dir().join(format!("switchyard-bench-nets-{}", std::process::id()));
+    let child = RedisChild::start(&n.redis_server, &dir)?;
+    let url = child.url();
+    let res = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?
+        .block_on(nets_async(&n, &url));
+    child.stop();
+    std::fs::remove_dir_all(&dir).ok();
+    res
+}
+
+async fn commands_processed(pool: &RedisPool) -> anyhow::Result<(u64, u64)> {
+    let mut conn = pool.get().await?;
+    let info: String = redis::cmd("INFO").arg("all").query_async(&mut conn).await?;
+    let field = |name: &str| -> u64 {
+        info.lines()
+            .find_map(|l| l.strip_prefix(name))
+            .and_then(|v| v.split([',', '\r']).next())
+            .and_then(|v| v.trim_start_matches("calls=").parse().ok())
+            .unwrap_or(0)
+    };
+    // Client round trips of the engine: script calls plus stream reads/claims
+    // (commands run inside scripts are counted by Redis under their own
+    // names, so total_commands_processed would overcount).
+    let trips =
+        field("cmdstat_evalsha:") + field("cmdstat_xreadgroup:") + field("cmdstat_xautoclaim:");
+    Ok((trips, field("cmdstat_evalsha:")))
+}
+
+async fn wait_fired(
+    nets: &switchyard_shared::nets::NetStore,
+    id: &str,
+    total: u64,
+) -> anyhow::Result<()> {
+    let deadline = Instant::now() + Duration::from_secs(600);
+    loop {
+        let (meta, _) = nets.load(id).await?;
+        let fired: u64 = meta.get("fired").and_then(|v| v.parse().ok()).unwrap_or(0);
+        if fired >= total {
+            return Ok(());
+        }
+        anyhow::ensure!(
+            Instant::now() < deadline,
+            "net {id} stuck at {fired}/{total} firings"
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+}
+
+async fn nets_async(n: &NetsBench, url: &str) -> anyhow::Result<()> {
+    use switchyard_shared::nets::{NetStore, compile};
+    let pool = RedisPool::new(url, 32)?;
+    pool.wait_ready(Duration::from_secs(10)).await?;
+    let keys = Keys::new("sybench", 16);
+    let nets = NetStore::new(pool.clone(), keys.clone(), 256, Duration::from_secs(3600));
+    // One in-process worker runs continuations and callbacks.
+    let mut wopts = switchyard_shared::config::WorkerOpts::default();
+    wopts.worker_block = Duration::from_millis(20);
+    wopts.delivery_per_destination = 64;
+    let nopts = switchyard_shared::config::NetOpts::default();
+    let worker = Arc::new(switchyard_worker::build(
+        pool.clone(),
+        keys.clone(),
+        &wopts,
+        &Default::default(),
+        &nopts,
+    )?);
+    let stop = CancellationToken::new();
+    tokio::spawn(worker.clone().run(stop.clone()));
+
+    // (a) a chain of action-less transitions over a split.
+    let mut ts = vec![
+        serde_json::json!({"inputs": ["seed"], "outputs": ["g"], "action": {"type": "create-color-group"}}),
+        serde_json::json!({"inputs": ["g"], "outputs": ["c0"], "action": {"type": "split"}}),
+    ];
+    for i in 0..n.chain {
+        ts.push(
+            serde_json::json!({"inputs": [format!("c{i}")], "outputs": [format!("c{}", i + 1)]}),
+        );
+    }
+    let compiled = compile(&serde_json::json!({"transitions": ts}))
+        .map_err(|e| anyhow::anyhow!("{}: {}", e.location, e.message))?;
+    nets.create("chain", &compiled, "http://127.0.0.1:9", true, "svix")
+        .await?;
+    let total = 2 + (n.chain * n.colors) as u64;
+    let (c0, e0) = commands_processed(&pool).await?;
+    let start = Instant::now();
+    nets.post(
+        "chain",
+        0,
+        &format!(r#"{{"color_group_size": {}}}"#, n.colors),
+    )
+    .await?;
+    wait_fired(&nets, "chain", total).await?;
+    let secs = start.elapsed().as_secs_f64();
+    let (c1, e1) = commands_processed(&pool).await?;
+    let chain_rate = total as f64 / secs;
+    println!(
+        "(a) chain of {} action-less transitions over a split of {} colours: {total} firings in {secs:.2} s = {chain_rate:.0} firings/s",
+        n.chain, n.colors
+    );
+    println!(
+        "    Redis calls per firing (EVALSHA + XREADGROUP + XAUTOCLAIM): {:.3} (EVALSHA alone: {:.3}; bound 256 firings per call)",
+        (c1 - c0) as f64 / total as f64,
+        (e1 - e0) as f64 / total as f64
+    );
+
+    // (b) a notify chain answered by a local receiver through the HTTP API.
+    let state = switchyard_api::AppState::new(
+        pool.clone(),
+        &keys,
+        switchyard_shared::gates::GateSettings {
+            namespace: "bench".into(),
+            queue_ttl: Duration::from_secs(120),
+            grant_ttl: Duration::from_secs(3600),
+            history_len: 10,
+            windows: BuildWindows::default(),
+        },
+        &Default::default(),
+        &nopts,
+        vec![],
+    )?;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let api_base = format!("http://{}", listener.local_addr()?);
+    let api_opts = ApiOpts::default();
+    let mut state = state;
+    state.public_url = api_base.clone();
+    tokio::spawn(serve(
+        listener,
+        router(state, &api_opts),
+        stop.clone(),
+        Duration::from_secs(1),
+    ));
+    // The receiver answers every callback by PUTting to its response link.
+    let http = reqwest::Client::new();
+    let answered = Arc::new(AtomicUsize::new(0));
+    let (h2, a2) = (http.clone(), answered.clone());
+    let rx = axum::Router::new().fallback(move |body: axum::body::Bytes| {
+        let (http, answered) = (h2.clone(), a2.clone());
+        async move {
+            if let Ok(v) = serde_json::from_slice::<serde_json::Value>(&body)
+                && let Some(link) = v["response_links"]["done"].as_str()
+            {
+                let link = link.to_owned();
+                tokio::spawn(async move {
+                    if http.put(link).body("{}").send().await.is_ok() {
+                        answered.fetch_add(1, Ordering::Relaxed);
+                    }
+                });
+            }
+            axum::http::StatusCode::NO_CONTENT
+        }
+    });
+    let rl = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let hook = format!("http://{}/hook", rl.local_addr()?);
+    let s2 = stop.clone();
+    tokio::spawn(async move {
+        axum::serve(rl, rx)
+            .with_graceful_shutdown(async move { s2.cancelled().await })
+            .await
+    });
+    let steps = 3;
+    let mut ts = vec![
+        serde_json::json!({"inputs": ["seed"], "outputs": ["g"], "action": {"type": "create-color-group"}}),
+        serde_json::json!({"inputs": ["g"], "outputs": ["p0"], "action": {"type": "split"}}),
+    ];
+    for i in 0..steps {
+        ts.push(serde_json::json!({"inputs": [format!("p{i}")], "outputs": [format!("w{i}")],
+            "action": {"type": "notify", "url": hook, "response_places": {"done": format!("r{i}")}}}));
+        ts.push(serde_json::json!({"inputs": [format!("w{i}"), format!("r{i}")], "outputs": [format!("p{}", i + 1)]}));
+    }
+    let compiled = compile(&serde_json::json!({"transitions": ts}))
+        .map_err(|e| anyhow::anyhow!("{}: {}", e.location, e.message))?;
+    nets.create("notify", &compiled, &api_base, true, "svix")
+        .await?;
+    let total = 2 + (2 * steps * n.notify_colors) as u64;
+    let start = Instant::now();
+    nets.post(
+        "notify",
+        0,
+        &format!(r#"{{"color_group_size": {}}}"#, n.notify_colors),
+    )
+    .await?;
+    wait_fired(&nets, "notify", total).await?;
+    let secs = start.elapsed().as_secs_f64();
+    println!(
+        "(b) notify chain ({steps} callbacks per colour, each answered by PUT to its response link), {} colours: {total} firings, {} callbacks in {secs:.2} s = {:.0} firings/s, {:.0} callbacks/s",
+        n.notify_colors,
+        answered.load(Ordering::Relaxed),
+        total as f64 / secs,
+        (steps * n.notify_colors) as f64 / secs
+    );
+    stop.cancel();
+
+    // (c) the firing script itself under redis-benchmark: each call records a
+    // token and fires one transition.
+    let compiled = compile(&serde_json::json!({"transitions": [
+        {"inputs": ["seed"], "outputs": ["g"], "action": {"type": "create-color-group"}},
+        {"inputs": ["a"], "outputs": ["b"]}
+    ]}))
+    .map_err(|e| anyhow::anyhow!("{}: {}", e.location, e.message))?;
+    nets.create("rb", &compiled, "http://127.0.0.1:9", true, "svix")
+        .await?;
+    let keyspace = 100_000u64; // the largest colour group allowed
+    nets.post("rb", 0, &format!(r#"{{"color_group_size": {keyspace}}}"#))
+        .await?;
+    let k = nets.keys("rb");
+    let place_a = compiled.place_index("a").context("place a")?;
+    let socket = url.strip_prefix("unix://").context("unix socket")?;
+    let (f0, _) = nets.load("rb").await?;
+    let fired0: u64 = f0.get("fired").and_then(|v| v.parse().ok()).unwrap_or(0);
+    let out = Command::new(&n.redis_benchmark)
+        .arg("-s")
+        .arg(socket)
+        .args([
+            "-c",
+            "50",
+            "-n",
+            &n.requests.to_string(),
+            "-r",
+            &keyspace.to_string(),
+            "-q",
+        ])
+        .args(["EVALSHA", scripts::NET.get_hash(), "9"])
+        .args([
+            &k.meta, &k.marking, &k.groups, &k.fired, &k.seen, &k.agenda, &k.stream, &k.index,
+            &k.begins,
+        ])
+        .args([
+            "put",
+            "rb",
+            "256",
+            "3600000",
+            &place_a.to_string(),
+            "__rand_int__",
+            "-",
+            "{}",
+        ])
+        .output()
+        .context("running redis-benchmark")?;
+    let text =
+        String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr);
+    let rps = parse_rps(&text).with_context(|| format!("redis-benchmark output: {text}"))?;
+    if std::env::var("BENCH_DEBUG").is_ok() {
+        let mut conn = pool.get().await?;
+        let r: redis::RedisResult<String> = redis::cmd("EVALSHA")
+            .arg(scripts::NET.get_hash())
+            .arg(9)
+            .arg(&[
+                &k.meta, &k.marking, &k.groups, &k.fired, &k.seen, &k.agenda, &k.stream, &k.index,
+                &k.begins,
+            ])
+            .arg(&[
+                "put",
+                "rb",
+                "256",
+                "3600000",
+                &place_a.to_string(),
+                "000000012345",
+                "-",
+                "{}",
+            ])
+            .query_async(&mut conn)
+            .await;
+        eprintln!("one call: {r:?}");
+        eprintln!(
+            "{}",
+            text.chars()
+                .rev()
+                .take(600)
+                .collect::<String>()
+                .chars()
+                .rev()
+                .collect::<String>()
+        );
+    }
+    let (f1, _) = nets.load("rb").await?;
+    let fired1: u64 = f1.get("fired").and_then(|v| v.parse().ok()).unwrap_or(0);
+    let firing_share = (fired1 - fired0) as f64 / n.requests as f64;
+    println!(
+        "(c) redis-benchmark, EVALSHA net.lua put+fire: {rps:.0} calls/s ({:.0} firings/s; {:.1}% of calls fired, the rest repeated a colour)",
+        rps * firing_share,
+        firing_share * 100.0
+    );
+    println!();
+    println!(
+        "ratio (a) ÷ (c) firings/s: {:.2}  (chains fire up to 256 transitions per call, so one call does more work than a put)",
+        chain_rate / (rps * firing_share)
+    );
     Ok(())
 }
