@@ -658,9 +658,11 @@ async fn nets_async(n: &NetsBench, url: &str) -> anyhow::Result<()> {
     let keys = Keys::new("sybench", 16);
     let nets = NetStore::new(pool.clone(), keys.clone(), 256, Duration::from_secs(3600));
     // One in-process worker runs continuations and callbacks.
-    let mut wopts = switchyard_shared::config::WorkerOpts::default();
-    wopts.worker_block = Duration::from_millis(20);
-    wopts.delivery_per_destination = 64;
+    let wopts = switchyard_shared::config::WorkerOpts {
+        worker_block: Duration::from_millis(20),
+        delivery_per_destination: 64,
+        ..Default::default()
+    };
     let nopts = switchyard_shared::config::NetOpts::default();
     let worker = Arc::new(switchyard_worker::build(
         pool.clone(),
