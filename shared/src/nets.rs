@@ -929,6 +929,17 @@ mod store {
             inv
         }
 
+        /// Firings and failures of one call, for /metrics.
+        fn count(v: &Value) {
+            let fired = v["fired"].as_u64().unwrap_or(0);
+            if fired > 0 {
+                metrics::counter!("switchyard_net_transitions_fired_total").increment(fired);
+            }
+            if v["status"].as_str() == Some("failed") {
+                metrics::counter!("switchyard_nets_failed_total").increment(1);
+            }
+        }
+
         async fn run(&self, inv: &redis::ScriptInvocation<'_>) -> Result<Value, NetError> {
             let mut conn = self.pool.get().await?;
             let raw: String = inv.invoke_async(&mut conn).await?;
@@ -969,10 +980,12 @@ mod store {
                 .arg(hash)
                 .arg(policy);
             let v = self.run(&inv).await?;
+            Self::count(&v);
             Ok(v.get("exists").and_then(Value::as_bool) != Some(true))
         }
 
         fn put_outcome(v: &Value) -> PutOutcome {
+            Self::count(v);
             PutOutcome {
                 color: v["color"].as_i64().unwrap_or(0),
                 color_group: v["color_group"].as_i64().unwrap_or(0),
@@ -1029,7 +1042,7 @@ mod store {
             let k = self.keys(id);
             if active {
                 let inv = self.invoke(&k, "resume", id);
-                return self.run(&inv).await.map(drop);
+                return self.run(&inv).await.map(|v| Self::count(&v));
             }
             let mut conn = self.pool.get().await?;
             let n: i64 = scripts::NET_PAUSE

@@ -522,3 +522,51 @@ async fn the_seed_sample_with_a_success_failure_subnet() {
     tokio::time::sleep(Duration::from_millis(300)).await;
     assert_eq!(ko.count(), 0);
 }
+
+#[tokio::test]
+async fn a_data_request_subnet_attaches_the_answer_to_the_token() {
+    let app = spawn_app().await;
+    let (ask, done) = (Receiver::ok().await, Receiver::ok().await);
+    let _w = run_worker_and_scheduler(&app, "w");
+    let id = create(&app, json!({
+        "subnets": {"need": {"type": "data-request", "url": ask.url, "requested_data": ["split_size"]}},
+        "transitions": [
+            {"inputs": ["start"], "outputs": ["need.input"]},
+            {"inputs": ["need.output"], "outputs": ["end"], "action": {"type": "notify", "url": done.url}}
+        ]
+    }))
+    .await;
+    app.post(
+        &format!("/v1/nets/{id}/places/start/tokens"),
+        json!({"job": 7}),
+    )
+    .await;
+    eventually(Duration::from_secs(10), || async { ask.count() == 1 }).await;
+    let cb = &bodies(&ask)[0];
+    assert_eq!(cb["requested_data"], json!(["split_size"]));
+    assert!(
+        cb["response_link"].is_string(),
+        "the seed's singular link: {cb}"
+    );
+    answer(&app, cb, "data", json!({"split_size": 23})).await;
+    eventually(Duration::from_secs(10), || async { done.count() == 1 }).await;
+    let d = &bodies(&done)[0]["data"];
+    assert_eq!(
+        (d["job"].as_i64(), d["split_size"].as_i64()),
+        (Some(7), Some(23)),
+        "{d}"
+    );
+    let text = app
+        .client
+        .get(format!("{}/metrics", app.base))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        text.contains("switchyard_net_transitions_fired_total"),
+        "firings on /metrics"
+    );
+}
