@@ -42,6 +42,16 @@ pub async fn readyz(State(state): State<AppState>) -> Response {
 #[utoipa::path(get, path = "/metrics", tag = "health",
     responses((status = 200, description = "Prometheus text format", content_type = "text/plain")))]
 pub async fn metrics_text(State(state): State<AppState>) -> Response {
+    // State-machine figures are read fresh at scrape time.
+    if let Ok(ids) = state.machines.ids().await {
+        for id in ids {
+            if let Ok(def) = state.machines.definition(&id).await
+                && let Ok(m) = state.machines.metrics(&def).await
+            {
+                state.machines.export(&def, &m);
+            }
+        }
+    }
     (
         [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
         state.prometheus.render(),

@@ -14,6 +14,7 @@ mod deliveries;
 pub mod error;
 mod gates;
 mod health;
+mod machines;
 mod nets;
 pub mod openapi;
 
@@ -30,6 +31,7 @@ use metrics_exporter_prometheus::PrometheusHandle;
 use switchyard_shared::config::{ApiOpts, DeliveryOpts, GateOpts, NetOpts, RedisOpts};
 use switchyard_shared::deliveries::{DeliveryStore, Policies};
 use switchyard_shared::gates::{GateSettings, GateStore};
+use switchyard_shared::machines::MachineStore;
 use switchyard_shared::nets::NetStore;
 use switchyard_shared::{Keys, RedisPool, telemetry};
 use tokio::net::TcpListener;
@@ -50,6 +52,7 @@ pub struct AppState {
     pub policies: Arc<Policies>,
     pub allow_link_local: bool,
     pub nets: NetStore,
+    pub machines: MachineStore,
     pub public_url: String,
     pub net_callback_policy: String,
     pub pool: RedisPool,
@@ -73,6 +76,7 @@ impl AppState {
             deliveries: DeliveryStore::new(pool.clone(), keys.clone(), dopts.delivery_retention),
             policies: Arc::new(policies),
             allow_link_local: dopts.allow_link_local,
+            machines: MachineStore::new(pool.clone(), keys.clone(), nopts.net_retention),
             nets: NetStore::new(
                 pool.clone(),
                 keys.clone(),
@@ -115,6 +119,7 @@ pub fn router(state: AppState, opts: &ApiOpts) -> Router {
         .merge(gates::routes())
         .merge(deliveries::routes())
         .merge(nets::routes())
+        .merge(machines::routes())
         .merge(health::routes())
         .merge(openapi::routes())
         .fallback(|| async { AppError::not_found("route_not_found", "no such endpoint") })

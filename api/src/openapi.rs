@@ -4,7 +4,7 @@ use axum::routing::get;
 use axum::{Json, Router};
 use utoipa::OpenApi;
 
-use crate::{AppState, deliveries, gates, health, nets};
+use crate::{AppState, deliveries, gates, health, machines, nets};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -20,6 +20,8 @@ use crate::{AppState, deliveries, gates, health, nets};
         deliveries::create, deliveries::list, deliveries::show, deliveries::retry, deliveries::cancel,
         nets::create, nets::create_with_key, nets::list, nets::show, nets::places, nets::explain, nets::dot,
         nets::patch, nets::delete, nets::put_token, nets::put_token_path, nets::post_token,
+        machines::create, machines::list, machines::show, machines::delete, machines::transition,
+        machines::batch, machines::entity, machines::metrics_json, machines::check,
     ),
     modifiers(&BearerAuth),
     security(("bearer" = [])),

@@ -24,6 +24,8 @@ use switchyard_shared::{Keys, RedisPool};
 use tokio_util::sync::CancellationToken;
 
 pub struct Scheduler {
+    machines: switchyard_shared::machines::MachineStore,
+    alert_policy: String,
     pool: RedisPool,
     keys: Keys,
     gates: GateStore,
@@ -40,6 +42,12 @@ impl Scheduler {
         opts: SchedulerOpts,
     ) -> Self {
         Self {
+            machines: switchyard_shared::machines::MachineStore::new(
+                pool.clone(),
+                keys.clone(),
+                retention,
+            ),
+            alert_policy: "svix".into(),
             gates: GateStore::new(pool.clone(), keys, gate),
             deliveries: DeliveryStore::new(pool.clone(), keys.clone(), retention),
             pool,
@@ -81,6 +89,17 @@ impl Scheduler {
             metrics::counter!("switchyard_timers_fired_total").increment(total as u64);
         }
         Ok(total)
+    }
+
+    /// The retry policy of threshold webhooks.
+    pub fn with_alert_policy(mut self, policy: &str) -> Self {
+        self.alert_policy = policy.to_owned();
+        self
+    }
+
+    /// Evaluate state-machine thresholds; returns notifications sent.
+    pub async fn check_machines(&self) -> anyhow::Result<usize> {
+        Ok(self.machines.check_all(&self.alert_policy).await?)
     }
 
     /// Refresh the gauges and prune expired index entries.
@@ -129,7 +148,8 @@ impl Scheduler {
         let mut timers = tokio::time::interval(self.opts.timer_interval);
         let mut sweep = tokio::time::interval(self.opts.sweep_interval);
         let mut observe = tokio::time::interval(Duration::from_secs(10));
-        for i in [&mut timers, &mut sweep, &mut observe] {
+        let mut machines = tokio::time::interval(self.opts.sm_check_interval);
+        for i in [&mut timers, &mut sweep, &mut observe, &mut machines] {
             i.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         }
         loop {
@@ -138,6 +158,7 @@ impl Scheduler {
                 _ = timers.tick() => self.move_timers().await.map(drop),
                 _ = sweep.tick() => self.tick().await.map(drop),
                 _ = observe.tick() => self.observe().await,
+                _ = machines.tick() => self.check_machines().await.map(drop),
             };
             if let Err(e) = res {
                 metrics::counter!("switchyard_scheduler_errors_total").increment(1);

@@ -172,6 +172,10 @@ pub struct SchedulerOpts {
     #[arg(long, env = "SWITCHYARD_SWEEP_BATCH", default_value_t = 256)]
     pub sweep_batch: usize,
 
+    /// How often state-machine thresholds are evaluated.
+    #[arg(long, env = "SWITCHYARD_SM_CHECK_INTERVAL", default_value = "10s", value_parser = humantime::parse_duration)]
+    pub sm_check_interval: Duration,
+
     /// How often due timers (delivery retries, deferred work) are moved into the work streams.
     #[arg(long, env = "SWITCHYARD_TIMER_INTERVAL", default_value = "100ms", value_parser = humantime::parse_duration)]
     pub timer_interval: Duration,

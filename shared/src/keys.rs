@@ -113,6 +113,21 @@ impl Keys {
         }
     }
 
+    /// Keys of one state machine (all on its shard).
+    pub fn machine(&self, id: &str) -> MachineKeys {
+        let shard = self.shard_of(&format!("sm:{id}"));
+        MachineKeys {
+            base: format!("{}:sm:{id}", self.shard_base(shard)),
+            index: format!("{}:sm-index", self.shard_base(shard)),
+            shard,
+        }
+    }
+
+    /// ZSET machine id → created, per shard.
+    pub fn machine_index(&self, shard: u16) -> String {
+        format!("{}:sm-index", self.shard_base(shard))
+    }
+
     /// ZSET net id → created (ms), per shard.
     pub fn net_index(&self, shard: u16) -> String {
         format!("{}:net-index", self.shard_base(shard))
@@ -121,6 +136,44 @@ impl Keys {
     /// The per-shard timer set (used by the scheduler).
     pub fn timers(&self, shard: u16) -> String {
         format!("{}:timers", self.shard_base(shard))
+    }
+}
+
+/// Keys of one state machine. State and entity ids are validated at the
+/// edge (no `:`), so they separate unambiguously.
+#[derive(Clone, Debug)]
+pub struct MachineKeys {
+    base: String,
+    pub index: String,
+    pub shard: u16,
+}
+
+impl MachineKeys {
+    pub fn meta(&self) -> String {
+        format!("{}:meta", self.base)
+    }
+    pub fn counts(&self) -> String {
+        format!("{}:counts", self.base)
+    }
+    pub fn events(&self) -> String {
+        format!("{}:events", self.base)
+    }
+    pub fn alerts(&self) -> String {
+        format!("{}:alerts", self.base)
+    }
+    /// HASH of counters for one minute (epoch minutes).
+    pub fn bucket(&self, minute: i64) -> String {
+        format!("{}:bucket:{minute}", self.base)
+    }
+    /// ZSET entity → entered at, of one state.
+    pub fn state(&self, state: &str) -> String {
+        format!("{}:in:{state}", self.base)
+    }
+    pub fn entity(&self, entity: &str) -> String {
+        format!("{}:entity:{entity}", self.base)
+    }
+    pub fn history(&self, entity: &str) -> String {
+        format!("{}:history:{entity}", self.base)
     }
 }
 

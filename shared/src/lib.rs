@@ -6,6 +6,7 @@
 //! * [`scripts`] — the Lua scripts from `lua/`, embedded and invoked by EVALSHA.
 //! * [`redis_pool`] — connection pool construction and readiness checks.
 //! * [`deliveries`] — reliable HTTP deliveries: records, retry policies, timers.
+//! * [`machines`] — state machines: definitions, transitions, metrics, thresholds.
 //! * [`gates`] — the deployment-gate store: every state change is one script call.
 //! * [`telemetry`] — logging and the Prometheus recorder.
 //! * [`time`] — the one time format of the API (ISO 8601, UTC).
@@ -14,6 +15,7 @@ pub mod config;
 pub mod deliveries;
 pub mod gates;
 pub mod keys;
+pub mod machines;
 pub mod nets;
 pub mod redis_pool;
 pub mod scripts;

@@ -40,6 +40,10 @@ script!(NET, "net.lua");
 script!(NET_DELETE, "net_delete.lua");
 script!(NET_FAIL, "net_fail.lua");
 script!(NET_PAUSE, "net_pause.lua");
+script!(SM_TRANSITION, "sm_transition.lua");
+script!(SM_CREATE, "sm_create.lua");
+script!(SM_DELETE, "sm_delete.lua");
+script!(SM_ALERT, "sm_alert.lua");
 
 /// Every script with its file name, for loading and readiness checks.
 pub fn all() -> Vec<(&'static str, &'static Script)> {
@@ -66,6 +70,10 @@ pub fn all() -> Vec<(&'static str, &'static Script)> {
         ("net_delete.lua", &*NET_DELETE),
         ("net_fail.lua", &*NET_FAIL),
         ("net_pause.lua", &*NET_PAUSE),
+        ("sm_transition.lua", &*SM_TRANSITION),
+        ("sm_create.lua", &*SM_CREATE),
+        ("sm_delete.lua", &*SM_DELETE),
+        ("sm_alert.lua", &*SM_ALERT),
     ]
 }
 

@@ -104,6 +104,7 @@ pub fn scheduler_opts() -> SchedulerOpts {
         sweep_interval: Duration::from_millis(20),
         sweep_batch: 16,
         timer_interval: Duration::from_millis(20),
+        sm_check_interval: Duration::from_millis(50),
     }
 }
 
@@ -325,6 +326,21 @@ pub fn worker(app: &TestApp, name: &str) -> switchyard_worker::Worker {
 /// returned token is cancelled; and the scheduler moving timers.
 pub fn run_worker_and_scheduler(app: &TestApp, name: &str) -> CancellationToken {
     run_worker_with(app, worker_opts(name))
+}
+
+/// The production worker only (no scheduler), until the token is cancelled.
+pub fn run_worker_only(app: &TestApp, name: &str) -> CancellationToken {
+    let stop = CancellationToken::new();
+    let w = switchyard_worker::build(
+        app.pool.clone(),
+        app.keys.clone(),
+        &worker_opts(name),
+        &app.delivery,
+        &app.net,
+    )
+    .unwrap();
+    tokio::spawn(std::sync::Arc::new(w).run(stop.clone()));
+    stop
 }
 
 pub fn run_worker_with(app: &TestApp, opts: WorkerOpts) -> CancellationToken {

@@ -5,6 +5,7 @@ mod bad_input;
 mod deliveries;
 mod gates;
 mod harness;
+mod machines;
 mod net_model;
 mod nets;
 mod platform;
