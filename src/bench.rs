@@ -34,6 +34,27 @@ enum What {
     Deliveries(DeliveriesBench),
     /// Petri net firing: action-less chains over a split, a notify chain, and the firing script under redis-benchmark.
     Nets(NetsBench),
+    /// State-machine transitions through HTTP (single and batch) and the transition script under redis-benchmark.
+    Machines(MachinesBench),
+}
+
+#[derive(Args)]
+struct MachinesBench {
+    /// Concurrent HTTP clients.
+    #[arg(long, default_value_t = 32)]
+    clients: usize,
+    /// How long each HTTP phase runs.
+    #[arg(long, default_value = "5s", value_parser = humantime_parse)]
+    duration: Duration,
+    /// Events per batch call.
+    #[arg(long, default_value_t = 100)]
+    batch: usize,
+    #[arg(long, default_value_t = 100_000)]
+    requests: u64,
+    #[arg(long, default_value = "redis-server")]
+    redis_server: PathBuf,
+    #[arg(long, default_value = "redis-benchmark")]
+    redis_benchmark: PathBuf,
 }
 
 #[derive(Args)]
@@ -116,6 +137,7 @@ pub fn run(c: BenchCmd) -> anyhow::Result<()> {
         What::Gates(g) => gates(g),
         What::Deliveries(d) => deliveries(d),
         What::Nets(n) => nets_bench(n),
+        What::Machines(m) => machines_bench(m),
     }
 }
 
@@ -892,6 +914,197 @@ async fn nets_async(n: &NetsBench, url: &str) -> anyhow::Result<()> {
     println!(
         "ratio (a) ÷ (c) firings/s: {:.2}  (chains fire up to 256 transitions per call, so one call does more work than a put)",
         chain_rate / (rps * firing_share)
+    );
+    Ok(())
+}
+
+fn machines_bench(m: MachinesBench) -> anyhow::Result<()> {
+    let dir = std::env::temp_dir().join(format!("switchyard-bench-sm-{}", std::process::id()));
+    let child = RedisChild::start(&m.redis_server, &dir)?;
+    let url = child.url();
+    let res = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?
+        .block_on(machines_async(&m, &url));
+    child.stop();
+    std::fs::remove_dir_all(&dir).ok();
+    res
+}
+
+async fn machines_async(m: &MachinesBench, url: &str) -> anyhow::Result<()> {
+    let pool = RedisPool::new(url, 32)?;
+    pool.wait_ready(Duration::from_secs(10)).await?;
+    let keys = Keys::new("sybench", 16);
+    let state = AppState::new(
+        pool.clone(),
+        &keys,
+        GateSettings {
+            namespace: "bench".into(),
+            queue_ttl: Duration::from_secs(120),
+            grant_ttl: Duration::from_secs(3600),
+            history_len: 10,
+            windows: BuildWindows::default(),
+        },
+        &Default::default(),
+        &Default::default(),
+        vec![],
+    )?;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let base = format!("http://{}", listener.local_addr()?);
+    let stop = CancellationToken::new();
+    tokio::spawn(serve(
+        listener,
+        router(state, &ApiOpts::default()),
+        stop.clone(),
+        Duration::from_secs(1),
+    ));
+    let http = reqwest::Client::new();
+    let def = serde_json::json!({"id": "BENCH", "states": [
+        {"id": "1", "next": ["2", "3"]}, {"id": "2", "next": ["4"]}, {"id": "3", "next": []},
+        {"id": "4", "next": ["5"]}, {"id": "5", "next": ["6"]}, {"id": "6", "next": ["4", "7"]}, {"id": "7", "next": ["3"]}
+    ]});
+    let r = http
+        .post(format!("{base}/api/statemachines"))
+        .body(def.to_string())
+        .send()
+        .await?;
+    anyhow::ensure!(
+        r.status().is_success(),
+        "creating the machine: {}",
+        r.status()
+    );
+    // Each entity walks 1 → 2 → 4 → 5 → 6 → 4 → 5 → 6 …
+    let walk = |i: usize| -> &'static str {
+        match i {
+            0 => "1",
+            1 => "2",
+            _ => ["4", "5", "6"][(i - 2) % 3],
+        }
+    };
+    let mut rates = vec![];
+    for batch in [1usize, m.batch] {
+        let start = Instant::now();
+        let mut tasks = Vec::new();
+        for c in 0..m.clients {
+            let (http, base, dur) = (http.clone(), base.clone(), m.duration);
+            tasks.push(tokio::spawn(async move {
+                let mut lat = Vec::new();
+                let mut done = 0usize;
+                let mut step = 0usize;
+                while start.elapsed() < dur {
+                    let t0 = Instant::now();
+                    if batch == 1 {
+                        let r = http
+                            .post(format!("{base}/api/statemachines/BENCH/entities/c{c}/transitions"))
+                            .body(format!(r#"{{"to": "{}"}}"#, walk(step)))
+                            .send()
+                            .await?;
+                        anyhow::ensure!(r.status().is_success(), "transition failed: {}", r.status());
+                    } else {
+                        let events: Vec<serde_json::Value> = (0..batch)
+                            .map(|e| serde_json::json!({"entity": format!("b{c}-{e}"), "to": walk(step)}))
+                            .collect();
+                        let r = http
+                            .post(format!("{base}/api/statemachines/BENCH/transitions"))
+                            .body(serde_json::json!({"events": events}).to_string())
+                            .send()
+                            .await?;
+                        anyhow::ensure!(r.status().is_success(), "batch failed: {}", r.status());
+                    }
+                    lat.push(t0.elapsed());
+                    done += batch;
+                    step += 1;
+                }
+                anyhow::Ok((done, lat))
+            }));
+        }
+        let mut total = 0;
+        let mut lat = vec![];
+        for t in tasks {
+            let (d, l) = t.await??;
+            total += d;
+            lat.extend(l);
+        }
+        lat.sort_unstable();
+        let rate = total as f64 / start.elapsed().as_secs_f64();
+        println!(
+            "HTTP, {} event(s) per call, {} clients: {rate:.0} transitions/s (call p50 {:.2} ms, p99 {:.2} ms)",
+            batch,
+            m.clients,
+            ms(percentile(&lat, 0.5)),
+            ms(percentile(&lat, 0.99))
+        );
+        rates.push(rate);
+    }
+    stop.cancel();
+
+    // The transition script under redis-benchmark: one new entity entering state 1 per call.
+    let k = keys.machine("BENCH");
+    let socket = url.strip_prefix("unix://").context("unix socket")?;
+    let mut args: Vec<String> = vec![
+        "EVALSHA".into(),
+        scripts::SM_TRANSITION.get_hash().into(),
+        (4 + 7 + 2).to_string(),
+    ];
+    args.extend([
+        k.meta(),
+        k.counts(),
+        k.events(),
+        k.bucket(switchyard_shared::time::now_ms() / 60_000),
+    ]);
+    for s in ["1", "2", "3", "4", "5", "6", "7"] {
+        args.push(k.state(s));
+    }
+    args.push(k.entity("rb__rand_int__"));
+    args.push(k.history("rb__rand_int__"));
+    args.extend([
+        "100".into(),
+        "3600000".into(),
+        "1".into(),
+        "rb__rand_int__".into(),
+        "1".into(),
+    ]);
+    // at, data, event id: none.
+    args.extend(["".into(), "".into(), "".into()]);
+    let out = Command::new(&m.redis_benchmark)
+        .arg("-s")
+        .arg(socket)
+        .args([
+            "-c",
+            "50",
+            "-n",
+            &m.requests.to_string(),
+            "-r",
+            "1000000000",
+            "-q",
+        ])
+        .args(&args)
+        .output()
+        .context("running redis-benchmark")?;
+    let text =
+        String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr);
+    let rps = parse_rps(&text).with_context(|| format!("redis-benchmark output: {text}"))?;
+    let mut conn = pool.get().await?;
+    let entered: i64 = redis::cmd("HGET")
+        .arg(k.counts())
+        .arg("1")
+        .query_async(&mut conn)
+        .await
+        .unwrap_or(0);
+    println!(
+        "redis-benchmark, EVALSHA sm_transition.lua (one new entity per call): {rps:.0} calls/s ({entered} entities now in state 1)"
+    );
+    println!();
+    println!(
+        "ratio: HTTP single {:.0}/s ÷ script {rps:.0}/s = {:.3}",
+        rates[0],
+        rates[0] / rps
+    );
+    println!(
+        "ratio: HTTP batch of {} {:.0}/s ÷ script {rps:.0}/s = {:.3}",
+        m.batch,
+        rates[1],
+        rates[1] / rps
     );
     Ok(())
 }

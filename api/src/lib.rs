@@ -53,6 +53,8 @@ pub struct AppState {
     pub allow_link_local: bool,
     pub nets: NetStore,
     pub machines: MachineStore,
+    /// When each machine's thresholds were last checked from this process.
+    pub(crate) last_check: Arc<std::sync::Mutex<std::collections::HashMap<String, Instant>>>,
     pub public_url: String,
     pub net_callback_policy: String,
     pub pool: RedisPool,
@@ -77,6 +79,7 @@ impl AppState {
             policies: Arc::new(policies),
             allow_link_local: dopts.allow_link_local,
             machines: MachineStore::new(pool.clone(), keys.clone(), nopts.net_retention),
+            last_check: Arc::default(),
             nets: NetStore::new(
                 pool.clone(),
                 keys.clone(),

@@ -112,6 +112,45 @@ pub(crate) async fn delete(
     Ok(StatusCode::NO_CONTENT)
 }
 
+/// Thresholds are also checked right after transitions, at most once a second
+/// per machine and process, in the background (the scheduler checks them on
+/// its period regardless).
+fn check_soon(st: &AppState, def: &switchyard_shared::machines::Definition) {
+    if def.thresholds.is_empty() {
+        return;
+    }
+    {
+        let mut last = st
+            .last_check
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let now = std::time::Instant::now();
+        if last
+            .get(&def.id)
+            .is_some_and(|t| now.duration_since(*t) < std::time::Duration::from_secs(1))
+        {
+            return;
+        }
+        last.insert(def.id.clone(), now);
+    }
+    let (store, def, policy) = (
+        st.machines.clone(),
+        def.clone(),
+        st.policies.default_name().to_owned(),
+    );
+    tokio::spawn(async move {
+        let res = async {
+            let m = store.metrics(&def).await?;
+            let evaluated = store.evaluate(&def, &m).await?;
+            store.alert(&def, &evaluated, &policy).await
+        }
+        .await;
+        if let Err(e) = res {
+            tracing::warn!(machine = %def.id, error = %e, "threshold check after a transition failed");
+        }
+    });
+}
+
 /// Parse `at` (ISO 8601 or epoch milliseconds) and check an event.
 fn prepare(mut e: Event, at: &str) -> AppResult<Event> {
     if !valid_id(&e.entity) {
@@ -254,6 +293,7 @@ pub(crate) async fn batch(
             r
         })
         .collect();
+    check_soon(&st, &def);
     Ok(Json(json!({"results": results})))
 }
 
