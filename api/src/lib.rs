@@ -241,12 +241,7 @@ pub async fn run(
     opts: &ApiOpts,
     shutdown: CancellationToken,
 ) -> anyhow::Result<()> {
-    let url = redis
-        .redis_url
-        .as_deref()
-        .context("--redis-url is required")?;
-    let pool = RedisPool::new(url, redis.redis_pool_size)?;
-    pool.wait_ready(Duration::from_secs(30)).await?;
+    let (pool, keys) = redis.connect().await?;
     let tokens = load_tokens(opts)?;
     if tokens.is_empty() {
         tracing::warn!("no API tokens configured: the API is open to anyone who can reach it");
@@ -256,7 +251,6 @@ pub async fn run(
             "API tokens required on every non-health endpoint"
         );
     }
-    let keys = Keys::new(&redis.key_prefix, redis.shards);
     if Policies::new(&dopts.retry_policies, &dopts.default_retry_policy)
         .map_err(|e| anyhow::anyhow!(e))?
         .get(&nopts.net_callback_policy)

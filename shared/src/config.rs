@@ -29,6 +29,21 @@ pub struct RedisOpts {
     pub redis_pool_size: usize,
 }
 
+impl RedisOpts {
+    /// The pool (once Redis answers and the scripts are loaded, for at most
+    /// 30 s) and the key layout of this deployment.
+    pub async fn connect(&self) -> anyhow::Result<(crate::RedisPool, crate::Keys)> {
+        use anyhow::Context;
+        let url = self
+            .redis_url
+            .as_deref()
+            .context("--redis-url is required")?;
+        let pool = crate::RedisPool::new(url, self.redis_pool_size)?;
+        pool.wait_ready(Duration::from_secs(30)).await?;
+        Ok((pool, crate::Keys::new(&self.key_prefix, self.shards)))
+    }
+}
+
 #[derive(ValueEnum, Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum LogFormat {
     #[default]

@@ -54,6 +54,20 @@ pub fn shard_of_id(id: &str, shards: u16) -> Option<u16> {
         .then_some(shard)
 }
 
+/// `host:port` of a URL: the unit of per-destination limits and filters.
+pub fn destination_of(url: &str) -> String {
+    url::Url::parse(url)
+        .ok()
+        .map(|u| {
+            format!(
+                "{}:{}",
+                u.host_str().unwrap_or_default(),
+                u.port_or_known_default().unwrap_or(0)
+            )
+        })
+        .unwrap_or_default()
+}
+
 /// The timer member of a delivery's next attempt.
 pub fn timer_member(id: &str) -> String {
     format!("{KIND}|{id}")

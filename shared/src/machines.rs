@@ -590,16 +590,7 @@ impl MachineStore {
             let id = crate::deliveries::new_id(k.shard);
             let dk = self.keys.delivery(k.shard, &id);
             let url = t.action.as_ref().map(|a| a.url.clone()).unwrap_or_default();
-            let destination = url::Url::parse(&url)
-                .ok()
-                .map(|u| {
-                    format!(
-                        "{}:{}",
-                        u.host_str().unwrap_or_default(),
-                        u.port_or_known_default().unwrap_or(0)
-                    )
-                })
-                .unwrap_or_default();
+            let destination = crate::deliveries::destination_of(&url);
             let body = |status: &str| {
                 json!({"machine": def.id, "threshold": tid, "state": t.state, "kind": t.kind, "severity": t.severity,
                        "status": status, "message": msg, "at": iso_ms(crate::time::now_ms())})

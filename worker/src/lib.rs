@@ -568,13 +568,7 @@ pub async fn run(
     nopts: &NetOpts,
     shutdown: CancellationToken,
 ) -> anyhow::Result<()> {
-    let url = redis
-        .redis_url
-        .as_deref()
-        .context("--redis-url is required")?;
-    let pool = RedisPool::new(url, redis.redis_pool_size)?;
-    pool.wait_ready(Duration::from_secs(30)).await?;
-    let keys = Keys::new(&redis.key_prefix, redis.shards);
+    let (pool, keys) = redis.connect().await?;
     Arc::new(build(pool, keys, opts, dopts, nopts)?)
         .run(shutdown)
         .await

@@ -37,16 +37,7 @@ impl NotifyHandler {
             Ok(true) => {}
             Err(err) => return Outcome::Retry(err.to_string()),
         }
-        let destination = url::Url::parse(&n.url)
-            .ok()
-            .map(|u| {
-                format!(
-                    "{}:{}",
-                    u.host_str().unwrap_or_default(),
-                    u.port_or_known_default().unwrap_or(0)
-                )
-            })
-            .unwrap_or_default();
+        let destination = switchyard_shared::deliveries::destination_of(&n.url);
         let policy = if n.policy.is_empty() {
             self.default_policy.clone()
         } else {
