@@ -36,7 +36,6 @@ use switchyard_shared::nets::NetStore;
 use switchyard_shared::{Keys, RedisPool, telemetry};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
-use tower_http::timeout::TimeoutLayer;
 
 use crate::error::AppError;
 
@@ -134,10 +133,11 @@ pub fn router(state: AppState, opts: &ApiOpts) -> Router {
             )
         })
         .layer(middleware::from_fn_with_state(state.clone(), auth))
-        .layer(TimeoutLayer::with_status_code(
-            StatusCode::SERVICE_UNAVAILABLE,
+        .layer(middleware::from_fn_with_state(
             opts.request_timeout,
+            deadline,
         ))
+        .layer(middleware::from_fn(json_errors))
         .layer(DefaultBodyLimit::max(opts.max_body_bytes));
     api.layer(middleware::from_fn(track)).with_state(state)
 }
@@ -189,6 +189,44 @@ async fn auth(State(state): State<AppState>, mut req: Request, next: Next) -> Re
     let actor = header_actor.or(actor).unwrap_or_else(|| "anonymous".into());
     req.extensions_mut().insert(Actor(actor));
     next.run(req).await
+}
+
+/// Requests slower than `--request-timeout` are answered 503 (JSON).
+async fn deadline(State(limit): State<Duration>, req: Request, next: Next) -> Response {
+    match tokio::time::timeout(limit, next.run(req)).await {
+        Ok(resp) => resp,
+        Err(_) => AppError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "timeout",
+            "the request took too long",
+        )
+        .into_response(),
+    }
+}
+
+/// Rejections produced by axum itself (a malformed path segment, say) come
+/// as plain text; every error the API answers is JSON.
+async fn json_errors(req: Request, next: Next) -> Response {
+    let resp = next.run(req).await;
+    let status = resp.status();
+    let is_json = resp
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("application/json"));
+    if !(status.is_client_error() || status.is_server_error()) || is_json {
+        return resp;
+    }
+    let bytes = axum::body::to_bytes(resp.into_body(), 4096)
+        .await
+        .unwrap_or_default();
+    let text = String::from_utf8_lossy(&bytes).trim().to_owned();
+    let reason = if text.is_empty() {
+        status.canonical_reason().unwrap_or("error").to_owned()
+    } else {
+        text
+    };
+    AppError::new(status, "bad_request", reason).into_response()
 }
 
 /// Request counts and latency by method, route and status.

@@ -118,3 +118,12 @@ async fn too_many_gates_in_one_request_is_refused() {
     assert_eq!(s, StatusCode::BAD_REQUEST, "{b}");
     assert!(b["reason"].as_str().unwrap().contains("at most 64"), "{b}");
 }
+
+#[tokio::test]
+async fn framework_rejections_are_json_too() {
+    let app = spawn_app().await;
+    let (s, b) = app.get("/api/services/%FF").await;
+    assert!(s.is_client_error(), "{s}");
+    assert_eq!(b["status"], "error", "{b}");
+    assert!(b["reason"].as_str().is_some_and(|r| !r.is_empty()), "{b}");
+}
