@@ -96,8 +96,7 @@ end
 local function take(p, c)
   local f = field(p, c)
   local raw = redis.call('HGET', MARK, f)
-  redis.call('HDEL', MARK, f)
-  live_delta = live_delta - 1
+  if redis.call('HDEL', MARK, f) == 1 then live_delta = live_delta - 1 end
   return raw
 end
 
@@ -128,22 +127,28 @@ local function merge(raws, lenient)
   return jencode(out)
 end
 
+-- g: the group the callback is about; the response links carry colour c in
+-- its own group (they differ for a colour group creation notice).
 local function emit_notify(t, tidx, c, g, raw, url, links_places, requested, cb_suffix)
+  local own = group_of(c) or g
   local links, first = {}, nil
   for name, q in pairs(links_places) do
-    local link = public_url .. '/v1/nets/' .. id .. '/places/' .. q .. '/tokens?color=' .. c .. '&color_group=' .. g.idx
+    local link = public_url .. '/v1/nets/' .. id .. '/places/' .. q .. '/tokens?color=' .. c .. '&color_group=' .. own.idx
     links[#links + 1] = cjson.encode(name) .. ':' .. cjson.encode(link)
     first = first or link
   end
   local body = '{"net_key":' .. cjson.encode(id) .. ',"transition":' .. tidx .. ',"color":' .. c ..
     ',"group":' .. group_json(g) ..
-    ',"token":{"color":' .. c .. ',"color_group":{"index":' .. num(g.idx) .. ',"color_begin":' .. num(g.b) ..
-    ',"color_end":' .. num(g.e) .. ',"parent_color":' .. num(g.pc) .. ',"parent_color_group_index":' .. num(g.pg) .. '}}' ..
+    ',"token":{"color":' .. c .. ',"color_group":{"index":' .. num(own.idx) .. ',"color_begin":' .. num(own.b) ..
+    ',"color_end":' .. num(own.e) .. ',"parent_color":' .. num(own.pc) .. ',"parent_color_group_index":' .. num(own.pg) .. '}}' ..
     ',"response_links":{' .. table.concat(links, ',') .. '}' ..
     (first and (',"response_link":' .. cjson.encode(first)) or '') ..
     (requested and #requested > 0 and (',"requested_data":' .. list_json(requested)) or '') ..
     ',"data":' .. (raw ~= '' and raw or 'null') .. '}'
-  local cb = id .. '.t' .. tidx .. '.' .. cb_suffix
+  -- Unique per emission (a transition may fire again for a colour), and
+  -- stable for this emission: the work entry carries it through redelivery.
+  local seq = redis.call('HINCRBY', M, 'emitted', 1)
+  local cb = id .. '.t' .. tidx .. '.' .. cb_suffix .. '.n' .. seq
   redis.call('XADD', STREAM, '*', 'kind', 'net.notify', 'payload',
     '{"net":' .. cjson.encode(id) .. ',"cb":' .. cjson.encode(cb) .. ',"url":' .. cjson.encode(url) ..
     ',"policy":' .. cjson.encode(meta[5] or '') .. ',"body":' .. cjson.encode(body) .. '}')
@@ -226,6 +231,7 @@ local function fire_barrier(tidx, t, g)
     for _, p in ipairs(t.inputs) do raws[#raws + 1] = take(p, x) end
   end
   redis.call('HDEL', FIRED, 'bc:' .. tidx .. ':' .. g.idx)
+  for x = g.b, g.e - 1 do redis.call('HDEL', FIRED, 'bx:' .. tidx .. ':' .. x) end
   if not g.pc then failure = 'transition ' .. tidx .. ': join of a root group'; return end
   local d = jdecode(merge(raws, true))
   if type(d) == 'table' then d.color_group_idx = nil end
@@ -244,11 +250,16 @@ local function examine(p, c)
       end
       if ready then
         local g = group_of(c)
-        local n = redis.call('HINCRBY', FIRED, 'bc:' .. tidx .. ':' .. g.idx, 1)
-        if n >= g.e - g.b then
-          fire_barrier(tidx, t, g)
-          fired_count = fired_count + 1
-          return
+        -- Each colour counts once; each (barrier, group) fires once.
+        if redis.call('HEXISTS', FIRED, 'bd:' .. tidx .. ':' .. g.idx) == 0
+          and redis.call('HSETNX', FIRED, 'bx:' .. tidx .. ':' .. c, 1) == 1 then
+          local n = redis.call('HINCRBY', FIRED, 'bc:' .. tidx .. ':' .. g.idx, 1)
+          if n >= g.e - g.b then
+            redis.call('HSET', FIRED, 'bd:' .. tidx .. ':' .. g.idx, 1)
+            fire_barrier(tidx, t, g)
+            fired_count = fired_count + 1
+            return
+          end
         end
       end
     else
@@ -339,6 +350,9 @@ if notes > 0 then redis.call('HINCRBY', M, 'notifications', notes) end
 redis.call('HSET', M, 'updated', now)
 if failure then
   redis.call('HSET', M, 'status', 'failed', 'failure', failure)
+  if not expires_at then
+    for _, k in ipairs(all_keys()) do redis.call('PEXPIRE', k, retention) end
+  end
   result.status = 'failed'
   result.failure = failure
 elseif active and status == 'running' and live <= 0 and total > 0 and redis.call('LLEN', AGENDA) == 0 then

@@ -8,7 +8,8 @@
 --       then per event: entity hash, entity history
 -- ARGV: 1 history cap, 2 retention ms (closed entities, event ids), 3 n,
 --       then per event: entity, to, at ms ('' = now), data JSON (''), event id ('')
-local raw = redis.call('HGET', KEYS[1], 'def')
+local meta = redis.call('HMGET', KEYS[1], 'def', 'created')
+local raw, gen = meta[1], meta[2]
 if not raw then return cjson.encode({ err = 'machine_not_found' }) end
 local def = cjson.decode(raw)
 local now = now_ms()
@@ -47,8 +48,14 @@ for e = 1, n do
   elseif eid ~= '' and redis.call('ZSCORE', KEYS[3], eid) then
     r = '{"status":"duplicate"}'
   else
-    local cur = redis.call('HMGET', ek, 'state', 'closed')
+    local cur = redis.call('HMGET', ek, 'state', 'closed', 'gen')
     local from = cur[1]
+    if from and (cur[3] ~= gen or not idx[from]) then
+      -- Left over from a deleted machine of the same id: a new entity.
+      redis.call('DEL', ek, hk)
+      from = nil
+      cur[2] = nil
+    end
     if not from then
       if not initial[to] then
         r = '{"status":"rejected","reason":"not_initial","allowed":' .. list(def.initial) .. '}'
@@ -73,12 +80,12 @@ for e = 1, n do
       redis.call('HINCRBY', KEYS[4], 'in:' .. to, 1)
       bucket_used = true
       if terminal[to] then
-        redis.call('HSET', ek, 'state', to, 'entered', at_ms, 'closed', 1)
+        redis.call('HSET', ek, 'state', to, 'entered', at_ms, 'closed', 1, 'gen', gen)
         redis.call('PEXPIRE', ek, retention)
       else
         redis.call('ZADD', KEYS[4 + idx[to]], at_ms, entity)
         redis.call('HINCRBY', KEYS[2], to, 1)
-        redis.call('HSET', ek, 'state', to, 'entered', at_ms)
+        redis.call('HSET', ek, 'state', to, 'entered', at_ms, 'gen', gen)
       end
       local h = '{"from":' .. (from and cjson.encode(from) or 'null') .. ',"to":' .. cjson.encode(to) ..
         ',"at":' .. at_ms .. (data ~= '' and (',"data":' .. data) or '') ..

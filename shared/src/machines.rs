@@ -167,6 +167,7 @@ pub fn validate(spec: MachineSpec) -> Result<Definition, (String, String)> {
         );
     }
     let mut thresholds = spec.thresholds.clone();
+    let mut seen_ids: Vec<String> = vec![];
     for (i, t) in thresholds.iter_mut().enumerate() {
         let at = format!("body.thresholds[{i}]");
         if !ids.contains(&t.state) {
@@ -218,9 +219,33 @@ pub fn validate(spec: MachineSpec) -> Result<Definition, (String, String)> {
                 return e(&format!("{at}.action.url"), "must be an http(s) URL");
             }
         }
-        if t.id.is_none() {
-            t.id = Some(format!("{}-{}-{i}", t.state, t.kind));
+        if t.age_seconds.is_some_and(|a| a > 10 * 365 * 86_400)
+            || t.cooldown_seconds > 10 * 365 * 86_400
+        {
+            return e(&at, "age_seconds and cooldown_seconds are at most 10 years");
         }
+        if spec
+            .states
+            .iter()
+            .any(|s| s.id == t.state && s.next.is_empty())
+            && t.kind != "entry_rate_above"
+        {
+            return e(
+                &format!("{at}.state"),
+                "terminal states have no occupancy; only entry_rate_above applies",
+            );
+        }
+        let id =
+            t.id.clone()
+                .unwrap_or_else(|| format!("{}-{}-{i}", t.state, t.kind));
+        if !valid_id(&id) || seen_ids.contains(&id) {
+            return e(
+                &format!("{at}.id"),
+                "threshold ids are unique, 1–100 letters, digits, '-', '_' or '.'",
+            );
+        }
+        seen_ids.push(id.clone());
+        t.id = Some(id);
     }
     Ok(Definition {
         id: spec.id,

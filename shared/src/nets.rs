@@ -711,8 +711,13 @@ fn parse_action(
             keys: str_list(o.get("keys"), &format!("{at}.keys"))?,
         },
         "expire" => match o.get("ttl_seconds").and_then(Value::as_u64) {
-            Some(t) if t > 0 => Action::Expire { ttl_seconds: t },
-            _ => return err(format!("{at}.ttl_seconds"), "must be a positive integer"),
+            Some(t) if t > 0 && t <= 10 * 365 * 86_400 => Action::Expire { ttl_seconds: t },
+            _ => {
+                return err(
+                    format!("{at}.ttl_seconds"),
+                    "must be an integer from 1 to 315360000 (10 years)",
+                );
+            }
         },
         _ => Action::Merge,
     })

@@ -407,3 +407,64 @@ async fn ten_thousand_entities_moved_concurrently_match_a_reference_tally() {
     }
     eprintln!("tally: {tally:?}");
 }
+
+#[tokio::test]
+async fn a_recreated_machine_starts_its_entities_afresh() {
+    let app = spawn_app().await;
+    app.post("/api/statemachines", provisioning()).await;
+    mv(&app, "e", "1").await;
+    mv(&app, "e", "2").await;
+    app.delete("/api/statemachines/PROVISIONING").await;
+    let (s, b) = app
+        .post("/api/statemachines", json!({"id": "PROVISIONING", "states": [{"id": "new", "next": ["done"]}, {"id": "done"}]}))
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{b}");
+    let (s, b) = mv(&app, "e", "new").await;
+    assert_eq!(
+        (s, b["status"].as_str(), b["from"].clone()),
+        (StatusCode::OK, Some("applied"), Value::Null),
+        "{b}"
+    );
+    let (_, m) = app.get("/api/statemachines/PROVISIONING/metrics").await;
+    assert_eq!(m["states"]["new"]["count"], 1);
+}
+
+#[tokio::test]
+async fn an_alert_held_back_by_the_cooldown_is_sent_when_it_ends() {
+    let app = spawn_app().await;
+    let rx = Receiver::ok().await;
+    let _w = crate::harness::run_worker_only(&app, "w");
+    let mut def = provisioning();
+    def["thresholds"] = json!([{"id": "busy", "state": "1", "kind": "count_above", "value": 0, "severity": "warning",
+        "action": {"type": "webhook", "url": rx.url}, "cooldown_seconds": 1}]);
+    app.post("/api/statemachines", def).await;
+    let sched = app.scheduler();
+    mv(&app, "a", "1").await;
+    sched.check_machines().await.unwrap();
+    eventually(Duration::from_secs(10), || async { rx.count() == 1 }).await;
+    mv(&app, "a", "3").await; // clears: recovery
+    sched.check_machines().await.unwrap();
+    eventually(Duration::from_secs(10), || async { rx.count() == 2 }).await;
+    mv(&app, "b", "1").await; // fires again inside the 1 s cooldown: held back…
+    sched.check_machines().await.unwrap();
+    // …and announced once the cooldown has passed, while still true.
+    eventually(Duration::from_secs(10), || async {
+        sched.check_machines().await.unwrap();
+        rx.count() == 3
+    })
+    .await;
+    let third: Value = serde_json::from_str(&rx.received()[2].body).unwrap();
+    assert_eq!(third["status"], "firing");
+    let (s, e) = app
+        .post(
+            "/api/statemachines",
+            json!({"id": "X", "states": [{"id": "1"}], "thresholds": [
+            {"id": "t", "state": "1", "kind": "entry_rate_above", "value": 1, "window": "1m"},
+            {"id": "t", "state": "1", "kind": "entry_rate_above", "value": 2, "window": "1m"}]}),
+        )
+        .await;
+    assert_eq!(
+        (s, e["where"].as_str()),
+        (StatusCode::BAD_REQUEST, Some("body.thresholds[1].id"))
+    );
+}

@@ -570,3 +570,112 @@ async fn a_data_request_subnet_attaches_the_answer_to_the_token() {
         "firings on /metrics"
     );
 }
+
+#[tokio::test]
+async fn a_join_waits_for_every_colour_even_when_both_inputs_arrive_together() {
+    let app = spawn_app().await;
+    let fin = Receiver::ok().await;
+    let _w = run_worker_and_scheduler(&app, "w");
+    let id = create(&app, json!({"transitions": [
+        {"inputs": ["start"], "outputs": ["s"], "action": {"type": "create-color-group"}},
+        {"inputs": ["s"], "outputs": ["w"], "action": {"type": "split"}},
+        {"inputs": ["w", "resp"], "outputs": ["a", "b"]},
+        {"inputs": ["a", "b"], "outputs": ["joined"], "type": "barrier", "action": {"type": "join"}},
+        {"inputs": ["joined"], "outputs": ["end"], "action": {"type": "notify", "url": fin.url}}
+    ]}))
+    .await;
+    let (_, t) = app
+        .post(
+            &format!("/v1/nets/{id}/places/start/tokens"),
+            json!({"color_group_size": 2}),
+        )
+        .await;
+    let root = t["color"].as_i64().unwrap();
+    let (c1, c2) = (root + 1, root + 2);
+    let put = |c: i64| {
+        let app = &app;
+        let id = id.clone();
+        async move {
+            app.put(
+                &format!("/v1/nets/{id}/places/resp/tokens?color={c}"),
+                json!({}),
+            )
+            .await
+            .0
+        }
+    };
+    assert_eq!(put(c1).await, StatusCode::CREATED);
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert_eq!(fin.count(), 0, "one colour of two is not a group");
+    let n = net(&app, &id).await;
+    assert_eq!(n["status"], "running", "{n}");
+    assert_eq!(put(c2).await, StatusCode::CREATED);
+    eventually(Duration::from_secs(10), || async { fin.count() == 1 }).await;
+    assert_eq!(bodies(&fin)[0]["color"], root);
+    let n = net(&app, &id).await;
+    assert_eq!(
+        n["fired"], 6,
+        "t0, t1, t2 twice, the join once, the notify once: {n}"
+    );
+    assert_eq!(n["status"], "completed");
+}
+
+#[tokio::test]
+async fn a_transition_firing_again_for_a_colour_calls_back_again() {
+    let app = spawn_app().await;
+    let rx = Receiver::ok().await;
+    let _w = run_worker_and_scheduler(&app, "w");
+    let id = create(
+        &app,
+        json!({"initialMarking": ["a"], "transitions": [
+            {"inputs": ["a"], "outputs": ["b"], "action": {"type": "notify", "url": rx.url}},
+            {"inputs": ["b", "again"], "outputs": ["a"]}
+        ]}),
+    )
+    .await;
+    eventually(Duration::from_secs(10), || async { rx.count() == 1 }).await;
+    app.put(
+        &format!("/v1/nets/{id}/places/again/tokens?color=0"),
+        json!({}),
+    )
+    .await;
+    eventually(Duration::from_secs(10), || async { distinct(&rx) == 2 }).await;
+}
+
+#[tokio::test]
+async fn a_group_notice_links_back_with_the_parents_own_group_and_expire_is_bounded() {
+    let app = spawn_app().await;
+    let rx = Receiver::ok().await;
+    let _w = run_worker_and_scheduler(&app, "w");
+    let id = create(&app, json!({"transitions": [
+        {"inputs": ["start"], "outputs": ["s"], "action": {"type": "create-color-group", "url": rx.url, "response_places": {"ack": "acks"}}}
+    ]}))
+    .await;
+    app.post(
+        &format!("/v1/nets/{id}/places/start/tokens"),
+        json!({"color_group_size": 2}),
+    )
+    .await;
+    eventually(Duration::from_secs(10), || async { rx.count() == 1 }).await;
+    let cb = &bodies(&rx)[0];
+    assert_eq!(
+        cb["group"]["end"].as_i64().unwrap() - cb["group"]["begin"].as_i64().unwrap(),
+        2,
+        "the notice is about the new group"
+    );
+    assert_eq!(
+        answer(&app, cb, "ack", json!({})).await,
+        StatusCode::CREATED,
+        "its link is usable: {cb}"
+    );
+    let (s, e) = app
+        .post("/v1/nets", json!({"transitions": [{"inputs": ["a"], "action": {"type": "expire", "ttl_seconds": 10_000_000_000_000_000u64}}]}))
+        .await;
+    assert_eq!(
+        (s, e["where"].as_str()),
+        (
+            StatusCode::BAD_REQUEST,
+            Some("body.transitions[0].action.ttl_seconds")
+        )
+    );
+}
