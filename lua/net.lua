@@ -314,11 +314,10 @@ elseif mode == 'put' or mode == 'post' then
       for _, k in ipairs(all_keys()) do redis.call('PERSIST', k) end
     end
   end
-  -- An explicit put replaces nothing: a token already there stays.
+  -- An explicit put replaces nothing: a token a transition already put there
+  -- stays, and the caller is told.
+  if redis.call('HEXISTS', MARK, field(p, c)) == 1 then result.present = true end
   produce({ p }, c, raw)
-  if #consumers[p + 1] == 0 and redis.call('HEXISTS', MARK, field(p, c)) == 0 then
-    redis.call('HSET', MARK, field(p, c), raw)
-  end
 elseif mode == 'resume' then
   redis.call('HSET', M, 'active', 1)
   active = true

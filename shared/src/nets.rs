@@ -868,6 +868,8 @@ mod store {
         pub color: i64,
         pub color_group: i64,
         pub duplicate: bool,
+        /// A token of this colour was already in the place; it was kept.
+        pub already_present: bool,
         pub fired: u64,
         #[serde(skip_serializing_if = "Option::is_none")]
         pub status: Option<String>,
@@ -995,6 +997,7 @@ mod store {
                 color: v["color"].as_i64().unwrap_or(0),
                 color_group: v["color_group"].as_i64().unwrap_or(0),
                 duplicate: v["duplicate"].as_bool().unwrap_or(false),
+                already_present: v["present"].as_bool().unwrap_or(false),
                 fired: v["fired"].as_u64().unwrap_or(0),
                 status: v["status"].as_str().map(str::to_owned),
             }

@@ -679,3 +679,33 @@ async fn a_group_notice_links_back_with_the_parents_own_group_and_expire_is_boun
         )
     );
 }
+
+#[tokio::test]
+async fn a_put_onto_a_token_a_transition_left_keeps_it_and_says_so() {
+    let app = spawn_app().await;
+    let id = create(
+        &app,
+        json!({"initialMarking": ["a"], "transitions": [
+            {"inputs": ["a"], "outputs": ["b"]},
+            {"inputs": ["b", "c"], "outputs": ["d"]}
+        ]}),
+    )
+    .await;
+    let (s, b) = app
+        .put(
+            &format!("/v1/nets/{id}/places/b/tokens?color=0"),
+            json!({"x": 1}),
+        )
+        .await;
+    assert_eq!(
+        (s, b["already_present"].as_bool()),
+        (StatusCode::OK, Some(true)),
+        "{b}"
+    );
+    let (_, p) = app.get(&format!("/v1/nets/{id}/places")).await;
+    assert_eq!(
+        p["places"]["b"]["tokens"]["0"],
+        json!({}),
+        "the existing token is kept"
+    );
+}
