@@ -344,7 +344,7 @@ async fn put_common(
     let data = token_data(body)?;
     let p = place_index(st, id, place).await?;
     let out = st.nets.put(id, p, color, group, &data).await?;
-    let status = if out.duplicate {
+    let status = if out.duplicate || out.already_present {
         StatusCode::OK
     } else {
         StatusCode::CREATED
