@@ -5,4 +5,4 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ./deploy/ensure-redis.sh
-exec cargo run --release --quiet -- dev --listen "${SWITCHYARD_LISTEN:-127.0.0.1:8080}" --data-dir "${SWITCHYARD_DATA_DIR:-.switchyard}" "$@"
+exec cargo run --release -- dev --listen "${SWITCHYARD_LISTEN:-127.0.0.1:8080}" --data-dir "${SWITCHYARD_DATA_DIR:-.switchyard}" "$@"
