@@ -77,7 +77,7 @@ impl AppState {
             deliveries: DeliveryStore::new(pool.clone(), keys.clone(), dopts.delivery_retention),
             policies: Arc::new(policies),
             allow_link_local: dopts.allow_link_local,
-            machines: MachineStore::new(pool.clone(), keys.clone(), nopts.net_retention),
+            machines: MachineStore::new(pool.clone(), keys.clone(), nopts.sm_retention),
             last_check: Arc::default(),
             nets: NetStore::new(
                 pool.clone(),

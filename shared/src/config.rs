@@ -118,9 +118,13 @@ pub struct DeliveryOpts {
     pub allow_link_local: bool,
 }
 
-/// Petri nets.
+/// Petri nets and state machines.
 #[derive(Args, Debug, Clone)]
 pub struct NetOpts {
+    /// How long closed state-machine entities (and applied event ids) are kept.
+    #[arg(long, env = "SWITCHYARD_SM_RETENTION", default_value = "7d", value_parser = humantime::parse_duration)]
+    pub sm_retention: Duration,
+
     /// Base URL receivers use to reach this API (for response links in callbacks).
     #[arg(
         long,
