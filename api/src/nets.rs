@@ -192,14 +192,10 @@ pub(crate) async fn list(
     }
     let cursor = match q.cursor {
         None => None,
-        Some(c) => Some(
-            c.split_once(':')
-                .and_then(|(ms, id)| Some((ms.parse::<i64>().ok()?, id.to_owned())))
-                .ok_or_else(|| {
-                    AppError::bad_request("query_invalid", "cursor is not one this API gave")
-                        .at("query.cursor")
-                })?,
-        ),
+        Some(c) => Some(switchyard_shared::paging::parse_cursor(&c).ok_or_else(|| {
+            AppError::bad_request("query_invalid", "cursor is not one this API gave")
+                .at("query.cursor")
+        })?),
     };
     let (nets, next) = st.nets.list(limit, cursor).await?;
     Ok(Json(json!({"nets": nets, "next_cursor": next})))

@@ -568,37 +568,20 @@ impl DeliveryStore {
     ) -> Result<(Vec<DeliveryView>, Option<String>), DeliveryError> {
         const BUDGET: usize = 2000;
         let mut conn = self.pool.get().await?;
-        let max = cursor
-            .as_ref()
-            .map_or("+inf".to_owned(), |(ms, _)| ms.to_string());
+        // With filters, look further per shard; the budget bounds the work.
         let per_shard = if state.is_some() || destination.is_some() {
             BUDGET
         } else {
             limit + 1
         };
-        let mut cands: Vec<(i64, String, u16)> = Vec::new();
-        for shard in 0..self.keys.shards() {
-            let rows: Vec<(String, f64)> = redis::cmd("ZREVRANGEBYSCORE")
-                .arg(self.keys.delivery_index(shard))
-                .arg(&max)
-                .arg("-inf")
-                .arg("WITHSCORES")
-                .arg("LIMIT")
-                .arg(0)
-                .arg(per_shard)
-                .query_async(&mut conn)
-                .await?;
-            cands.extend(rows.into_iter().map(|(id, s)| (s as i64, id, shard)));
-        }
-        if let Some((cms, cid)) = &cursor {
-            cands.retain(|(ms, id, _)| ms < cms || (ms == cms && id <= cid));
-        }
-        cands.sort_by(|a, b| (b.0, &b.1).cmp(&(a.0, &a.1)));
+        let indexes = (0..self.keys.shards()).map(|s| (s, self.keys.delivery_index(s)));
+        let cands =
+            crate::paging::newest_first(&mut conn, indexes, per_shard, cursor.as_ref()).await?;
         let mut out = Vec::new();
         let mut next = None;
         for (examined, (created, id, shard)) in cands.into_iter().enumerate() {
             if out.len() == limit || examined >= BUDGET {
-                next = Some(format!("{created}:{id}"));
+                next = Some(crate::paging::cursor(created, &id));
                 break;
             }
             let k = self.keys.delivery(shard, &id);

@@ -17,6 +17,7 @@ pub mod gates;
 pub mod keys;
 pub mod machines;
 pub mod nets;
+pub mod paging;
 pub mod redis_pool;
 pub mod scripts;
 pub mod telemetry;

@@ -1313,32 +1313,14 @@ mod store {
             cursor: Option<(i64, String)>,
         ) -> Result<(Vec<NetSummary>, Option<String>), NetError> {
             let mut conn = self.pool.get().await?;
-            let max = cursor
-                .as_ref()
-                .map_or("+inf".to_owned(), |(ms, _)| ms.to_string());
-            let mut cands: Vec<(i64, String)> = vec![];
-            for shard in 0..self.keys.shards() {
-                let rows: Vec<(String, f64)> = redis::cmd("ZREVRANGEBYSCORE")
-                    .arg(self.keys.net_index(shard))
-                    .arg(&max)
-                    .arg("-inf")
-                    .arg("WITHSCORES")
-                    .arg("LIMIT")
-                    .arg(0)
-                    .arg(limit + 1)
-                    .query_async(&mut conn)
-                    .await?;
-                cands.extend(rows.into_iter().map(|(id, s)| (s as i64, id)));
-            }
-            if let Some((cms, cid)) = &cursor {
-                cands.retain(|(ms, id)| ms < cms || (ms == cms && id <= cid));
-            }
-            cands.sort_by(|a, b| (b.0, &b.1).cmp(&(a.0, &a.1)));
+            let indexes = (0..self.keys.shards()).map(|s| (s, self.keys.net_index(s)));
+            let cands =
+                crate::paging::newest_first(&mut conn, indexes, limit + 1, cursor.as_ref()).await?;
             let mut out = vec![];
             let mut next = None;
-            for (created, id) in cands {
+            for (created, id, _) in cands {
                 if out.len() == limit {
-                    next = Some(format!("{created}:{id}"));
+                    next = Some(crate::paging::cursor(created, &id));
                     break;
                 }
                 let k = self.keys(&id);
