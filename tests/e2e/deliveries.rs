@@ -646,15 +646,7 @@ async fn finished_deliveries_expire_after_the_retention_and_metrics_report_the_e
     assert_eq!(len, 0, "acknowledged entries are deleted from the stream");
     stop.cancel();
     app.scheduler().observe().await.unwrap();
-    let text = app
-        .client
-        .get(format!("{}/metrics", app.base))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let text = app.metrics_text().await;
     for m in [
         r#"switchyard_deliveries_total{outcome="succeeded"}"#,
         "switchyard_delivery_attempt_seconds_bucket",

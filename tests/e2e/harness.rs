@@ -261,6 +261,17 @@ impl TestApp {
         self.call(Method::DELETE, path, None).await
     }
 
+    /// The Prometheus text of /metrics.
+    pub async fn metrics_text(&self) -> String {
+        let resp = self
+            .client
+            .get(format!("{}/metrics", self.base))
+            .send()
+            .await
+            .unwrap();
+        resp.text().await.unwrap()
+    }
+
     /// Create a service through the API (v0 form), asserting success.
     pub async fn create(&self, name: &str, group: &str, envs: &[&str]) {
         let (s, b) = self

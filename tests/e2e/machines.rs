@@ -306,15 +306,7 @@ async fn thresholds_fire_once_respect_cooldown_and_recover() {
     let (_, m) = app.get("/api/statemachines/PROVISIONING/metrics").await;
     assert_eq!(m["thresholds"][0]["firing"], true);
     assert_eq!(m["thresholds"][1]["firing"], false);
-    let prom = app
-        .client
-        .get(format!("{}/metrics", app.base))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let prom = app.metrics_text().await;
     assert!(
         prom.contains(r#"switchyard_sm_entities{machine="PROVISIONING",state="1"} 3"#),
         "{prom}"

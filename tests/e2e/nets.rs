@@ -556,15 +556,7 @@ async fn a_data_request_subnet_attaches_the_answer_to_the_token() {
         (Some(7), Some(23)),
         "{d}"
     );
-    let text = app
-        .client
-        .get(format!("{}/metrics", app.base))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let text = app.metrics_text().await;
     assert!(
         text.contains("switchyard_net_transitions_fired_total"),
         "firings on /metrics"
