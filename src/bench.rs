@@ -175,38 +175,8 @@ async fn gates_async(g: &GatesBench, url: &str) -> anyhow::Result<()> {
     let pool = RedisPool::new(url, 32)?;
     pool.wait_ready(Duration::from_secs(10)).await?;
     let keys = Keys::new("sybench", 16);
-    let settings = GateSettings {
-        namespace: "bench".into(),
-        queue_ttl: Duration::from_secs(120),
-        grant_ttl: Duration::from_secs(3600),
-        history_len: 100,
-        windows: BuildWindows::default(),
-    };
-    let state = AppState::new(
-        pool.clone(),
-        &keys,
-        settings.clone(),
-        &Default::default(),
-        &Default::default(),
-        vec![],
-    )?;
-    let opts = ApiOpts {
-        listen: "127.0.0.1:0".into(),
-        api_tokens: vec![],
-        api_token_file: None,
-        max_body_bytes: 1 << 20,
-        request_timeout: Duration::from_secs(30),
-        shutdown_timeout: Duration::from_secs(5),
-    };
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-    let base = format!("http://{}", listener.local_addr()?);
     let shutdown = CancellationToken::new();
-    tokio::spawn(serve(
-        listener,
-        router(state.clone(), &opts),
-        shutdown.clone(),
-        Duration::from_secs(5),
-    ));
+    let (base, state) = start_api(&pool, &keys, &shutdown).await?;
 
     // --- Phase 1: HTTP, each client on its own gate: test-and-set, then release.
     let http = reqwest::Client::new();
@@ -373,6 +343,43 @@ async fn gates_async(g: &GatesBench, url: &str) -> anyhow::Result<()> {
         2.0 * http_tas_rate / rps
     );
     Ok(())
+}
+
+/// The API in this process on 127.0.0.1:0 (open, default options, response
+/// links pointing at itself); answers its base URL and state. Stops with `stop`.
+async fn start_api(
+    pool: &RedisPool,
+    keys: &Keys,
+    stop: &CancellationToken,
+) -> anyhow::Result<(String, AppState)> {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let base = format!("http://{}", listener.local_addr()?);
+    let settings = GateSettings {
+        namespace: "bench".into(),
+        queue_ttl: Duration::from_secs(120),
+        grant_ttl: Duration::from_secs(3600),
+        history_len: 100,
+        windows: BuildWindows::default(),
+    };
+    let nopts = switchyard_shared::config::NetOpts {
+        public_url: base.clone(),
+        ..Default::default()
+    };
+    let state = AppState::new(
+        pool.clone(),
+        keys,
+        settings,
+        &Default::default(),
+        &nopts,
+        vec![],
+    )?;
+    tokio::spawn(serve(
+        listener,
+        router(state.clone(), &ApiOpts::default()),
+        stop.clone(),
+        Duration::from_secs(5),
+    ));
+    Ok((base, state))
 }
 
 fn ms(d: Duration) -> f64 {
@@ -734,31 +741,7 @@ async fn nets_async(n: &NetsBench, url: &str) -> anyhow::Result<()> {
     );
 
     // (b) a notify chain answered by a local receiver through the HTTP API.
-    let state = switchyard_api::AppState::new(
-        pool.clone(),
-        &keys,
-        switchyard_shared::gates::GateSettings {
-            namespace: "bench".into(),
-            queue_ttl: Duration::from_secs(120),
-            grant_ttl: Duration::from_secs(3600),
-            history_len: 10,
-            windows: BuildWindows::default(),
-        },
-        &Default::default(),
-        &nopts,
-        vec![],
-    )?;
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-    let api_base = format!("http://{}", listener.local_addr()?);
-    let api_opts = ApiOpts::default();
-    let mut state = state;
-    state.public_url = api_base.clone();
-    tokio::spawn(serve(
-        listener,
-        router(state, &api_opts),
-        stop.clone(),
-        Duration::from_secs(1),
-    ));
+    let (api_base, _) = start_api(&pool, &keys, &stop).await?;
     // The receiver answers every callback by PUTting to its response link.
     let http = reqwest::Client::new();
     let answered = Arc::new(AtomicUsize::new(0));
@@ -935,29 +918,8 @@ async fn machines_async(m: &MachinesBench, url: &str) -> anyhow::Result<()> {
     let pool = RedisPool::new(url, 32)?;
     pool.wait_ready(Duration::from_secs(10)).await?;
     let keys = Keys::new("sybench", 16);
-    let state = AppState::new(
-        pool.clone(),
-        &keys,
-        GateSettings {
-            namespace: "bench".into(),
-            queue_ttl: Duration::from_secs(120),
-            grant_ttl: Duration::from_secs(3600),
-            history_len: 10,
-            windows: BuildWindows::default(),
-        },
-        &Default::default(),
-        &Default::default(),
-        vec![],
-    )?;
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-    let base = format!("http://{}", listener.local_addr()?);
     let stop = CancellationToken::new();
-    tokio::spawn(serve(
-        listener,
-        router(state, &ApiOpts::default()),
-        stop.clone(),
-        Duration::from_secs(1),
-    ));
+    let (base, _) = start_api(&pool, &keys, &stop).await?;
     let http = reqwest::Client::new();
     let def = serde_json::json!({"id": "BENCH", "states": [
         {"id": "1", "next": ["2", "3"]}, {"id": "2", "next": ["4"]}, {"id": "3", "next": []},
