@@ -93,10 +93,18 @@ local function produce(outputs, color, raw)
   end
 end
 
+-- Remove token (p, c). A barrier that had counted colour c as complete
+-- (a competing transition took one of its inputs) counts it no more.
 local function take(p, c)
   local f = field(p, c)
   local raw = redis.call('HGET', MARK, f)
   if redis.call('HDEL', MARK, f) == 1 then live_delta = live_delta - 1 end
+  for _, tidx in ipairs(consumers[p + 1]) do
+    if transitions[tidx + 1].barrier and redis.call('HDEL', FIRED, 'bx:' .. tidx .. ':' .. c) == 1 then
+      local g = group_of(c)
+      if g then redis.call('HINCRBY', FIRED, 'bc:' .. tidx .. ':' .. g.idx, -1) end
+    end
+  end
   return raw
 end
 

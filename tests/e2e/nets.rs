@@ -701,3 +701,51 @@ async fn a_put_onto_a_token_a_transition_left_keeps_it_and_says_so() {
         "the existing token is kept"
     );
 }
+
+#[tokio::test]
+async fn a_barrier_does_not_count_a_colour_a_competing_transition_took() {
+    let app = spawn_app().await;
+    let (fin, other) = (Receiver::ok().await, Receiver::ok().await);
+    let _w = run_worker_and_scheduler(&app, "w");
+    let id = create(&app, json!({"transitions": [
+        {"inputs": ["start"], "outputs": ["g"], "action": {"type": "create-color-group"}},
+        {"inputs": ["d", "x"], "outputs": ["y"], "action": {"type": "notify", "url": other.url}},
+        {"inputs": ["d"], "outputs": ["j"], "type": "barrier", "action": {"type": "join"}},
+        {"inputs": ["j"], "outputs": ["end"], "action": {"type": "notify", "url": fin.url}}
+    ]}))
+    .await;
+    let (_, t) = app
+        .post(
+            &format!("/v1/nets/{id}/places/start/tokens"),
+            json!({"color_group_size": 2}),
+        )
+        .await;
+    let root = t["color"].as_i64().unwrap();
+    let (c1, c2) = (root + 1, root + 2);
+    let put = |place: &'static str, c: i64| {
+        let (app, id) = (&app, id.clone());
+        async move {
+            app.put(
+                &format!("/v1/nets/{id}/places/{place}/tokens?color={c}"),
+                json!({}),
+            )
+            .await
+            .0
+        }
+    };
+    // The barrier counts child 1 as complete…
+    assert_eq!(put("d", c1).await, StatusCode::CREATED);
+    // …then the competing transition takes child 1's token…
+    assert_eq!(put("x", c1).await, StatusCode::CREATED);
+    eventually(Duration::from_secs(10), || async { other.count() == 1 }).await;
+    // …so child 2 alone does not complete the group.
+    assert_eq!(put("d", c2).await, StatusCode::CREATED);
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert_eq!(fin.count(), 0, "a join fired without every colour");
+    let (_, ex) = app.get(&format!("/v1/nets/{id}/explain")).await;
+    assert_eq!(
+        ex["transitions"][2]["groups"],
+        json!([{"group": t["color_group"].as_i64().unwrap() + 1, "complete_colors": 1, "group_size": 2}]),
+        "{ex}"
+    );
+}
