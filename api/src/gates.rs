@@ -612,6 +612,30 @@ fn check_link(link: &Option<String>) -> AppResult<()> {
     Ok(())
 }
 
+/// The gates of one service in a test-and-set body; `at` names it.
+fn push_gates(
+    gates: &mut Vec<GateRef>,
+    group: Option<&str>,
+    service: String,
+    envs: OneOrMany,
+    at: &str,
+) -> AppResult<()> {
+    check_name(&service, at)?;
+    let envs = envs.into_vec();
+    if envs.is_empty() {
+        return Err(AppError::invalid("Invalid environments.").at(at));
+    }
+    for (i, env) in envs.into_iter().enumerate() {
+        check_name(&env, &format!("{at}[{i}]"))?;
+        gates.push(GateRef {
+            group: group.map(str::to_owned),
+            service: service.clone(),
+            env,
+        });
+    }
+    Ok(())
+}
+
 async fn tas(st: &AppState, actor: &Actor, req: TasRequest) -> AppResult<Json<Value>> {
     if req.gates.is_empty() {
         return Err(AppError::invalid("Could not find gates").at("body"));
@@ -655,21 +679,8 @@ pub(crate) async fn tas_services(
     check_link(&body.link)?;
     let mut gates = Vec::new();
     for (service, envs) in body.services {
-        check_name(&service, &format!("body.services.{service}"))?;
-        let envs = envs.into_vec();
-        if envs.is_empty() {
-            return Err(
-                AppError::invalid("Invalid environments.").at(format!("body.services.{service}"))
-            );
-        }
-        for (i, env) in envs.into_iter().enumerate() {
-            check_name(&env, &format!("body.services.{service}[{i}]"))?;
-            gates.push(GateRef {
-                group: None,
-                service: service.clone(),
-                env,
-            });
-        }
+        let at = format!("body.services.{service}");
+        push_gates(&mut gates, None, service, envs, &at)?;
     }
     tas(
         &st,
@@ -704,19 +715,7 @@ pub(crate) async fn tas_gates(
         check_name(&group, &format!("body.gates.{group}"))?;
         for (service, envs) in services {
             let at = format!("body.gates.{group}.{service}");
-            check_name(&service, &at)?;
-            let envs = envs.into_vec();
-            if envs.is_empty() {
-                return Err(AppError::invalid("Invalid environments.").at(at));
-            }
-            for (i, env) in envs.into_iter().enumerate() {
-                check_name(&env, &format!("{at}[{i}]"))?;
-                gates.push(GateRef {
-                    group: Some(group.clone()),
-                    service: service.clone(),
-                    env,
-                });
-            }
+            push_gates(&mut gates, Some(&group), service, envs, &at)?;
         }
     }
     tas(
