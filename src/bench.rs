@@ -149,26 +149,48 @@ fn percentile(sorted: &[Duration], p: f64) -> Duration {
     sorted[i.min(sorted.len() - 1)]
 }
 
-fn gates(g: GatesBench) -> anyhow::Result<()> {
-    let dir = std::env::temp_dir().join(format!("switchyard-bench-{}", std::process::id()));
-    let child = match &g.redis_url {
+/// Run a benchmark on `url`, or on a private redis-server in a temp dir
+/// (stopped and removed afterwards), inside a fresh async runtime.
+fn with_redis<F, Fut>(
+    url: Option<String>,
+    server: &std::path::Path,
+    name: &str,
+    worker_threads: Option<usize>,
+    run: F,
+) -> anyhow::Result<()>
+where
+    F: FnOnce(String) -> Fut,
+    Fut: std::future::Future<Output = anyhow::Result<()>>,
+{
+    let dir = std::env::temp_dir().join(format!("switchyard-bench-{name}-{}", std::process::id()));
+    let child = match &url {
         Some(_) => None,
-        None => Some(RedisChild::start(&g.redis_server, &dir)?),
+        None => Some(RedisChild::start(server, &dir)?),
     };
-    let url = g
-        .redis_url
-        .clone()
+    let url = url
         .or_else(|| child.as_ref().map(RedisChild::url))
         .context("no Redis")?;
-    let res = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()?
-        .block_on(gates_async(&g, &url));
+    let mut rt = tokio::runtime::Builder::new_multi_thread();
+    if let Some(n) = worker_threads {
+        rt.worker_threads(n);
+    }
+    let res = rt.enable_all().build()?.block_on(run(url));
     if let Some(c) = child {
         c.stop();
         std::fs::remove_dir_all(&dir).ok();
     }
     res
+}
+
+fn gates(g: GatesBench) -> anyhow::Result<()> {
+    let g = &g;
+    with_redis(
+        g.redis_url.clone(),
+        &g.redis_server,
+        "gates",
+        None,
+        |url| async move { gates_async(g, &url).await },
+    )
 }
 
 async fn gates_async(g: &GatesBench, url: &str) -> anyhow::Result<()> {
@@ -402,17 +424,10 @@ fn parse_rps(text: &str) -> Option<f64> {
 }
 
 fn deliveries(d: DeliveriesBench) -> anyhow::Result<()> {
-    let dir = std::env::temp_dir().join(format!("switchyard-bench-dlv-{}", std::process::id()));
-    let child = RedisChild::start(&d.redis_server, &dir)?;
-    let url = child.url();
-    let res = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()?
-        .block_on(deliveries_async(&d, &url));
-    child.stop();
-    std::fs::remove_dir_all(&dir).ok();
-    res
+    let d = &d;
+    with_redis(None, &d.redis_server, "dlv", Some(2), |url| async move {
+        deliveries_async(d, &url).await
+    })
 }
 
 /// A receiver that answers 204 and counts, on loopback.
@@ -630,16 +645,10 @@ async fn deliveries_async(d: &DeliveriesBench, url: &str) -> anyhow::Result<()> 
 }
 
 fn nets_bench(n: NetsBench) -> anyhow::Result<()> {
-    let dir = std::env::temp_dir().join(format!("switchyard-bench-nets-{}", std::process::id()));
-    let child = RedisChild::start(&n.redis_server, &dir)?;
-    let url = child.url();
-    let res = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()?
-        .block_on(nets_async(&n, &url));
-    child.stop();
-    std::fs::remove_dir_all(&dir).ok();
-    res
+    let n = &n;
+    with_redis(None, &n.redis_server, "nets", None, |url| async move {
+        nets_async(n, &url).await
+    })
 }
 
 async fn commands_processed(pool: &RedisPool) -> anyhow::Result<(u64, u64)> {
@@ -902,16 +911,10 @@ async fn nets_async(n: &NetsBench, url: &str) -> anyhow::Result<()> {
 }
 
 fn machines_bench(m: MachinesBench) -> anyhow::Result<()> {
-    let dir = std::env::temp_dir().join(format!("switchyard-bench-sm-{}", std::process::id()));
-    let child = RedisChild::start(&m.redis_server, &dir)?;
-    let url = child.url();
-    let res = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()?
-        .block_on(machines_async(&m, &url));
-    child.stop();
-    std::fs::remove_dir_all(&dir).ok();
-    res
+    let m = &m;
+    with_redis(None, &m.redis_server, "sm", None, |url| async move {
+        machines_async(m, &url).await
+    })
 }
 
 async fn machines_async(m: &MachinesBench, url: &str) -> anyhow::Result<()> {
