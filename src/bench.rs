@@ -11,10 +11,11 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
 use clap::{Args, Subcommand};
-use switchyard_api::{AppState, router, serve};
-use switchyard_shared::config::ApiOpts;
-use switchyard_shared::gates::{BuildWindows, GateSettings};
-use switchyard_shared::{Keys, RedisPool, scripts};
+use switchyard_api::serve;
+use switchyard_shared::config::{ApiConfig, WorkerConfig};
+use switchyard_shared::families::gates::scripts;
+use switchyard_shared::families::gates::{GateSettings, GateStore};
+use switchyard_shared::{Keys, Redis};
 
 use tokio_util::sync::CancellationToken;
 
@@ -194,17 +195,20 @@ fn gates(g: GatesBench) -> anyhow::Result<()> {
 }
 
 async fn gates_async(g: &GatesBench, url: &str) -> anyhow::Result<()> {
-    let pool = RedisPool::new(url, 32)?;
-    pool.wait_ready(Duration::from_secs(10)).await?;
-    let keys = Keys::new("sybench", 16);
+    let pool = connect(url).await?;
+    let keys = Keys::new("sybench", BENCH_SHARDS);
     let shutdown = CancellationToken::new();
-    let (base, state) = start_api(&pool, &keys, &shutdown).await?;
+    let base = start_api(&pool, &keys, &shutdown).await?;
+    let gates = GateStore::new(
+        pool.clone(),
+        &keys,
+        GateSettings::from(&bench_config(&base).families.gates),
+    );
 
     // --- Phase 1: HTTP, each client on its own gate: test-and-set, then release.
     let http = reqwest::Client::new();
     for i in 0..g.clients {
-        state
-            .gates
+        gates
             .create_service(&format!("svc{i}"), "bench", &["live".to_owned()], "bench")
             .await?;
     }
@@ -367,41 +371,39 @@ async fn gates_async(g: &GatesBench, url: &str) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// The API in this process on 127.0.0.1:0 (open, default options, response
-/// links pointing at itself); answers its base URL and state. Stops with `stop`.
-async fn start_api(
-    pool: &RedisPool,
-    keys: &Keys,
-    stop: &CancellationToken,
-) -> anyhow::Result<(String, AppState)> {
+/// Shards of the benchmark deployments (the default).
+const BENCH_SHARDS: u16 = 64;
+
+/// The shared connection to the benchmark's Redis, scripts loaded.
+async fn connect(url: &str) -> anyhow::Result<Redis> {
+    let opts = switchyard_shared::platform::config::RedisOpts::default();
+    Redis::connect_ready(
+        url,
+        opts.timeouts(),
+        switchyard_shared::scripts(),
+        Duration::from_secs(10),
+    )
+    .await
+}
+
+/// The API configuration of the benchmarks: defaults, gate namespace
+/// `bench` with a 1 h grant, links pointing at `base`.
+fn bench_config(base: &str) -> ApiConfig {
+    let mut c = ApiConfig::default();
+    c.api.public_url = base.to_owned();
+    c.families.gates.gate_namespace = "bench".into();
+    c.families.gates.gate_grant_ttl = Duration::from_secs(3600);
+    c
+}
+
+/// Start the API in-process on a loopback port (public URL = that port, so
+/// links point at itself); answers its base URL. Stops with `stop`.
+async fn start_api(pool: &Redis, keys: &Keys, stop: &CancellationToken) -> anyhow::Result<String> {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let base = format!("http://{}", listener.local_addr()?);
-    let settings = GateSettings {
-        namespace: "bench".into(),
-        queue_ttl: Duration::from_secs(120),
-        grant_ttl: Duration::from_secs(3600),
-        history_len: 100,
-        windows: BuildWindows::default(),
-    };
-    let nopts = switchyard_shared::config::NetOpts {
-        public_url: base.clone(),
-        ..Default::default()
-    };
-    let state = AppState::new(
-        pool.clone(),
-        keys,
-        settings,
-        &Default::default(),
-        &nopts,
-        vec![],
-    )?;
-    tokio::spawn(serve(
-        listener,
-        router(state.clone(), &ApiOpts::default()),
-        stop.clone(),
-        Duration::from_secs(5),
-    ));
-    Ok((base, state))
+    let app = switchyard_api::build(pool.clone(), keys.clone(), bench_config(&base))?;
+    tokio::spawn(serve(listener, app, stop.clone(), Duration::from_secs(5)));
+    Ok(base)
 }
 
 fn ms(d: Duration) -> f64 {
@@ -460,11 +462,10 @@ async fn switchyard_run(
     count: &AtomicUsize,
     workers: usize,
 ) -> anyhow::Result<f64> {
-    let pool = RedisPool::new(url, 16)?;
-    pool.wait_ready(Duration::from_secs(10)).await?;
+    let pool = connect(url).await?;
     let prefix = format!("sybench{workers}");
-    let keys = Keys::new(&prefix, 16);
-    let store = switchyard_shared::deliveries::DeliveryStore::new(
+    let keys = Keys::new(&prefix, BENCH_SHARDS);
+    let store = switchyard_shared::families::deliveries::DeliveryStore::new(
         pool.clone(),
         keys,
         Duration::from_secs(3600),
@@ -480,7 +481,7 @@ async fn switchyard_run(
         tasks.spawn(async move {
             for i in chunk {
                 store
-                    .enqueue(&switchyard_shared::deliveries::NewDelivery {
+                    .enqueue(&switchyard_shared::families::deliveries::NewDelivery {
                         url: hook.clone(),
                         method: "POST".into(),
                         headers: Default::default(),
@@ -651,7 +652,7 @@ fn nets_bench(n: NetsBench) -> anyhow::Result<()> {
     })
 }
 
-async fn commands_processed(pool: &RedisPool) -> anyhow::Result<(u64, u64)> {
+async fn commands_processed(pool: &Redis) -> anyhow::Result<(u64, u64)> {
     let mut conn = pool.get().await?;
     let info: String = redis::cmd("INFO").arg("all").query_async(&mut conn).await?;
     let field = |name: &str| -> u64 {
@@ -670,7 +671,7 @@ async fn commands_processed(pool: &RedisPool) -> anyhow::Result<(u64, u64)> {
 }
 
 async fn wait_fired(
-    nets: &switchyard_shared::nets::NetStore,
+    nets: &switchyard_shared::families::nets::NetStore,
     id: &str,
     total: u64,
 ) -> anyhow::Result<()> {
@@ -690,25 +691,15 @@ async fn wait_fired(
 }
 
 async fn nets_async(n: &NetsBench, url: &str) -> anyhow::Result<()> {
-    use switchyard_shared::nets::{NetStore, compile};
-    let pool = RedisPool::new(url, 32)?;
-    pool.wait_ready(Duration::from_secs(10)).await?;
-    let keys = Keys::new("sybench", 16);
+    use switchyard_shared::families::nets::{NetStore, compile};
+    let pool = connect(url).await?;
+    let keys = Keys::new("sybench", BENCH_SHARDS);
     let nets = NetStore::new(pool.clone(), keys.clone(), 256, Duration::from_secs(3600));
     // One in-process worker runs continuations and callbacks.
-    let wopts = switchyard_shared::config::WorkerOpts {
-        worker_block: Duration::from_millis(20),
-        delivery_per_destination: 64,
-        ..Default::default()
-    };
-    let nopts = switchyard_shared::config::NetOpts::default();
-    let worker = Arc::new(switchyard_worker::build(
-        pool.clone(),
-        keys.clone(),
-        &wopts,
-        &Default::default(),
-        &nopts,
-    )?);
+    let mut wcfg = WorkerConfig::default();
+    wcfg.worker.worker_block = Duration::from_millis(20);
+    wcfg.families.deliveries.delivery_per_destination = 64;
+    let worker = Arc::new(switchyard_worker::build(pool.clone(), keys.clone(), &wcfg)?);
     let stop = CancellationToken::new();
     tokio::spawn(worker.clone().run(stop.clone()));
 
@@ -750,7 +741,7 @@ async fn nets_async(n: &NetsBench, url: &str) -> anyhow::Result<()> {
     );
 
     // (b) a notify chain answered by a local receiver through the HTTP API.
-    let (api_base, _) = start_api(&pool, &keys, &stop).await?;
+    let api_base = start_api(&pool, &keys, &stop).await?;
     // The receiver answers every callback by PUTting to its response link.
     let http = reqwest::Client::new();
     let answered = Arc::new(AtomicUsize::new(0));
@@ -841,7 +832,11 @@ async fn nets_async(n: &NetsBench, url: &str) -> anyhow::Result<()> {
             &keyspace.to_string(),
             "-q",
         ])
-        .args(["EVALSHA", scripts::NET.get_hash(), "9"])
+        .args([
+            "EVALSHA",
+            switchyard_shared::families::nets::scripts::NET.get_hash(),
+            "9",
+        ])
         .args([
             &k.meta, &k.marking, &k.groups, &k.fired, &k.seen, &k.agenda, &k.stream, &k.index,
             &k.begins,
@@ -864,7 +859,7 @@ async fn nets_async(n: &NetsBench, url: &str) -> anyhow::Result<()> {
     if std::env::var("BENCH_DEBUG").is_ok() {
         let mut conn = pool.get().await?;
         let r: redis::RedisResult<String> = redis::cmd("EVALSHA")
-            .arg(scripts::NET.get_hash())
+            .arg(switchyard_shared::families::nets::scripts::NET.get_hash())
             .arg(9)
             .arg(&[
                 &k.meta, &k.marking, &k.groups, &k.fired, &k.seen, &k.agenda, &k.stream, &k.index,
@@ -918,11 +913,10 @@ fn machines_bench(m: MachinesBench) -> anyhow::Result<()> {
 }
 
 async fn machines_async(m: &MachinesBench, url: &str) -> anyhow::Result<()> {
-    let pool = RedisPool::new(url, 32)?;
-    pool.wait_ready(Duration::from_secs(10)).await?;
-    let keys = Keys::new("sybench", 16);
+    let pool = connect(url).await?;
+    let keys = Keys::new("sybench", BENCH_SHARDS);
     let stop = CancellationToken::new();
-    let (base, _) = start_api(&pool, &keys, &stop).await?;
+    let base = start_api(&pool, &keys, &stop).await?;
     let http = reqwest::Client::new();
     let def = serde_json::json!({"id": "BENCH", "states": [
         {"id": "1", "next": ["2", "3"]}, {"id": "2", "next": ["4"]}, {"id": "3", "next": []},
@@ -1008,7 +1002,9 @@ async fn machines_async(m: &MachinesBench, url: &str) -> anyhow::Result<()> {
     let socket = url.strip_prefix("unix://").context("unix socket")?;
     let mut args: Vec<String> = vec![
         "EVALSHA".into(),
-        scripts::SM_TRANSITION.get_hash().into(),
+        switchyard_shared::families::machines::scripts::SM_TRANSITION
+            .get_hash()
+            .into(),
         (4 + 7 + 2).to_string(),
     ];
     args.extend([

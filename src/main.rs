@@ -14,8 +14,10 @@ use std::path::PathBuf;
 
 use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
-use switchyard_shared::config::{
-    ApiOpts, DeliveryOpts, GateOpts, LogOpts, NetOpts, RedisOpts, SchedulerOpts, WorkerOpts,
+use switchyard_shared::FamiliesOpts;
+use switchyard_shared::config::{ApiConfig, SchedulerConfig, WorkerConfig};
+use switchyard_shared::platform::config::{
+    ApiOpts, LogOpts, OutboxOpts, RedisOpts, SchedulerOpts, WorkerOpts,
 };
 use switchyard_shared::telemetry;
 use tokio_util::sync::CancellationToken;
@@ -34,85 +36,70 @@ struct Cli {
 #[derive(Subcommand)]
 enum Cmd {
     /// Run the HTTP API.
-    Api(ApiCmd),
+    Api(Box<ApiConfig>),
     /// Run a background worker (stream consumer).
-    Worker(WorkerCmd),
+    Worker(Box<WorkerConfig>),
     /// Run a scheduler (timers, expiry).
-    Scheduler(SchedulerCmd),
+    Scheduler(Box<SchedulerConfig>),
     /// Run api + worker + scheduler in one process, with a private redis-server unless --redis-url is given.
-    Dev(Box<DevCmd>),
+    Dev(Box<DevConfig>),
     /// Benchmarks.
     Bench(bench::BenchCmd),
 }
 
+/// `switchyard dev`: every role's options once, plus the private Redis.
 #[derive(Args)]
-struct ApiCmd {
-    #[command(flatten)]
-    net: NetOpts,
+struct DevConfig {
     #[command(flatten)]
     redis: RedisOpts,
     #[command(flatten)]
     log: LogOpts,
-    #[command(flatten)]
-    delivery: DeliveryOpts,
-    #[command(flatten)]
-    gate: GateOpts,
-    #[command(flatten)]
-    api: ApiOpts,
-}
-
-#[derive(Args)]
-struct WorkerCmd {
-    #[command(flatten)]
-    net: NetOpts,
-    #[command(flatten)]
-    redis: RedisOpts,
-    #[command(flatten)]
-    log: LogOpts,
-    #[command(flatten)]
-    delivery: DeliveryOpts,
-    #[command(flatten)]
-    worker: WorkerOpts,
-}
-
-#[derive(Args)]
-struct SchedulerCmd {
-    #[command(flatten)]
-    redis: RedisOpts,
-    #[command(flatten)]
-    log: LogOpts,
-    #[command(flatten)]
-    delivery: DeliveryOpts,
-    #[command(flatten)]
-    gate: GateOpts,
-    #[command(flatten)]
-    scheduler: SchedulerOpts,
-}
-
-#[derive(Args)]
-struct DevCmd {
-    #[command(flatten)]
-    net: NetOpts,
-    #[command(flatten)]
-    redis: RedisOpts,
-    #[command(flatten)]
-    log: LogOpts,
-    #[command(flatten)]
-    delivery: DeliveryOpts,
-    #[command(flatten)]
-    gate: GateOpts,
     #[command(flatten)]
     api: ApiOpts,
     #[command(flatten)]
     worker: WorkerOpts,
     #[command(flatten)]
     scheduler: SchedulerOpts,
+    #[command(flatten)]
+    outbox: OutboxOpts,
+    #[command(flatten)]
+    families: FamiliesOpts,
     /// Directory for the private redis-server (socket, AOF, log).
     #[arg(long, env = "SWITCHYARD_DATA_DIR", default_value = ".switchyard")]
     data_dir: PathBuf,
     /// The redis-server executable used for the private server.
     #[arg(long, env = "SWITCHYARD_REDIS_SERVER", default_value = "redis-server")]
     redis_server: PathBuf,
+}
+
+impl DevConfig {
+    fn api(&self) -> ApiConfig {
+        ApiConfig {
+            redis: self.redis.clone(),
+            log: self.log.clone(),
+            api: self.api.clone(),
+            outbox: self.outbox.clone(),
+            families: self.families.clone(),
+        }
+    }
+    fn worker(&self) -> WorkerConfig {
+        WorkerConfig {
+            redis: self.redis.clone(),
+            log: self.log.clone(),
+            worker: self.worker.clone(),
+            outbox: self.outbox.clone(),
+            families: self.families.clone(),
+        }
+    }
+    fn scheduler(&self) -> SchedulerConfig {
+        SchedulerConfig {
+            redis: self.redis.clone(),
+            log: self.log.clone(),
+            scheduler: self.scheduler.clone(),
+            outbox: self.outbox.clone(),
+            families: self.families.clone(),
+        }
+    }
 }
 
 fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
@@ -151,54 +138,26 @@ fn main() -> anyhow::Result<()> {
     match cli.cmd {
         Cmd::Api(c) => {
             telemetry::init_logging(&c.log);
-            runtime()?.block_on(async {
-                switchyard_api::run(
-                    &c.redis,
-                    &c.gate,
-                    &c.delivery,
-                    &c.net,
-                    &c.api,
-                    shutdown_on_signals(),
-                )
-                .await
-            })
+            runtime()?.block_on(switchyard_api::run(&c, shutdown_on_signals()))
         }
         Cmd::Worker(c) => {
             telemetry::init_logging(&c.log);
-            runtime()?.block_on(async {
-                switchyard_worker::run(
-                    &c.redis,
-                    &c.worker,
-                    &c.delivery,
-                    &c.net,
-                    shutdown_on_signals(),
-                )
-                .await
-            })
+            runtime()?.block_on(switchyard_worker::run(&c, shutdown_on_signals()))
         }
         Cmd::Scheduler(c) => {
             telemetry::init_logging(&c.log);
-            runtime()?.block_on(async {
-                switchyard_scheduler::run(
-                    &c.redis,
-                    &c.gate,
-                    &c.delivery,
-                    &c.scheduler,
-                    shutdown_on_signals(),
-                )
-                .await
-            })
+            runtime()?.block_on(switchyard_scheduler::run(&c, shutdown_on_signals()))
         }
         Cmd::Dev(c) => dev(*c),
         Cmd::Bench(c) => bench::run(c),
     }
 }
 
-fn dev(mut c: DevCmd) -> anyhow::Result<()> {
+fn dev(mut c: DevConfig) -> anyhow::Result<()> {
     telemetry::init_logging(&c.log);
     // Response links must point at this API unless told otherwise.
-    if c.net.public_url == NetOpts::default().public_url {
-        c.net.public_url = format!("http://{}", c.api.listen);
+    if c.api.public_url == ApiOpts::default().public_url {
+        c.api.public_url = format!("http://{}", c.api.listen);
     }
     // The child is started from the main thread, before any other thread
     // exists: its parent-death signal is tied to the thread that forked it.
@@ -211,25 +170,9 @@ fn dev(mut c: DevCmd) -> anyhow::Result<()> {
             Some(child)
         }
     };
+    let (api, worker, scheduler) = (c.api(), c.worker(), c.scheduler());
     let result = runtime()?.block_on(async {
         let shutdown = shutdown_on_signals();
-        let api = switchyard_api::run(
-            &c.redis,
-            &c.gate,
-            &c.delivery,
-            &c.net,
-            &c.api,
-            shutdown.clone(),
-        );
-        let worker =
-            switchyard_worker::run(&c.redis, &c.worker, &c.delivery, &c.net, shutdown.clone());
-        let scheduler = switchyard_scheduler::run(
-            &c.redis,
-            &c.gate,
-            &c.delivery,
-            &c.scheduler,
-            shutdown.clone(),
-        );
         let stop_all = |r: anyhow::Result<()>| {
             if r.is_err() {
                 shutdown.cancel();
@@ -237,9 +180,9 @@ fn dev(mut c: DevCmd) -> anyhow::Result<()> {
             r
         };
         let (a, w, s) = tokio::join!(
-            async { stop_all(api.await) },
-            async { stop_all(worker.await) },
-            async { stop_all(scheduler.await) }
+            async { stop_all(switchyard_api::run(&api, shutdown.clone()).await) },
+            async { stop_all(switchyard_worker::run(&worker, shutdown.clone()).await) },
+            async { stop_all(switchyard_scheduler::run(&scheduler, shutdown.clone()).await) }
         );
         a.and(w).and(s)
     });

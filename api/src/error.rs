@@ -11,7 +11,7 @@ use axum::Json;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use serde_json::json;
-use switchyard_shared::gates::GateError;
+use switchyard_shared::families::gates::GateError;
 
 #[derive(Debug)]
 pub struct AppError {

@@ -1,19 +1,21 @@
 //! Liveness, readiness and metrics.
 
+use axum::Json;
 use axum::extract::State;
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
-use axum::{Json, Router};
 use serde_json::json;
 
-use crate::AppState;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
-pub fn routes() -> Router<AppState> {
-    Router::new()
-        .route("/healthz", get(healthz))
-        .route("/readyz", get(readyz))
-        .route("/metrics", get(metrics_text))
+use crate::state::AppState;
+
+pub fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(healthz))
+        .routes(routes!(readyz))
+        .routes(routes!(metrics_text))
 }
 
 /// Alive: the process answers.
@@ -28,7 +30,7 @@ pub async fn healthz() -> Json<serde_json::Value> {
     responses((status = 200, description = "Redis reachable, scripts loaded"),
               (status = 503, description = "Not ready, with the reason")))]
 pub async fn readyz(State(state): State<AppState>) -> Response {
-    match state.pool.ensure_ready().await {
+    match state.redis.ensure_ready().await {
         Ok(()) => Json(json!({"status": "ok"})).into_response(),
         Err(e) => (
             StatusCode::SERVICE_UNAVAILABLE,
@@ -42,15 +44,9 @@ pub async fn readyz(State(state): State<AppState>) -> Response {
 #[utoipa::path(get, path = "/metrics", tag = "health",
     responses((status = 200, description = "Prometheus text format", content_type = "text/plain")))]
 pub async fn metrics_text(State(state): State<AppState>) -> Response {
-    // State-machine figures are read fresh at scrape time.
-    if let Ok(ids) = state.machines.ids().await {
-        for id in ids {
-            if let Ok(def) = state.machines.definition(&id).await
-                && let Ok(m) = state.machines.metrics(&def).await
-            {
-                state.machines.export(&def, &m);
-            }
-        }
+    // Families refresh their gauges first (e.g. state-machine figures).
+    for hook in state.scrape.iter() {
+        hook().await;
     }
     (
         [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],

@@ -1,98 +1,41 @@
-//! Switchyard's HTTP API: a stateless axum service. Every state change is one
-//! Lua call through the stores of `switchyard-shared`; nothing is kept
+//! Switchyard's HTTP API: a stateless axum service. Every state change is
+//! one Lua call through the stores of `switchyard-shared`; nothing is kept
 //! between requests, so any number of replicas can run behind a balancer.
 //!
-//! * [`router`] builds the app from an [`AppState`]; [`serve`] runs it on a
-//!   listener until a shutdown token fires (tests bind `127.0.0.1:0`).
-//! * `gates` — the deployment-gate endpoints (`/api/services…`, `/api/gates…`,
-//!   `/api/tickets…`, `/api/holidays`).
-//! * `health` — `/healthz`, `/readyz`, `/metrics`; `openapi` — `/openapi.json`.
-//! * `error` and `body` — the error policy and the JSON extractor.
+//! * [`build`] makes the whole app from an [`ApiConfig`] and a connection;
+//!   [`serve`] runs it on a listener until a shutdown token fires (tests
+//!   bind `127.0.0.1:0`); [`run`] is the role's entry point.
+//! * [`families`] — the registry: each family's routes (and OpenAPI paths,
+//!   generated from the same routers) with its own state.
+//! * [`state`], [`middleware`], [`error`] (the policy and the code table),
+//!   [`extract`] (the JSON body extractor), `health`, [`openapi`].
 
-pub mod body;
-mod deliveries;
 pub mod error;
-mod gates;
+pub mod extract;
+pub mod families;
 mod health;
-mod machines;
-mod nets;
+pub mod middleware;
 pub mod openapi;
+pub mod state;
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use anyhow::Context;
 use axum::Router;
-use axum::extract::{DefaultBodyLimit, MatchedPath, Request, State};
-use axum::http::{StatusCode, header};
-use axum::middleware::{self, Next};
-use axum::response::{IntoResponse, Response};
-use metrics_exporter_prometheus::PrometheusHandle;
-use switchyard_shared::config::{ApiOpts, DeliveryOpts, GateOpts, NetOpts, RedisOpts};
-use switchyard_shared::deliveries::{DeliveryStore, Policies};
-use switchyard_shared::gates::{GateSettings, GateStore};
-use switchyard_shared::machines::MachineStore;
-use switchyard_shared::nets::NetStore;
-use switchyard_shared::{Keys, RedisPool, telemetry};
+use axum::extract::DefaultBodyLimit;
+use axum::http::StatusCode;
+use switchyard_shared::config::ApiConfig;
+use switchyard_shared::platform::config::ApiOpts;
+use switchyard_shared::{Keys, Redis, telemetry};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
+use utoipa::OpenApi;
+use utoipa_axum::router::OpenApiRouter;
 
 use crate::error::AppError;
-
-/// Who made a request, for gate histories: the `X-Actor` header if given,
-/// else the label of the bearer token, else `anonymous`.
-#[derive(Clone, Debug)]
-pub struct Actor(pub String);
-
-#[derive(Clone)]
-pub struct AppState {
-    pub gates: GateStore,
-    pub deliveries: DeliveryStore,
-    pub policies: Arc<Policies>,
-    pub allow_link_local: bool,
-    pub nets: NetStore,
-    pub machines: MachineStore,
-    /// When each machine's thresholds were last checked from this process.
-    pub(crate) last_check: Arc<std::sync::Mutex<std::collections::HashMap<String, Instant>>>,
-    pub public_url: String,
-    pub net_callback_policy: String,
-    pub pool: RedisPool,
-    tokens: Arc<Vec<String>>,
-    prometheus: &'static PrometheusHandle,
-}
-
-impl AppState {
-    pub fn new(
-        pool: RedisPool,
-        keys: &Keys,
-        gate: GateSettings,
-        dopts: &DeliveryOpts,
-        nopts: &NetOpts,
-        tokens: Vec<String>,
-    ) -> anyhow::Result<Self> {
-        let policies = Policies::new(&dopts.retry_policies, &dopts.default_retry_policy)
-            .map_err(|e| anyhow::anyhow!(e))?;
-        Ok(Self {
-            gates: GateStore::new(pool.clone(), keys, gate),
-            deliveries: DeliveryStore::new(pool.clone(), keys.clone(), dopts.delivery_retention),
-            policies: Arc::new(policies),
-            allow_link_local: dopts.allow_link_local,
-            machines: MachineStore::new(pool.clone(), keys.clone(), nopts.sm_retention),
-            last_check: Arc::default(),
-            nets: NetStore::new(
-                pool.clone(),
-                keys.clone(),
-                nopts.net_fire_bound,
-                nopts.net_retention,
-            ),
-            public_url: nopts.public_url.clone(),
-            net_callback_policy: nopts.net_callback_policy.clone(),
-            pool,
-            tokens: Arc::new(tokens),
-            prometheus: telemetry::prometheus(),
-        })
-    }
-}
+pub use crate::middleware::Actor;
+pub use crate::state::{AppState, Ctx};
 
 /// All bearer tokens from flags/environment and the token file.
 pub fn load_tokens(opts: &ApiOpts) -> anyhow::Result<Vec<String>> {
@@ -115,15 +58,29 @@ pub fn load_tokens(opts: &ApiOpts) -> anyhow::Result<Vec<String>> {
     Ok(tokens)
 }
 
-/// The whole application.
-pub fn router(state: AppState, opts: &ApiOpts) -> Router {
-    let api = Router::new()
-        .merge(gates::routes())
-        .merge(deliveries::routes())
-        .merge(nets::routes())
-        .merge(machines::routes())
-        .merge(health::routes())
-        .merge(openapi::routes())
+/// The whole application: platform routes, every family's routes, the
+/// OpenAPI document generated from them, and the middleware.
+pub fn build(redis: Redis, keys: Keys, config: ApiConfig) -> anyhow::Result<Router> {
+    let tokens = load_tokens(&config.api)?;
+    let api = config.api.clone();
+    let ctx = Ctx::new(redis.clone(), keys, config)?;
+    let mut routes: OpenApiRouter<AppState> =
+        OpenApiRouter::with_openapi(openapi::ApiDoc::openapi());
+    let mut scrape = Vec::new();
+    for family in families::all(&ctx)? {
+        routes = routes.merge(family.routes);
+        scrape.extend(family.on_scrape);
+    }
+    let routes = routes.merge(health::routes()).merge(openapi::routes());
+    let (router, doc) = routes.split_for_parts();
+    let state = AppState {
+        redis,
+        tokens: Arc::new(tokens),
+        prometheus: telemetry::prometheus(),
+        scrape: Arc::new(scrape),
+        openapi: Arc::new(doc),
+    };
+    let app = router
         .fallback(|| async { AppError::not_found("route_not_found", "no such endpoint") })
         .method_not_allowed_fallback(|| async {
             AppError::new(
@@ -132,122 +89,19 @@ pub fn router(state: AppState, opts: &ApiOpts) -> Router {
                 "method not allowed on this endpoint",
             )
         })
-        .layer(middleware::from_fn_with_state(state.clone(), auth))
-        .layer(middleware::from_fn_with_state(
-            opts.request_timeout,
-            deadline,
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            middleware::auth,
         ))
-        .layer(middleware::from_fn(json_errors))
-        .layer(DefaultBodyLimit::max(opts.max_body_bytes));
-    api.layer(middleware::from_fn(track)).with_state(state)
-}
-
-/// Constant-time comparison, so a token cannot be guessed byte by byte.
-fn same(a: &[u8], b: &[u8]) -> bool {
-    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
-}
-
-async fn auth(State(state): State<AppState>, mut req: Request, next: Next) -> Response {
-    let path = req.uri().path();
-    let open = matches!(path, "/healthz" | "/readyz");
-    let mut actor = None;
-    if !state.tokens.is_empty() && !open {
-        let presented = req
-            .headers()
-            .get(header::AUTHORIZATION)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.strip_prefix("Bearer "))
-            .map(str::trim);
-        let found = presented.and_then(|p| {
-            let mut hit = None;
-            for (i, t) in state.tokens.iter().enumerate() {
-                if same(p.as_bytes(), t.as_bytes()) {
-                    hit = Some(i);
-                }
-            }
-            hit
-        });
-        match found {
-            Some(i) => actor = Some(format!("token-{}", i + 1)),
-            None => {
-                let reason = if presented.is_some() {
-                    "bearer token not accepted"
-                } else {
-                    "missing Authorization: Bearer <token> header"
-                };
-                return AppError::new(StatusCode::UNAUTHORIZED, "unauthorized", reason)
-                    .into_response();
-            }
-        }
-    }
-    let header_actor = req
-        .headers()
-        .get("x-actor")
-        .and_then(|v| v.to_str().ok())
-        .map(|s| s.chars().take(100).collect::<String>())
-        .filter(|s| !s.is_empty());
-    let actor = header_actor.or(actor).unwrap_or_else(|| "anonymous".into());
-    req.extensions_mut().insert(Actor(actor));
-    next.run(req).await
-}
-
-/// Requests slower than `--request-timeout` are answered 503 (JSON).
-async fn deadline(State(limit): State<Duration>, req: Request, next: Next) -> Response {
-    match tokio::time::timeout(limit, next.run(req)).await {
-        Ok(resp) => resp,
-        Err(_) => AppError::new(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "timeout",
-            "the request took too long",
-        )
-        .into_response(),
-    }
-}
-
-/// Rejections produced by axum itself (a malformed path segment, say) come
-/// as plain text; every error the API answers is JSON.
-async fn json_errors(req: Request, next: Next) -> Response {
-    let resp = next.run(req).await;
-    let status = resp.status();
-    let is_json = resp
-        .headers()
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.starts_with("application/json"));
-    if !(status.is_client_error() || status.is_server_error()) || is_json {
-        return resp;
-    }
-    let bytes = axum::body::to_bytes(resp.into_body(), 4096)
-        .await
-        .unwrap_or_default();
-    let text = String::from_utf8_lossy(&bytes).trim().to_owned();
-    let reason = if text.is_empty() {
-        status.canonical_reason().unwrap_or("error").to_owned()
-    } else {
-        text
-    };
-    AppError::new(status, "bad_request", reason).into_response()
-}
-
-/// Request counts and latency by method, route and status.
-async fn track(req: Request, next: Next) -> Response {
-    let start = Instant::now();
-    let route = req
-        .extensions()
-        .get::<MatchedPath>()
-        .map(|m| m.as_str().to_owned())
-        .unwrap_or_else(|| "unmatched".into());
-    let method = req.method().to_string();
-    let resp = next.run(req).await;
-    let labels = [
-        ("method", method),
-        ("route", route),
-        ("status", resp.status().as_u16().to_string()),
-    ];
-    metrics::counter!("switchyard_http_requests_total", &labels).increment(1);
-    metrics::histogram!("switchyard_http_request_duration_seconds", &labels)
-        .record(start.elapsed().as_secs_f64());
-    resp
+        .layer(axum::middleware::from_fn_with_state(
+            api.request_timeout,
+            middleware::deadline,
+        ))
+        .layer(axum::middleware::from_fn(middleware::json_errors))
+        .layer(DefaultBodyLimit::max(api.max_body_bytes))
+        .layer(axum::middleware::from_fn(middleware::track))
+        .with_state(state);
+    Ok(app)
 }
 
 /// Serve `app` on `listener` until `shutdown` fires; in-flight requests then
@@ -271,16 +125,9 @@ pub async fn serve(
 }
 
 /// Run the API role: connect, bind, serve until `shutdown`.
-pub async fn run(
-    redis: &RedisOpts,
-    gate: &GateOpts,
-    dopts: &DeliveryOpts,
-    nopts: &NetOpts,
-    opts: &ApiOpts,
-    shutdown: CancellationToken,
-) -> anyhow::Result<()> {
-    let (pool, keys) = redis.connect().await?;
-    let tokens = load_tokens(opts)?;
+pub async fn run(config: &ApiConfig, shutdown: CancellationToken) -> anyhow::Result<()> {
+    let (redis, keys) = switchyard_shared::connect(&config.redis).await?;
+    let tokens = load_tokens(&config.api)?;
     if tokens.is_empty() {
         tracing::warn!("no API tokens configured: the API is open to anyone who can reach it");
     } else {
@@ -289,28 +136,12 @@ pub async fn run(
             "API tokens required on every non-health endpoint"
         );
     }
-    if Policies::new(&dopts.retry_policies, &dopts.default_retry_policy)
-        .map_err(|e| anyhow::anyhow!(e))?
-        .get(&nopts.net_callback_policy)
-        .is_none()
-    {
-        anyhow::bail!(
-            "--net-callback-policy {:?} is not a defined retry policy",
-            nopts.net_callback_policy
-        );
-    }
-    let state = AppState::new(pool, &keys, GateSettings::from(gate), dopts, nopts, tokens)?;
-    let listener = TcpListener::bind(&opts.listen)
+    let app = build(redis, keys, config.clone())?;
+    let listener = TcpListener::bind(&config.api.listen)
         .await
-        .with_context(|| format!("binding {}", opts.listen))?;
+        .with_context(|| format!("binding {}", config.api.listen))?;
     let addr = listener.local_addr()?;
     tracing::info!(%addr, "API listening");
     println!("Switchyard API listening on http://{addr}");
-    serve(
-        listener,
-        router(state, opts),
-        shutdown,
-        opts.shutdown_timeout,
-    )
-    .await
+    serve(listener, app, shutdown, config.api.shutdown_timeout).await
 }

@@ -1,36 +1,40 @@
 //! Switchyard's shared library: everything the `api`, `worker` and
 //! `scheduler` processes have in common.
 //!
-//! * [`config`] — the typed command-line/environment options of every role.
-//! * [`keys`] — the only place key strings are formatted (prefix, shard hash tags).
-//! * [`scripts`] — the Lua scripts from `lua/`, embedded and invoked by EVALSHA.
-//! * [`redis_pool`] — connection pool construction and readiness checks.
-//! * [`deliveries`] — reliable HTTP deliveries: records, retry policies, timers.
-//! * [`machines`] — state machines: definitions, transitions, metrics, thresholds.
-//! * [`gates`] — the deployment-gate store: every state change is one script call.
-//! * [`telemetry`] — logging and the Prometheus recorder.
-//! * [`time`] — the one time format of the API (ISO 8601, UTC).
+//! **The rule:** [`platform`] code never names a family; a family reaches
+//! another only through platform hooks (the outbox's owner hooks and
+//! [`platform::outbox::Outbox`]).
+//!
+//! * [`platform`] — config, connection, keys and shards, scripts and the reply
+//!   convention, work streams and timers, the outbox, ids, paging, time,
+//!   telemetry.
+//! * [`families`] — one folder per family (options, keys, scripts, store,
+//!   model) and the registry that lists them (`families/mod.rs`).
+//! * [`config`] — the one config of each role: platform option groups plus
+//!   [`families::FamiliesOpts`].
 
 pub mod config;
-pub mod deliveries;
-pub mod gates;
-pub mod keys;
-pub mod machines;
-pub mod nets;
-pub mod paging;
-pub mod redis_pool;
-pub mod scripts;
-pub mod telemetry;
-pub mod time;
+pub mod families;
+pub mod platform;
 
-pub use keys::Keys;
+pub use families::{FamiliesOpts, WorkKind};
+pub use platform::keys::Keys;
+pub use platform::redis::Redis;
+pub use platform::work::WORK_GROUP;
+pub use platform::{paging, telemetry, time};
+
+/// Every script: the platform's and every family's.
+pub fn scripts() -> Vec<platform::scripts::Named> {
+    [platform::scripts::platform::all(), families::scripts()].concat()
+}
+
+/// Connect to the deployment's Redis (every script loaded) and its key layout.
+pub async fn connect(redis: &platform::config::RedisOpts) -> anyhow::Result<(Redis, Keys)> {
+    redis.connect(scripts()).await
+}
 
 /// Install the process-wide TLS crypto provider (ring) for HTTP clients.
 /// Idempotent; call before building any `reqwest::Client`.
 pub fn init_tls() {
     drop(rustls::crypto::ring::default_provider().install_default());
 }
-
-/// The consumer group of every work stream.
-pub const WORK_GROUP: &str = "switchyard";
-pub use redis_pool::RedisPool;

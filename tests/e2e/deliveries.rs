@@ -11,7 +11,7 @@ use hmac::{Hmac, Mac};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 use sha2::Sha256;
-use switchyard_shared::deliveries::{DeliveryStore, NewDelivery};
+use switchyard_shared::families::deliveries::{DeliveryStore, NewDelivery};
 
 use crate::harness::{TEST_SECRET, eventually, run_worker_and_scheduler, spawn_app};
 use crate::receiver::Receiver;
@@ -263,7 +263,7 @@ async fn gone_stops_and_retry_after_is_honoured_and_4xx_can_be_retried_by_policy
     let (s, _) = app.delete(&format!("/v1/deliveries/{b}")).await;
     assert_eq!(s, StatusCode::CONFLICT);
     let mut conn = app.redis.conn();
-    let shard = switchyard_shared::deliveries::shard_of_id(&b, 16).unwrap();
+    let shard = switchyard_shared::families::deliveries::shard_of_id(&b, 16).unwrap();
     let timers: usize = redis::cmd("ZCARD")
         .arg(app.keys.timers(shard))
         .query(&mut conn)
@@ -631,7 +631,7 @@ async fn finished_deliveries_expire_after_the_retention_and_metrics_report_the_e
         state_of(&app, &id).await["state"] == "succeeded"
     })
     .await;
-    let shard = switchyard_shared::deliveries::shard_of_id(&id, 16).unwrap();
+    let shard = switchyard_shared::families::deliveries::shard_of_id(&id, 16).unwrap();
     let k = app.keys.delivery(shard, &id);
     let mut conn = app.redis.conn();
     let ttl: i64 = redis::cmd("PTTL").arg(&k.record).query(&mut conn).unwrap();
@@ -667,7 +667,7 @@ async fn a_script_changes_state_and_queues_its_callback_in_one_call() {
     let rx = Receiver::ok().await;
     let _stop = run_worker_and_scheduler(&app, "w");
     let shard = 5;
-    let id = switchyard_shared::deliveries::new_id(shard);
+    let id = switchyard_shared::families::deliveries::new_id(shard);
     let k = app.keys.delivery(shard, &id);
     let state_key = format!("sy:{{{shard:02}}}:example:state");
     let script = redis::Script::new(&format!(
@@ -738,7 +738,7 @@ async fn a_delivery_whose_entry_keeps_failing_to_finish_goes_dead() {
     let rx = Receiver::ok().await;
     let (_, d) = app.post("/v1/deliveries", json!({"url": rx.url})).await;
     let id = d["id"].as_str().unwrap().to_owned();
-    let shard = switchyard_shared::deliveries::shard_of_id(&id, 16).unwrap();
+    let shard = switchyard_shared::families::deliveries::shard_of_id(&id, 16).unwrap();
     let stream = app.keys.work_stream(shard);
     let mut conn = app.redis.conn();
     let _: redis::RedisResult<()> = redis::cmd("XGROUP")
@@ -829,7 +829,9 @@ async fn a_stale_attempt_cannot_revive_or_fork_a_delivery() {
         })
         .await
         .unwrap();
-    let switchyard_shared::deliveries::Begin::Go(a) = store.begin(&id, "1-1").await.unwrap() else {
+    let switchyard_shared::families::deliveries::Begin::Go(a) =
+        store.begin(&id, "1-1").await.unwrap()
+    else {
         panic!("skip")
     };
     // While the attempt runs, the delivery is cancelled and then replayed.
@@ -837,7 +839,7 @@ async fn a_stale_attempt_cannot_revive_or_fork_a_delivery() {
     store.retry(&id).await.unwrap();
     // The old attempt finishes: its lease is stale, nothing changes.
     let finish = |outcome: &'static str, lease: i64, entry: &'static str| {
-        switchyard_shared::deliveries::Finish {
+        switchyard_shared::families::deliveries::Finish {
             id: &id,
             lease,
             outcome,
@@ -862,25 +864,27 @@ async fn a_stale_attempt_cannot_revive_or_fork_a_delivery() {
     assert_eq!(v.state, "pending", "the replay stands");
     assert_eq!(v.attempts, 0);
     // The replay's entry begins; a second entry for the same round is skipped.
-    let switchyard_shared::deliveries::Begin::Go(b) = store.begin(&id, "2-1").await.unwrap() else {
+    let switchyard_shared::families::deliveries::Begin::Go(b) =
+        store.begin(&id, "2-1").await.unwrap()
+    else {
         panic!("skip")
     };
     assert!(b.lease > a.lease);
     assert!(
-        matches!(store.begin(&id, "3-1").await.unwrap(), switchyard_shared::deliveries::Begin::Skip(s) if s == "duplicate")
+        matches!(store.begin(&id, "3-1").await.unwrap(), switchyard_shared::families::deliveries::Begin::Skip(s) if s == "duplicate")
     );
     // Cancelled while in flight, then the destination-busy path: stays cancelled.
     store.cancel(&id).await.unwrap();
-    let shard = switchyard_shared::deliveries::shard_of_id(&id, 16).unwrap();
+    let shard = switchyard_shared::families::deliveries::shard_of_id(&id, 16).unwrap();
     let k = app.keys.delivery(shard, &id);
     let mut conn = app.pool.get().await.unwrap();
-    let _: i64 = switchyard_shared::scripts::WORK_DEFER
+    let _: i64 = switchyard_shared::platform::scripts::WORK_DEFER
         .key(&k.stream)
         .key(&k.timers)
         .key(&k.record)
         .arg("switchyard")
         .arg("2-1")
-        .arg(switchyard_shared::deliveries::timer_member(&id))
+        .arg(switchyard_shared::families::deliveries::timer_member(&id))
         .arg(10)
         .arg(b.lease)
         .invoke_async(&mut conn)

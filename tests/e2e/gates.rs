@@ -5,7 +5,7 @@ use std::time::Duration;
 use chrono::{Datelike, Utc};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
-use switchyard_shared::gates::BuildWindows;
+use switchyard_shared::families::gates::BuildWindows;
 
 use crate::harness::{AppConfig, eventually, gate_settings, spawn_app, spawn_app_with};
 

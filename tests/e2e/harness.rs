@@ -9,7 +9,7 @@ use serde_json::Value;
 use switchyard_api::{AppState, router, serve};
 use switchyard_scheduler::Scheduler;
 use switchyard_shared::config::{ApiOpts, DeliveryOpts, NetOpts, SchedulerOpts, WorkerOpts};
-use switchyard_shared::gates::{BuildWindows, GateSettings};
+use switchyard_shared::families::gates::{BuildWindows, GateSettings};
 use switchyard_shared::{Keys, RedisPool};
 use tempfile::TempDir;
 use tokio_util::sync::CancellationToken;

@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use reqwest::StatusCode;
 use serde_json::json;
-use switchyard_shared::scripts;
+use switchyard_shared::platform::scripts;
 
 use crate::harness::{AppConfig, RedisServer, spawn_app, spawn_app_with};
 

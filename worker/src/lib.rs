@@ -15,10 +15,11 @@
 //!   drive them; [`Worker::run`] loops until shutdown, then stops reading,
 //!   lets in-flight entries finish within a timeout and leaves the rest to be
 //!   reclaimed.
-//! * [`delivery`] — the HTTP delivery handler (kind `delivery`).
+//! * [`families`] — the registry: each family registers the handlers of
+//!   its work kinds; [`owners`] — the platform's owner notices.
 
-pub mod delivery;
-pub mod nets;
+pub mod families;
+pub mod owners;
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -28,8 +29,10 @@ use anyhow::Context;
 use futures::future::BoxFuture;
 use redis::Value;
 use redis::aio::MultiplexedConnection;
-use switchyard_shared::config::{DeliveryOpts, NetOpts, RedisOpts, WorkerOpts};
-use switchyard_shared::{Keys, RedisPool, scripts};
+use switchyard_shared::config::WorkerConfig;
+use switchyard_shared::platform::config::WorkerOpts;
+use switchyard_shared::platform::scripts;
+use switchyard_shared::{Keys, Redis as RedisPool, WorkKind};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -84,7 +87,7 @@ pub struct Worker {
     keys: Keys,
     opts: WorkerOpts,
     name: String,
-    handlers: HashMap<String, Arc<dyn Handler>>,
+    handlers: HashMap<WorkKind, Arc<dyn Handler>>,
     permits: Arc<Semaphore>,
     tracker: TaskTracker,
     /// Entries read but not started yet: XREADGROUP's COUNT is per stream,
@@ -112,9 +115,13 @@ impl Worker {
     }
 
     /// Register the handler of one kind of work.
-    pub fn with_handler(mut self, kind: &str, h: Arc<dyn Handler>) -> Self {
-        self.handlers.insert(kind.to_owned(), h);
+    pub fn with_handler(mut self, kind: WorkKind, h: Arc<dyn Handler>) -> Self {
+        self.handlers.insert(kind, h);
         self
+    }
+
+    fn handler(&self, kind: &str) -> Option<&Arc<dyn Handler>> {
+        self.handlers.get(&kind.parse::<WorkKind>().ok()?)
     }
 
     pub fn name(&self) -> &str {
@@ -330,7 +337,7 @@ impl Worker {
         let outcome = if e.deliveries > self.opts.worker_max_deliveries {
             Outcome::Dead(format!("delivered {} times", e.deliveries))
         } else {
-            match self.handlers.get(&e.kind) {
+            match self.handler(&e.kind) {
                 Some(h) => h.handle(&e).await,
                 None => Outcome::Dead(format!("no handler for kind {:?}", e.kind)),
             }
@@ -352,7 +359,7 @@ impl Worker {
                 "retry"
             }
             Outcome::Dead(reason) => {
-                if let Some(h) = self.handlers.get(&e.kind)
+                if let Some(h) = self.handler(&e.kind)
                     && h.dead_letter(&e, reason).await?
                 {
                     tracing::warn!(id = %e.id, kind = %e.kind, reason, "work entry dead-lettered");
@@ -437,9 +444,7 @@ impl Worker {
     /// Remove this consumer from every group where it holds nothing, so
     /// restarts do not pile up consumer names.
     async fn leave_groups(&self) {
-        let Ok(mut conn) = self.pool.get().await else {
-            return;
-        };
+        let mut conn = self.pool.conn();
         for s in self.streams() {
             let pending: redis::RedisResult<Value> = redis::cmd("XPENDING")
                 .arg(&s)
@@ -516,60 +521,30 @@ fn pending_count(v: &Value) -> Option<u64> {
     }
 }
 
-/// Build the production worker: every handler registered.
-pub fn build(
-    pool: RedisPool,
-    keys: Keys,
-    opts: &WorkerOpts,
-    dopts: &DeliveryOpts,
-    nopts: &NetOpts,
-) -> anyhow::Result<Worker> {
-    anyhow::ensure!(
-        opts.delivery_timeout < opts.worker_visibility,
-        "--delivery-timeout ({:?}) must be below --worker-visibility ({:?}), or slow attempts are reclaimed and sent twice",
-        opts.delivery_timeout,
-        opts.worker_visibility
-    );
-    let nets = switchyard_shared::nets::NetStore::new(
-        pool.clone(),
-        keys.clone(),
-        nopts.net_fire_bound,
-        nopts.net_retention,
-    );
-    let deliveries = switchyard_shared::deliveries::DeliveryStore::new(
-        pool.clone(),
-        keys.clone(),
-        dopts.delivery_retention,
-    );
-    let handler =
-        delivery::DeliveryHandler::new(pool.clone(), keys.clone(), opts, dopts, nets.clone())?;
-    Ok(Worker::new(pool, keys, opts.clone())
-        .with_handler(switchyard_shared::deliveries::KIND, Arc::new(handler))
+/// Build the production worker: the platform's owner notices and every
+/// family's handlers registered.
+pub fn build(redis: RedisPool, keys: Keys, config: &WorkerConfig) -> anyhow::Result<Worker> {
+    let ctx = families::Ctx::new(redis.clone(), keys.clone(), config.clone());
+    let worker = Worker::new(redis, keys, config.worker.clone())
         .with_handler(
-            "net.notify",
-            Arc::new(nets::NotifyHandler {
-                nets: nets.clone(),
-                deliveries,
-                default_policy: nopts.net_callback_policy.clone(),
+            WorkKind::OwnerFailed,
+            Arc::new(owners::OwnerHandler {
+                owners: ctx.owners.clone(),
+                announce: owners::Announce::Failed,
             }),
         )
         .with_handler(
-            "net.continue",
-            Arc::new(nets::ContinueHandler { nets: nets.clone() }),
-        )
-        .with_handler("owner.failed", Arc::new(nets::OwnerFailedHandler { nets })))
+            WorkKind::OwnerSucceeded,
+            Arc::new(owners::OwnerHandler {
+                owners: ctx.owners.clone(),
+                announce: owners::Announce::Succeeded,
+            }),
+        );
+    families::register_all(worker, &ctx)
 }
 
 /// Run the worker role until `shutdown`.
-pub async fn run(
-    redis: &RedisOpts,
-    opts: &WorkerOpts,
-    dopts: &DeliveryOpts,
-    nopts: &NetOpts,
-    shutdown: CancellationToken,
-) -> anyhow::Result<()> {
-    let (pool, keys) = redis.connect().await?;
-    Arc::new(build(pool, keys, opts, dopts, nopts)?)
-        .run(shutdown)
-        .await
+pub async fn run(config: &WorkerConfig, shutdown: CancellationToken) -> anyhow::Result<()> {
+    let (redis, keys) = switchyard_shared::connect(&config.redis).await?;
+    Arc::new(build(redis, keys, config)?).run(shutdown).await
 }

@@ -1,0 +1,378 @@
+//! `/v1/deliveries`: enqueue an HTTP request to be delivered reliably, list,
+//! inspect (with the attempt log), replay and cancel.
+
+use std::collections::BTreeMap;
+use std::net::IpAddr;
+
+use axum::Json;
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde::Deserialize;
+use serde_json::{Value, json};
+use std::sync::Arc;
+
+use switchyard_shared::families::deliveries::{DeliveryError, DeliveryStore, NewDelivery, STATES};
+use switchyard_shared::platform::outbox::Policies;
+
+use crate::error::{AppError, AppResult};
+use crate::extract::JsonBody;
+use crate::families::Family;
+use crate::state::Ctx;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+pub const URL_MAX: usize = 2048;
+pub const HEADERS_MAX: usize = 32;
+pub const HEADER_VALUE_MAX: usize = 4096;
+pub const IDEMPOTENCY_KEY_MAX: usize = 200;
+pub const PAGE_MAX: usize = 500;
+/// Headers the engine sets itself.
+const RESERVED: [&str; 7] = [
+    "webhook-id",
+    "webhook-timestamp",
+    "webhook-signature",
+    "content-length",
+    "content-type",
+    "host",
+    "transfer-encoding",
+];
+
+/// What the deliveries endpoints share.
+#[derive(Clone)]
+pub struct DeliveriesApi {
+    pub deliveries: DeliveryStore,
+    pub policies: Arc<Policies>,
+    pub allow_link_local: bool,
+}
+
+/// The deliveries endpoints.
+pub fn family(ctx: &Ctx) -> anyhow::Result<Family> {
+    let state = DeliveriesApi::new(ctx)?;
+    Ok(Family {
+        name: "deliveries",
+        routes: OpenApiRouter::new()
+            .routes(routes!(list, create))
+            .routes(routes!(show, cancel))
+            .routes(routes!(retry))
+            .with_state(state.clone()),
+        on_scrape: None,
+    })
+}
+
+impl DeliveriesApi {
+    fn new(ctx: &Ctx) -> anyhow::Result<Self> {
+        Ok(Self {
+            deliveries: DeliveryStore::new(
+                ctx.redis.clone(),
+                ctx.keys.clone(),
+                ctx.config.families.deliveries.delivery_retention,
+            ),
+            policies: ctx.policies.clone(),
+            allow_link_local: ctx.config.outbox.allow_link_local,
+        })
+    }
+}
+
+impl From<DeliveryError> for AppError {
+    fn from(e: DeliveryError) -> Self {
+        match e {
+            DeliveryError::NotFound => {
+                AppError::not_found("delivery_not_found", "delivery not found")
+            }
+            DeliveryError::Conflict(state) => AppError::new(
+                StatusCode::CONFLICT,
+                "delivery_state_conflict",
+                format!("delivery is {state}; not possible in this state"),
+            ),
+            DeliveryError::Redis(_) | DeliveryError::Pool(_) => AppError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "redis_unavailable",
+                e.to_string(),
+            ),
+            DeliveryError::Reply(_) => AppError::internal(e),
+        }
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct CreateBody {
+    url: String,
+    #[serde(default)]
+    method: Option<String>,
+    #[serde(default)]
+    headers: BTreeMap<String, String>,
+    #[serde(default)]
+    body: Option<Value>,
+    #[serde(default)]
+    policy: Option<String>,
+    #[serde(default)]
+    idempotency_key: Option<String>,
+}
+
+/// Check a destination URL with the same parser the worker uses; answers `host:port`.
+pub fn check_url(raw: &str, allow_link_local: bool) -> AppResult<String> {
+    let bad = |why: &str| AppError::bad_request("url_invalid", why.to_owned()).at("body.url");
+    if raw.len() > URL_MAX {
+        return Err(bad(&format!("url is longer than {URL_MAX} bytes")));
+    }
+    let url =
+        url::Url::parse(raw).map_err(|e| bad(&format!("url is not a valid absolute URL: {e}")))?;
+    if url.scheme() != "http" && url.scheme() != "https" {
+        return Err(bad("url scheme must be http or https"));
+    }
+    let ip = match url.host() {
+        None => return Err(bad("url has no host")),
+        Some(url::Host::Ipv4(v4)) => Some(IpAddr::V4(v4)),
+        Some(url::Host::Ipv6(v6)) => Some(IpAddr::V6(v6)),
+        Some(url::Host::Domain(_)) => None,
+    };
+    if let Some(ip) = ip
+        && !allow_link_local
+        && switchyard_shared::families::deliveries::address_forbidden(ip)
+    {
+        return Err(bad(
+            "link-local and metadata addresses are refused (see --allow-link-local)",
+        ));
+    }
+    let host = url.host_str().unwrap_or_default();
+    Ok(format!(
+        "{host}:{}",
+        url.port_or_known_default().unwrap_or(0)
+    ))
+}
+
+fn location(id: &str) -> HeaderValue {
+    HeaderValue::from_str(&format!("/v1/deliveries/{id}"))
+        .unwrap_or(HeaderValue::from_static("/v1/deliveries"))
+}
+
+/// Enqueue a delivery: `{"url", "method"?, "headers"?, "body"?, "policy"?, "idempotency_key"?}`.
+/// 201 with `Location`; the same idempotency key again answers 200 with the first delivery.
+#[utoipa::path(post, path = "/v1/deliveries", tag = "deliveries",
+    request_body(content = Object, description = r#"{"url": "https://example.com/hook", "method": "POST", "headers": {"x-team": "a"}, "body": {"event": "x"}, "policy": "svix", "idempotency_key": "order-42"}"#),
+    responses((status = 201, description = "Created; Location header"), (status = 200, description = "Existing delivery of this idempotency key"),
+              (status = 400, description = "Invalid url, method, header, policy or key")))]
+pub(crate) async fn create(
+    State(st): State<DeliveriesApi>,
+    JsonBody(b): JsonBody<CreateBody>,
+) -> AppResult<Response> {
+    let destination = check_url(&b.url, st.allow_link_local)?;
+    let method = b
+        .method
+        .unwrap_or_else(|| "POST".into())
+        .to_ascii_uppercase();
+    if !["POST", "PUT", "PATCH", "DELETE", "GET"].contains(&method.as_str()) {
+        return Err(AppError::bad_request(
+            "method_invalid",
+            "method must be POST, PUT, PATCH, DELETE or GET",
+        )
+        .at("body.method"));
+    }
+    if b.headers.len() > HEADERS_MAX {
+        return Err(AppError::bad_request(
+            "headers_invalid",
+            format!("at most {HEADERS_MAX} headers"),
+        )
+        .at("body.headers"));
+    }
+    let mut headers = BTreeMap::new();
+    for (k, v) in b.headers {
+        let at = format!("body.headers.{k}");
+        let name = k.to_ascii_lowercase();
+        if axum::http::HeaderName::from_bytes(name.as_bytes()).is_err()
+            || RESERVED.contains(&name.as_str())
+        {
+            return Err(AppError::bad_request(
+                "headers_invalid",
+                format!("header {k:?} is invalid or set by Switchyard"),
+            )
+            .at(at));
+        }
+        if v.len() > HEADER_VALUE_MAX || HeaderValue::from_str(&v).is_err() {
+            return Err(AppError::bad_request(
+                "headers_invalid",
+                "header value is invalid or too long",
+            )
+            .at(at));
+        }
+        headers.insert(name, v);
+    }
+    let policy = b
+        .policy
+        .unwrap_or_else(|| st.policies.default_name().to_owned());
+    if st.policies.get(&policy).is_none() {
+        return Err(AppError::bad_request(
+            "policy_unknown",
+            format!(
+                "unknown retry policy {policy:?}; known: {}",
+                st.policies.names().join(", ")
+            ),
+        )
+        .at("body.policy"));
+    }
+    if let Some(k) = &b.idempotency_key
+        && (k.is_empty()
+            || k.len() > IDEMPOTENCY_KEY_MAX
+            || !k
+                .bytes()
+                .all(|c| c.is_ascii_alphanumeric() || b"._:-".contains(&c)))
+    {
+        return Err(AppError::bad_request(
+            "idempotency_key_invalid",
+            format!("idempotency_key: 1–{IDEMPOTENCY_KEY_MAX} characters of letters, digits, '.', '_', ':', '-'"),
+        )
+        .at("body.idempotency_key"));
+    }
+    let body = serde_json::to_string(&b.body.unwrap_or(Value::Null)).map_err(AppError::internal)?;
+    let new = NewDelivery {
+        url: b.url,
+        method,
+        headers,
+        body,
+        policy,
+        idempotency_key: b.idempotency_key,
+        destination,
+        owner: None,
+    };
+    let (id, created) = st.deliveries.enqueue(&new).await?;
+    metrics::counter!("switchyard_deliveries_enqueued_total").increment(u64::from(created));
+    let view = st.deliveries.get(&id, false).await?;
+    let status = if created {
+        StatusCode::CREATED
+    } else {
+        StatusCode::OK
+    };
+    let mut headers = HeaderMap::new();
+    headers.insert(header::LOCATION, location(&id));
+    Ok((status, headers, Json(view)).into_response())
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct ListQuery {
+    #[serde(default)]
+    state: Option<String>,
+    #[serde(default)]
+    destination: Option<String>,
+    #[serde(default)]
+    limit: Option<usize>,
+    #[serde(default)]
+    cursor: Option<String>,
+}
+
+/// Deliveries, newest first: `?state=&destination=host:port&limit=&cursor=`.
+#[utoipa::path(get, path = "/v1/deliveries", tag = "deliveries",
+    params(("state" = Option<String>, Query), ("destination" = Option<String>, Query, description = "host:port"),
+           ("limit" = Option<usize>, Query, description = "1..=500, default 50"), ("cursor" = Option<String>, Query)),
+    responses((status = 200, description = r#"{"deliveries": [...], "next_cursor": "…" | null}"#)))]
+pub(crate) async fn list(
+    State(st): State<DeliveriesApi>,
+    q: Result<Query<ListQuery>, axum::extract::rejection::QueryRejection>,
+) -> AppResult<Json<Value>> {
+    let Query(q) =
+        q.map_err(|e| AppError::bad_request("query_invalid", e.body_text()).at("query"))?;
+    if let Some(s) = &q.state
+        && !STATES.contains(&s.as_str())
+    {
+        return Err(AppError::bad_request(
+            "query_invalid",
+            format!("state must be one of {}", STATES.join(", ")),
+        )
+        .at("query.state"));
+    }
+    let limit = q.limit.unwrap_or(50);
+    if limit == 0 || limit > PAGE_MAX {
+        return Err(AppError::bad_request(
+            "query_invalid",
+            format!("limit must be 1..={PAGE_MAX}"),
+        )
+        .at("query.limit"));
+    }
+    let cursor = match &q.cursor {
+        None => None,
+        Some(c) => {
+            let (ms, id) =
+                switchyard_shared::platform::paging::parse_cursor(c).ok_or_else(|| {
+                    AppError::bad_request("query_invalid", "cursor is not one this API gave")
+                        .at("query.cursor")
+                })?;
+            Some((ms, id))
+        }
+    };
+    let (items, next) = st
+        .deliveries
+        .list(q.state.as_deref(), q.destination.as_deref(), limit, cursor)
+        .await?;
+    Ok(Json(json!({"deliveries": items, "next_cursor": next})))
+}
+
+/// One delivery with its attempt log (newest first).
+#[utoipa::path(get, path = "/v1/deliveries/{id}", tag = "deliveries",
+    params(("id" = String, Path)),
+    responses((status = 200, description = "The delivery"), (status = 404, description = "delivery not found")))]
+pub(crate) async fn show(
+    State(st): State<DeliveriesApi>,
+    Path(id): Path<String>,
+) -> AppResult<Json<Value>> {
+    let v = st.deliveries.get(&id, true).await?;
+    Ok(Json(serde_json::to_value(v).map_err(AppError::internal)?))
+}
+
+/// Replay a dead, failed or cancelled delivery now (a new round of attempts).
+#[utoipa::path(post, path = "/v1/deliveries/{id}/retry", tag = "deliveries",
+    params(("id" = String, Path)),
+    responses((status = 202, description = "Queued again"), (status = 404, description = "delivery not found"),
+              (status = 409, description = "pending, in flight or succeeded")))]
+pub(crate) async fn retry(
+    State(st): State<DeliveriesApi>,
+    Path(id): Path<String>,
+) -> AppResult<Response> {
+    st.deliveries.retry(&id).await?;
+    let v = st.deliveries.get(&id, false).await?;
+    Ok((StatusCode::ACCEPTED, Json(v)).into_response())
+}
+
+/// Cancel a delivery that has not finished.
+#[utoipa::path(delete, path = "/v1/deliveries/{id}", tag = "deliveries",
+    params(("id" = String, Path)),
+    responses((status = 200, description = "Cancelled"), (status = 404, description = "delivery not found"),
+              (status = 409, description = "already finished")))]
+pub(crate) async fn cancel(
+    State(st): State<DeliveriesApi>,
+    Path(id): Path<String>,
+) -> AppResult<Json<Value>> {
+    st.deliveries.cancel(&id).await?;
+    let v = st.deliveries.get(&id, false).await?;
+    Ok(Json(serde_json::to_value(v).map_err(AppError::internal)?))
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    #[test]
+    fn urls_are_checked() {
+        assert_eq!(
+            check_url("http://127.0.0.1:8080/hook", false).unwrap(),
+            "127.0.0.1:8080"
+        );
+        assert_eq!(
+            check_url("https://Example.com/x?y=1", false).unwrap(),
+            "example.com:443"
+        );
+        assert_eq!(check_url("http://u:p@[::1]:9/x", false).unwrap(), "[::1]:9");
+        for bad in [
+            "ftp://x/y",
+            "http://",
+            "not a url",
+            "http://169.254.169.254/latest",
+            "http://[fe80::1]/",
+        ] {
+            assert!(check_url(bad, false).is_err(), "{bad}");
+        }
+        assert!(check_url("http://169.254.169.254/latest", true).is_ok());
+    }
+}

@@ -1,0 +1,405 @@
+//! State machines: `/api/statemachines…` (and the seed's
+//! `/api/setup/statemachine/new`): definitions, entity transitions (single
+//! and batch), entity state and history, metrics and a Nagios-style check.
+
+use axum::Json;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::post;
+use serde::Deserialize;
+use serde_json::{Value, json};
+use std::sync::Arc;
+
+use switchyard_shared::families::machines::{
+    BATCH_MAX, Event, MachineError, MachineSpec, MachineStore, valid_id, validate,
+};
+use switchyard_shared::platform::outbox::Policies;
+
+use crate::error::{AppError, AppResult};
+use crate::extract::JsonBody;
+use crate::families::Family;
+use crate::state::Ctx;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+/// What the machines endpoints share.
+#[derive(Clone)]
+pub struct MachinesApi {
+    pub machines: MachineStore,
+    pub policies: Arc<Policies>,
+    /// When each machine's thresholds were last checked from this process.
+    pub(crate) last_check:
+        Arc<std::sync::Mutex<std::collections::HashMap<String, std::time::Instant>>>,
+}
+
+/// The machines endpoints (and their gauges, refreshed at scrape time).
+pub fn family(ctx: &Ctx) -> anyhow::Result<Family> {
+    let state = MachinesApi::new(ctx)?;
+    Ok(Family {
+        name: "machines",
+        routes: OpenApiRouter::new()
+            .routes(routes!(list, create))
+            // the seed's creation path
+            .route("/api/setup/statemachine/new", post(create))
+            .routes(routes!(show, delete))
+            .routes(routes!(batch))
+            .routes(routes!(entity))
+            .routes(routes!(transition))
+            .routes(routes!(metrics_json))
+            .routes(routes!(check))
+            .with_state(state.clone()),
+        on_scrape: Some(scrape_hook(&state)),
+    })
+}
+
+impl MachinesApi {
+    fn new(ctx: &Ctx) -> anyhow::Result<Self> {
+        Ok(Self {
+            machines: MachineStore::new(
+                ctx.redis.clone(),
+                ctx.keys.clone(),
+                ctx.config.families.machines.sm_retention,
+            ),
+            policies: ctx.policies.clone(),
+            last_check: Arc::default(),
+        })
+    }
+}
+
+/// Refresh every machine's gauges before a scrape.
+fn scrape_hook(state: &MachinesApi) -> crate::families::ScrapeHook {
+    let machines = state.machines.clone();
+    Arc::new(move || {
+        let machines = machines.clone();
+        Box::pin(async move {
+            if let Ok(ids) = machines.ids().await {
+                for id in ids {
+                    if let Ok(def) = machines.definition(&id).await
+                        && let Ok(m) = machines.metrics(&def).await
+                    {
+                        machines.export(&def, &m);
+                    }
+                }
+            }
+        })
+    })
+}
+
+impl From<MachineError> for AppError {
+    fn from(e: MachineError) -> Self {
+        let msg = e.to_string();
+        match e {
+            MachineError::NotFound => AppError::not_found("statemachine_not_found", msg),
+            MachineError::Exists => {
+                AppError::new(StatusCode::CONFLICT, "statemachine_exists", msg).at("body.id")
+            }
+            MachineError::Redis(_) | MachineError::Pool(_) => {
+                AppError::new(StatusCode::SERVICE_UNAVAILABLE, "redis_unavailable", msg)
+            }
+            MachineError::Reply(_) => AppError::internal(msg),
+        }
+    }
+}
+
+fn check_sm(id: &str) -> AppResult<()> {
+    if valid_id(id) {
+        Ok(())
+    } else {
+        Err(AppError::bad_request(
+            "id_invalid",
+            "ids are 1–100 letters, digits, '-', '_' or '.'",
+        )
+        .at("path.sm"))
+    }
+}
+
+/// Define a state machine: `{id, name, states: [{id, name, next: [...], initial?}], thresholds?: [...]}`.
+/// Initial states are those marked `"initial": true`, else the first state; states without `next` are terminal.
+#[utoipa::path(post, path = "/api/statemachines", tag = "statemachines",
+    request_body(content = Object, description = r#"{"id": "PROVISIONING", "name": "Product Provisioning", "states": [{"id": "1", "name": "Waiting Payment", "next": ["2", "3"]}]}"#),
+    responses((status = 201, description = "Created; Location"), (status = 400, description = "No states, duplicate ids, unknown next state"),
+              (status = 409, description = "The id exists")))]
+pub(crate) async fn create(
+    State(st): State<MachinesApi>,
+    JsonBody(spec): JsonBody<MachineSpec>,
+) -> AppResult<Response> {
+    let def = validate(spec)
+        .map_err(|(at, msg)| AppError::bad_request("statemachine_invalid", msg).at(at))?;
+    st.machines.create(&def).await?;
+    let mut h = HeaderMap::new();
+    if let Ok(v) = HeaderValue::from_str(&format!("/api/statemachines/{}", def.id)) {
+        h.insert(header::LOCATION, v);
+    }
+    Ok((StatusCode::CREATED, h, Json(def)).into_response())
+}
+
+/// Every state machine.
+#[utoipa::path(get, path = "/api/statemachines", tag = "statemachines",
+    responses((status = 200, description = r#"{"statemachines": [{id, name, states}]}"#)))]
+pub(crate) async fn list(State(st): State<MachinesApi>) -> AppResult<Json<Value>> {
+    Ok(Json(json!({"statemachines": st.machines.list().await?})))
+}
+
+/// One definition.
+#[utoipa::path(get, path = "/api/statemachines/{sm}", tag = "statemachines", params(("sm" = String, Path)),
+    responses((status = 200, description = "The definition"), (status = 404, description = "state machine not found")))]
+pub(crate) async fn show(
+    State(st): State<MachinesApi>,
+    Path(sm): Path<String>,
+) -> AppResult<Json<Value>> {
+    check_sm(&sm)?;
+    Ok(Json(
+        serde_json::to_value(st.machines.definition(&sm).await?).map_err(AppError::internal)?,
+    ))
+}
+
+/// Delete a state machine.
+#[utoipa::path(delete, path = "/api/statemachines/{sm}", tag = "statemachines", params(("sm" = String, Path)),
+    responses((status = 204, description = "Deleted"), (status = 404, description = "state machine not found")))]
+pub(crate) async fn delete(
+    State(st): State<MachinesApi>,
+    Path(sm): Path<String>,
+) -> AppResult<StatusCode> {
+    check_sm(&sm)?;
+    st.machines.delete(&sm).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Thresholds are also checked right after transitions, at most once a second
+/// per machine and process, in the background (the scheduler checks them on
+/// its period regardless).
+fn check_soon(st: &MachinesApi, def: &switchyard_shared::families::machines::Definition) {
+    if def.thresholds.is_empty() {
+        return;
+    }
+    {
+        let mut last = st
+            .last_check
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let now = std::time::Instant::now();
+        if last
+            .get(&def.id)
+            .is_some_and(|t| now.duration_since(*t) < std::time::Duration::from_secs(1))
+        {
+            return;
+        }
+        last.insert(def.id.clone(), now);
+    }
+    let (store, def, policy) = (
+        st.machines.clone(),
+        def.clone(),
+        st.policies.default_name().to_owned(),
+    );
+    tokio::spawn(async move {
+        let res = async {
+            let m = store.metrics(&def).await?;
+            let evaluated = store.evaluate(&def, &m).await?;
+            store.alert(&def, &evaluated, &policy).await
+        }
+        .await;
+        if let Err(e) = res {
+            tracing::warn!(machine = %def.id, error = %e, "threshold check after a transition failed");
+        }
+    });
+}
+
+/// Parse `at` (ISO 8601 or epoch milliseconds) and check an event.
+fn prepare(mut e: Event, at: &str) -> AppResult<Event> {
+    if !valid_id(&e.entity) {
+        return Err(AppError::bad_request(
+            "entity_invalid",
+            "entity ids are 1–100 letters, digits, '-', '_' or '.'",
+        )
+        .at(format!("{at}.entity")));
+    }
+    if !valid_id(&e.to) {
+        return Err(
+            AppError::bad_request("state_invalid", "to must be a state id").at(format!("{at}.to")),
+        );
+    }
+    e.at_ms = match &e.at {
+        None | Some(Value::Null) => None,
+        Some(Value::Number(n)) => Some(n.as_i64().ok_or_else(|| {
+            AppError::bad_request("at_invalid", "at must be epoch milliseconds or ISO 8601")
+                .at(format!("{at}.at"))
+        })?),
+        Some(Value::String(s)) => Some(
+            chrono::DateTime::parse_from_rfc3339(s)
+                .map_err(|_| {
+                    AppError::bad_request("at_invalid", "at must be epoch milliseconds or ISO 8601")
+                        .at(format!("{at}.at"))
+                })?
+                .timestamp_millis(),
+        ),
+        Some(_) => {
+            return Err(AppError::bad_request(
+                "at_invalid",
+                "at must be epoch milliseconds or ISO 8601",
+            )
+            .at(format!("{at}.at")));
+        }
+    };
+    if e.event_id
+        .as_ref()
+        .is_some_and(|id| id.is_empty() || id.len() > 200)
+    {
+        return Err(
+            AppError::bad_request("event_id_invalid", "event_id: 1–200 characters")
+                .at(format!("{at}.event_id")),
+        );
+    }
+    if e.data.as_ref().is_some_and(|d| !d.is_object()) {
+        return Err(
+            AppError::bad_request("data_invalid", "data must be an object")
+                .at(format!("{at}.data")),
+        );
+    }
+    Ok(e)
+}
+
+/// Move one entity: `{"to", "at"?, "data"?, "event_id"?}`. 409 lists the allowed states.
+#[utoipa::path(post, path = "/api/statemachines/{sm}/entities/{entity}/transitions", tag = "statemachines",
+    params(("sm" = String, Path), ("entity" = String, Path)),
+    request_body(content = Object, description = r#"{"to": "2", "at": "2026-11-23T10:00:00Z", "data": {...}, "event_id": "evt-1"}"#),
+    responses((status = 200, description = r#"{"status": "applied"|"duplicate", from, to, closed}"#),
+              (status = 409, description = "Move not allowed: allowed states listed"), (status = 404, description = "state machine not found")))]
+pub(crate) async fn transition(
+    State(st): State<MachinesApi>,
+    Path((sm, entity)): Path<(String, String)>,
+    JsonBody(mut e): JsonBody<Event>,
+) -> AppResult<Response> {
+    check_sm(&sm)?;
+    e.entity = entity;
+    let e = prepare(e, "body")?;
+    let def = st.machines.definition(&sm).await?;
+    let r = st
+        .machines
+        .transition(&def, &[e])
+        .await?
+        .into_iter()
+        .next()
+        .unwrap_or(Value::Null);
+    match r["status"].as_str() {
+        Some("rejected") => {
+            let reason = match r["reason"].as_str() {
+                Some("not_initial") => "a new entity must enter an initial state".to_owned(),
+                Some("closed") => format!("the entity is closed (terminal state {})", r["state"]),
+                Some("unknown_state") => "unknown state".to_owned(),
+                _ => format!("move from {} is not allowed", r["state"]),
+            };
+            let status = if r["reason"] == "unknown_state" {
+                StatusCode::BAD_REQUEST
+            } else {
+                StatusCode::CONFLICT
+            };
+            let code = if status == StatusCode::BAD_REQUEST {
+                "state_unknown"
+            } else {
+                "transition_not_allowed"
+            };
+            Ok((status, Json(json!({"status": "error", "code": code, "reason": reason, "where": "body.to", "allowed": r["allowed"]}))).into_response())
+        }
+        _ => Ok(Json(r).into_response()),
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct Batch {
+    events: Vec<Event>,
+}
+
+/// Up to 1,000 events in one call: `{"events": [{entity, to, at?, data?, event_id?}]}`; each gets its outcome.
+#[utoipa::path(post, path = "/api/statemachines/{sm}/transitions", tag = "statemachines", params(("sm" = String, Path)),
+    request_body(content = Object, description = r#"{"events": [{"entity": "p1", "to": "1"}]}"#),
+    responses((status = 200, description = r#"{"results": [{index, status, ...}]}"#), (status = 400, description = "Bad event (named by index)"),
+              (status = 404, description = "state machine not found")))]
+pub(crate) async fn batch(
+    State(st): State<MachinesApi>,
+    Path(sm): Path<String>,
+    JsonBody(b): JsonBody<Batch>,
+) -> AppResult<Json<Value>> {
+    check_sm(&sm)?;
+    if b.events.is_empty() || b.events.len() > BATCH_MAX {
+        return Err(AppError::bad_request(
+            "batch_invalid",
+            format!("events: 1–{BATCH_MAX} per call"),
+        )
+        .at("body.events"));
+    }
+    let events = b
+        .events
+        .into_iter()
+        .enumerate()
+        .map(|(i, e)| prepare(e, &format!("body.events[{i}]")))
+        .collect::<AppResult<Vec<_>>>()?;
+    let def = st.machines.definition(&sm).await?;
+    let results: Vec<Value> = st
+        .machines
+        .transition(&def, &events)
+        .await?
+        .into_iter()
+        .enumerate()
+        .map(|(i, mut r)| {
+            r["index"] = json!(i);
+            r
+        })
+        .collect();
+    check_soon(&st, &def);
+    Ok(Json(json!({"results": results})))
+}
+
+/// An entity's current state and history.
+#[utoipa::path(get, path = "/api/statemachines/{sm}/entities/{entity}", tag = "statemachines",
+    params(("sm" = String, Path), ("entity" = String, Path)),
+    responses((status = 200, description = "state, entered, closed, history"), (status = 404, description = "unknown machine or entity")))]
+pub(crate) async fn entity(
+    State(st): State<MachinesApi>,
+    Path((sm, entity)): Path<(String, String)>,
+) -> AppResult<Json<Value>> {
+    check_sm(&sm)?;
+    st.machines.definition(&sm).await?;
+    match st.machines.entity(&sm, &entity).await? {
+        Some(v) => Ok(Json(v)),
+        None => Err(AppError::not_found("entity_not_found", "entity not found").at("path.entity")),
+    }
+}
+
+/// Per state: count, oldest age, time-in-state percentiles, entries/exits over 1m/5m/1h; per edge; rejections.
+#[utoipa::path(get, path = "/api/statemachines/{sm}/metrics", tag = "statemachines", params(("sm" = String, Path)),
+    responses((status = 200, description = "Metrics"), (status = 404, description = "state machine not found")))]
+pub(crate) async fn metrics_json(
+    State(st): State<MachinesApi>,
+    Path(sm): Path<String>,
+) -> AppResult<Json<Value>> {
+    check_sm(&sm)?;
+    let def = st.machines.definition(&sm).await?;
+    let mut m = st.machines.metrics(&def).await?;
+    let evaluated = st.machines.evaluate(&def, &m).await?;
+    m["thresholds"] = json!(evaluated
+        .iter()
+        .map(|(t, firing, msg)| json!({"id": t.id, "state": t.state, "kind": t.kind, "severity": t.severity, "firing": firing, "message": msg}))
+        .collect::<Vec<_>>());
+    Ok(Json(m))
+}
+
+/// Nagios plugin style: `OK|WARNING|CRITICAL - … | perfdata`.
+#[utoipa::path(get, path = "/api/statemachines/{sm}/check", tag = "statemachines", params(("sm" = String, Path)),
+    responses((status = 200, description = "text/plain", content_type = "text/plain"), (status = 404, description = "state machine not found")))]
+pub(crate) async fn check(
+    State(st): State<MachinesApi>,
+    Path(sm): Path<String>,
+) -> AppResult<Response> {
+    check_sm(&sm)?;
+    let def = st.machines.definition(&sm).await?;
+    let m = st.machines.metrics(&def).await?;
+    let evaluated = st.machines.evaluate(&def, &m).await?;
+    let (_, text) = MachineStore::nagios(&def, &m, &evaluated);
+    Ok((
+        [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
+        text + "\n",
+    )
+        .into_response())
+}

@@ -1,0 +1,38 @@
+//! The API's registry of families: **one line per family** in [`all`].
+//! Each family module exposes `family(&Ctx) -> Family`: its routes (an
+//! `OpenApiRouter`, so the OpenAPI document is generated from the very
+//! routes that are served), with its own state, and an optional hook run
+//! before a metrics scrape.
+
+pub mod deliveries;
+pub mod gates;
+pub mod machines;
+pub mod nets;
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+
+use utoipa_axum::router::OpenApiRouter;
+
+use crate::state::{AppState, Ctx};
+
+/// Work done before `/metrics` renders (e.g. refreshing gauges).
+pub type ScrapeHook = Arc<dyn Fn() -> Pin<Box<dyn Future<Output = ()> + Send>> + Send + Sync>;
+
+/// One family's part of the API.
+pub struct Family {
+    pub name: &'static str,
+    pub routes: OpenApiRouter<AppState>,
+    pub on_scrape: Option<ScrapeHook>,
+}
+
+/// Every family's part of the API.
+pub fn all(ctx: &Ctx) -> anyhow::Result<Vec<Family>> {
+    Ok(vec![
+        gates::family(ctx)?,
+        deliveries::family(ctx)?,
+        nets::family(ctx)?,
+        machines::family(ctx)?,
+    ])
+}

@@ -1,0 +1,125 @@
+//! Middleware of every route: bearer auth (and the actor), the request
+//! deadline, JSON bodies for framework rejections, request metrics.
+
+use std::time::{Duration, Instant};
+
+use axum::extract::{MatchedPath, Request, State};
+use axum::http::{StatusCode, header};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+
+use crate::error::AppError;
+use crate::state::AppState;
+
+/// Who made a request, for gate histories: the `X-Actor` header if given,
+/// else the label of the bearer token, else `anonymous`.
+#[derive(Clone, Debug)]
+pub struct Actor(pub String);
+
+/// Constant-time comparison, so a token cannot be guessed byte by byte.
+fn same(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+pub async fn auth(State(state): State<AppState>, mut req: Request, next: Next) -> Response {
+    let path = req.uri().path();
+    let open = matches!(path, "/healthz" | "/readyz");
+    let mut actor = None;
+    if !state.tokens.is_empty() && !open {
+        let presented = req
+            .headers()
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "))
+            .map(str::trim);
+        let found = presented.and_then(|p| {
+            let mut hit = None;
+            for (i, t) in state.tokens.iter().enumerate() {
+                if same(p.as_bytes(), t.as_bytes()) {
+                    hit = Some(i);
+                }
+            }
+            hit
+        });
+        match found {
+            Some(i) => actor = Some(format!("token-{}", i + 1)),
+            None => {
+                let reason = if presented.is_some() {
+                    "bearer token not accepted"
+                } else {
+                    "missing Authorization: Bearer <token> header"
+                };
+                return AppError::new(StatusCode::UNAUTHORIZED, "unauthorized", reason)
+                    .into_response();
+            }
+        }
+    }
+    let header_actor = req
+        .headers()
+        .get("x-actor")
+        .and_then(|v| v.to_str().ok())
+        .map(|s| s.chars().take(100).collect::<String>())
+        .filter(|s| !s.is_empty());
+    let actor = header_actor.or(actor).unwrap_or_else(|| "anonymous".into());
+    req.extensions_mut().insert(Actor(actor));
+    next.run(req).await
+}
+
+/// Requests slower than `--request-timeout` are answered 503 (JSON).
+pub async fn deadline(State(limit): State<Duration>, req: Request, next: Next) -> Response {
+    match tokio::time::timeout(limit, next.run(req)).await {
+        Ok(resp) => resp,
+        Err(_) => AppError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "timeout",
+            "the request took too long",
+        )
+        .into_response(),
+    }
+}
+
+/// Rejections produced by axum itself (a malformed path segment, say) come
+/// as plain text; every error the API answers is JSON.
+pub async fn json_errors(req: Request, next: Next) -> Response {
+    let resp = next.run(req).await;
+    let status = resp.status();
+    let is_json = resp
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("application/json"));
+    if !(status.is_client_error() || status.is_server_error()) || is_json {
+        return resp;
+    }
+    let bytes = axum::body::to_bytes(resp.into_body(), 4096)
+        .await
+        .unwrap_or_default();
+    let text = String::from_utf8_lossy(&bytes).trim().to_owned();
+    let reason = if text.is_empty() {
+        status.canonical_reason().unwrap_or("error").to_owned()
+    } else {
+        text
+    };
+    AppError::new(status, "bad_request", reason).into_response()
+}
+
+/// Request counts and latency by method, route and status.
+pub async fn track(req: Request, next: Next) -> Response {
+    let start = Instant::now();
+    let route = req
+        .extensions()
+        .get::<MatchedPath>()
+        .map(|m| m.as_str().to_owned())
+        .unwrap_or_else(|| "unmatched".into());
+    let method = req.method().to_string();
+    let resp = next.run(req).await;
+    let labels = [
+        ("method", method),
+        ("route", route),
+        ("status", resp.status().as_u16().to_string()),
+    ];
+    metrics::counter!("switchyard_http_requests_total", &labels).increment(1);
+    metrics::histogram!("switchyard_http_request_duration_seconds", &labels)
+        .record(start.elapsed().as_secs_f64());
+    resp
+}

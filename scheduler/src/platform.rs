@@ -1,0 +1,112 @@
+//! The platform's periodic tasks: moving due timers into the work streams,
+//! and the work-stream gauges.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use redis::AsyncCommands;
+use switchyard_shared::platform::work::{WORK_GROUP, move_timers};
+use switchyard_shared::{Keys, Redis};
+
+use crate::Ctx;
+use crate::periodic::{BoxFuture, Periodic};
+
+/// The platform's tasks.
+pub fn tasks(ctx: &Ctx) -> Vec<Arc<dyn Periodic>> {
+    vec![
+        Arc::new(Timers {
+            redis: ctx.redis.clone(),
+            keys: ctx.keys.clone(),
+            every: ctx.config.scheduler.timer_interval,
+            batch: ctx.config.scheduler.sweep_batch.max(1),
+        }),
+        Arc::new(StreamGauges {
+            redis: ctx.redis.clone(),
+            keys: ctx.keys.clone(),
+            every: ctx.config.scheduler.observe_interval,
+        }),
+    ]
+}
+
+/// Every due timer of every shard into its work stream (`timers`).
+struct Timers {
+    redis: Redis,
+    keys: Keys,
+    every: Duration,
+    batch: usize,
+}
+
+impl Periodic for Timers {
+    fn name(&self) -> &'static str {
+        "timers"
+    }
+    fn every(&self) -> Duration {
+        self.every
+    }
+    fn run_once(&self) -> BoxFuture<'_, anyhow::Result<usize>> {
+        Box::pin(async move {
+            let mut total = 0;
+            for shard in 0..self.keys.shards() {
+                loop {
+                    let n = move_timers(&self.redis, &self.keys, shard, self.batch).await?;
+                    total += n;
+                    if n < self.batch {
+                        break;
+                    }
+                }
+            }
+            if total > 0 {
+                metrics::counter!("switchyard_timers_fired_total").increment(total as u64);
+            }
+            Ok(total)
+        })
+    }
+}
+
+/// Stream depth and the age of the oldest pending entry (`streams.gauges`).
+struct StreamGauges {
+    redis: Redis,
+    keys: Keys,
+    every: Duration,
+}
+
+impl Periodic for StreamGauges {
+    fn name(&self) -> &'static str {
+        "streams.gauges"
+    }
+    fn every(&self) -> Duration {
+        self.every
+    }
+    fn run_once(&self) -> BoxFuture<'_, anyhow::Result<usize>> {
+        Box::pin(async move {
+            let mut depth = 0u64;
+            let mut oldest_ms: Option<i64> = None;
+            let mut conn = self.redis.conn();
+            for shard in 0..self.keys.shards() {
+                let stream = self.keys.work_stream(shard);
+                let len: u64 = conn.xlen(&stream).await.unwrap_or(0);
+                depth += len;
+                // XPENDING summary: [count, smallest id, greatest id, consumers].
+                let summary: redis::RedisResult<redis::Value> = redis::cmd("XPENDING")
+                    .arg(&stream)
+                    .arg(WORK_GROUP)
+                    .query_async(&mut conn)
+                    .await;
+                if let Ok(redis::Value::Array(parts)) = summary
+                    && let Some(redis::Value::BulkString(id)) = parts.get(1)
+                    && let Some(ms) = std::str::from_utf8(id)
+                        .ok()
+                        .and_then(|s| s.split('-').next()?.parse().ok())
+                {
+                    oldest_ms = Some(oldest_ms.map_or(ms, |o: i64| o.min(ms)));
+                }
+            }
+            metrics::gauge!("switchyard_work_stream_depth").set(depth as f64);
+            let age = oldest_ms.map_or(0.0, |ms| {
+                (switchyard_shared::time::now_ms() - ms).max(0) as f64 / 1000.0
+            });
+            metrics::gauge!("switchyard_work_oldest_pending_seconds").set(age);
+            Ok(0)
+        })
+    }
+}

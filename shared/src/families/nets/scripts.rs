@@ -1,0 +1,9 @@
+//! The nets scripts (`lua/nets/`), declared once.
+
+crate::lua_scripts! {
+    lib: [];
+    NET => "nets/fire.lua",
+    NET_DELETE => "nets/delete.lua",
+    NET_FAIL => "nets/fail.lua",
+    NET_PAUSE => "nets/pause.lua",
+}
