@@ -7,7 +7,7 @@ use axum::extract::{FromRequest, Request};
 use axum::http::StatusCode;
 use serde::de::DeserializeOwned;
 
-use crate::error::AppError;
+use crate::error::{AppError, Code};
 
 pub struct JsonBody<T>(pub T);
 
@@ -22,12 +22,11 @@ where
         let bytes = Bytes::from_request(req, state).await.map_err(|rej| {
             if rej.status() == StatusCode::PAYLOAD_TOO_LARGE {
                 AppError::new(
-                    StatusCode::PAYLOAD_TOO_LARGE,
-                    "body_too_large",
+                    Code::BodyTooLarge,
                     "request body is larger than the configured limit (--max-body-bytes)",
                 )
             } else {
-                AppError::bad_request("body_unreadable", rej.body_text())
+                AppError::new(Code::BodyUnreadable, rej.body_text())
             }
         })?;
         parse(&bytes).map(JsonBody)
@@ -39,7 +38,7 @@ pub fn parse<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, AppError> {
     // Syntax first, so a truncated body is "not valid JSON" rather than a
     // confusing shape error about whatever field the cut fell into.
     if let Err(e) = serde_json::from_slice::<serde::de::IgnoredAny>(bytes) {
-        return Err(AppError::bad_request("json_invalid", "Json was not valid").at(pos(&e)));
+        return Err(AppError::new(Code::JsonInvalid, "Json was not valid").at(pos(&e)));
     }
     let mut de = serde_json::Deserializer::from_slice(bytes);
     let result: Result<T, _> = serde_path_to_error::deserialize(&mut de);
@@ -47,14 +46,12 @@ pub fn parse<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, AppError> {
         Ok(v) => de
             .end()
             .map(|()| v)
-            .map_err(|e| AppError::bad_request("json_invalid", "Json was not valid").at(pos(&e))),
+            .map_err(|e| AppError::new(Code::JsonInvalid, "Json was not valid").at(pos(&e))),
         Err(err) => {
             let path = err.path().to_string();
             let inner = err.into_inner();
             if inner.is_syntax() || inner.is_eof() {
-                return Err(
-                    AppError::bad_request("json_invalid", "Json was not valid").at(pos(&inner))
-                );
+                return Err(AppError::new(Code::JsonInvalid, "Json was not valid").at(pos(&inner)));
             }
             let msg = strip_position(&inner.to_string());
             let location = if path == "." {

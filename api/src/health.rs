@@ -9,6 +9,7 @@ use serde_json::json;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
+use crate::error::Code;
 use crate::state::AppState;
 
 pub fn routes() -> OpenApiRouter<AppState> {
@@ -34,7 +35,7 @@ pub async fn readyz(State(state): State<AppState>) -> Response {
         Ok(()) => Json(json!({"status": "ok"})).into_response(),
         Err(e) => (
             StatusCode::SERVICE_UNAVAILABLE,
-            Json(json!({"status": "error", "code": "not_ready", "reason": format!("{e:#}")})),
+            Json(json!({"status": "error", "code": Code::NotReady.as_str(), "reason": format!("{e:#}")})),
         )
             .into_response(),
     }

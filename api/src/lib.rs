@@ -24,7 +24,6 @@ use std::time::Duration;
 use anyhow::Context;
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
-use axum::http::StatusCode;
 use switchyard_shared::config::ApiConfig;
 use switchyard_shared::platform::config::ApiOpts;
 use switchyard_shared::{Keys, Redis, telemetry};
@@ -33,7 +32,7 @@ use tokio_util::sync::CancellationToken;
 use utoipa::OpenApi;
 use utoipa_axum::router::OpenApiRouter;
 
-use crate::error::AppError;
+use crate::error::{AppError, Code};
 pub use crate::middleware::Actor;
 pub use crate::state::{AppState, Ctx};
 
@@ -81,11 +80,10 @@ pub fn build(redis: Redis, keys: Keys, config: ApiConfig) -> anyhow::Result<Rout
         openapi: Arc::new(doc),
     };
     let app = router
-        .fallback(|| async { AppError::not_found("route_not_found", "no such endpoint") })
+        .fallback(|| async { AppError::new(Code::RouteNotFound, "no such endpoint") })
         .method_not_allowed_fallback(|| async {
             AppError::new(
-                StatusCode::METHOD_NOT_ALLOWED,
-                "method_not_allowed",
+                Code::MethodNotAllowed,
                 "method not allowed on this endpoint",
             )
         })

@@ -4,11 +4,11 @@
 use std::time::{Duration, Instant};
 
 use axum::extract::{MatchedPath, Request, State};
-use axum::http::{StatusCode, header};
+use axum::http::header;
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 
-use crate::error::AppError;
+use crate::error::{AppError, Code};
 use crate::state::AppState;
 
 /// Who made a request, for gate histories: the `X-Actor` header if given,
@@ -49,8 +49,7 @@ pub async fn auth(State(state): State<AppState>, mut req: Request, next: Next) -
                 } else {
                     "missing Authorization: Bearer <token> header"
                 };
-                return AppError::new(StatusCode::UNAUTHORIZED, "unauthorized", reason)
-                    .into_response();
+                return AppError::new(Code::Unauthorized, reason).into_response();
             }
         }
     }
@@ -69,12 +68,7 @@ pub async fn auth(State(state): State<AppState>, mut req: Request, next: Next) -
 pub async fn deadline(State(limit): State<Duration>, req: Request, next: Next) -> Response {
     match tokio::time::timeout(limit, next.run(req)).await {
         Ok(resp) => resp,
-        Err(_) => AppError::new(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "timeout",
-            "the request took too long",
-        )
-        .into_response(),
+        Err(_) => AppError::new(Code::Timeout, "the request took too long").into_response(),
     }
 }
 
@@ -100,7 +94,10 @@ pub async fn json_errors(req: Request, next: Next) -> Response {
     } else {
         text
     };
-    AppError::new(status, "bad_request", reason).into_response()
+    // The framework chose the status (415, 404, …); the code says it refused.
+    AppError::new(Code::BadRequest, reason)
+        .with_status(status)
+        .into_response()
 }
 
 /// Request counts and latency by method, route and status.

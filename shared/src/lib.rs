@@ -38,3 +38,82 @@ pub async fn connect(redis: &platform::config::RedisOpts) -> anyhow::Result<(Red
 pub fn init_tls() {
     drop(rustls::crypto::ring::default_provider().install_default());
 }
+
+#[cfg(test)]
+mod tests {
+    use std::path::{Path, PathBuf};
+
+    fn lua_files(dir: &Path, out: &mut Vec<PathBuf>) {
+        for entry in std::fs::read_dir(dir).expect("lua dir") {
+            let path = entry.expect("entry").path();
+            if path.is_dir() {
+                lua_files(&path, out);
+            } else if path.extension().is_some_and(|e| e == "lua") {
+                out.push(path);
+            }
+        }
+    }
+
+    fn all_lua() -> Vec<(String, String)> {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../lua");
+        let mut files = Vec::new();
+        lua_files(&root, &mut files);
+        files
+            .into_iter()
+            .map(|p| {
+                let name = p
+                    .strip_prefix(&root)
+                    .expect("under lua/")
+                    .to_string_lossy()
+                    .into_owned();
+                (name, std::fs::read_to_string(&p).expect("readable"))
+            })
+            .collect()
+    }
+
+    #[test]
+    fn every_lua_file_is_a_registered_script_or_helper() {
+        let mut known: Vec<&str> = super::scripts().iter().map(|(n, _)| *n).collect();
+        known.extend(super::platform::scripts::PRELUDE);
+        known.extend(super::families::script_libs());
+        for (name, _) in all_lua() {
+            assert!(
+                known.contains(&name.as_str()),
+                "lua/{name} is not registered (lua_scripts! in its family's scripts.rs)"
+            );
+        }
+    }
+
+    #[test]
+    fn every_script_has_a_header_with_keys_argv_and_returns() {
+        for (name, text) in all_lua() {
+            if name.ends_with("_lib.lua") || name.starts_with("platform/prelude") {
+                continue;
+            }
+            if name == "platform/outbox.lua" {
+                continue;
+            }
+            for field in ["KEYS:", "ARGV:", "Returns:"] {
+                assert!(text.contains(field), "lua/{name}: header lacks {field}");
+            }
+        }
+    }
+
+    #[test]
+    fn every_work_kind_written_by_lua_is_a_known_kind() {
+        let mut found = 0;
+        for (name, text) in all_lua() {
+            for part in text.split("'kind', ").skip(1) {
+                let Some(kind) = part.strip_prefix('\'').and_then(|r| r.split('\'').next()) else {
+                    continue;
+                };
+                found += 1;
+                assert!(
+                    kind.parse::<super::WorkKind>().is_ok(),
+                    "lua/{name} writes unknown work kind {kind:?}"
+                );
+            }
+        }
+        assert!(found >= 4, "expected kinds written by Lua, found {found}");
+    }
+}

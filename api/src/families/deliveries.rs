@@ -15,7 +15,7 @@ use std::sync::Arc;
 use switchyard_shared::families::deliveries::{DeliveryError, DeliveryStore, NewDelivery, STATES};
 use switchyard_shared::platform::outbox::Policies;
 
-use crate::error::{AppError, AppResult};
+use crate::error::{AppError, AppResult, Code};
 use crate::extract::JsonBody;
 use crate::families::Family;
 use crate::state::Ctx;
@@ -77,19 +77,14 @@ impl DeliveriesApi {
 impl From<DeliveryError> for AppError {
     fn from(e: DeliveryError) -> Self {
         match e {
-            DeliveryError::NotFound => {
-                AppError::not_found("delivery_not_found", "delivery not found")
-            }
+            DeliveryError::NotFound => AppError::new(Code::DeliveryNotFound, "delivery not found"),
             DeliveryError::Conflict(state) => AppError::new(
-                StatusCode::CONFLICT,
-                "delivery_state_conflict",
+                Code::DeliveryStateConflict,
                 format!("delivery is {state}; not possible in this state"),
             ),
-            DeliveryError::Redis(_) | DeliveryError::Pool(_) => AppError::new(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "redis_unavailable",
-                e.to_string(),
-            ),
+            DeliveryError::Redis(_) | DeliveryError::Pool(_) => {
+                AppError::new(Code::RedisUnavailable, e.to_string())
+            }
             DeliveryError::Reply(_) => AppError::internal(e),
         }
     }
@@ -113,7 +108,7 @@ pub(crate) struct CreateBody {
 
 /// Check a destination URL with the same parser the worker uses; answers `host:port`.
 pub fn check_url(raw: &str, allow_link_local: bool) -> AppResult<String> {
-    let bad = |why: &str| AppError::bad_request("url_invalid", why.to_owned()).at("body.url");
+    let bad = |why: &str| AppError::new(Code::UrlInvalid, why.to_owned()).at("body.url");
     if raw.len() > URL_MAX {
         return Err(bad(&format!("url is longer than {URL_MAX} bytes")));
     }
@@ -164,15 +159,15 @@ pub(crate) async fn create(
         .unwrap_or_else(|| "POST".into())
         .to_ascii_uppercase();
     if !["POST", "PUT", "PATCH", "DELETE", "GET"].contains(&method.as_str()) {
-        return Err(AppError::bad_request(
-            "method_invalid",
+        return Err(AppError::new(
+            Code::MethodInvalid,
             "method must be POST, PUT, PATCH, DELETE or GET",
         )
         .at("body.method"));
     }
     if b.headers.len() > HEADERS_MAX {
-        return Err(AppError::bad_request(
-            "headers_invalid",
+        return Err(AppError::new(
+            Code::HeadersInvalid,
             format!("at most {HEADERS_MAX} headers"),
         )
         .at("body.headers"));
@@ -184,18 +179,16 @@ pub(crate) async fn create(
         if axum::http::HeaderName::from_bytes(name.as_bytes()).is_err()
             || RESERVED.contains(&name.as_str())
         {
-            return Err(AppError::bad_request(
-                "headers_invalid",
+            return Err(AppError::new(
+                Code::HeadersInvalid,
                 format!("header {k:?} is invalid or set by Switchyard"),
             )
             .at(at));
         }
         if v.len() > HEADER_VALUE_MAX || HeaderValue::from_str(&v).is_err() {
-            return Err(AppError::bad_request(
-                "headers_invalid",
-                "header value is invalid or too long",
-            )
-            .at(at));
+            return Err(
+                AppError::new(Code::HeadersInvalid, "header value is invalid or too long").at(at),
+            );
         }
         headers.insert(name, v);
     }
@@ -203,8 +196,8 @@ pub(crate) async fn create(
         .policy
         .unwrap_or_else(|| st.policies.default_name().to_owned());
     if st.policies.get(&policy).is_none() {
-        return Err(AppError::bad_request(
-            "policy_unknown",
+        return Err(AppError::new(
+            Code::PolicyUnknown,
             format!(
                 "unknown retry policy {policy:?}; known: {}",
                 st.policies.names().join(", ")
@@ -219,8 +212,7 @@ pub(crate) async fn create(
                 .bytes()
                 .all(|c| c.is_ascii_alphanumeric() || b"._:-".contains(&c)))
     {
-        return Err(AppError::bad_request(
-            "idempotency_key_invalid",
+        return Err(AppError::new(Code::IdempotencyKeyInvalid,
             format!("idempotency_key: 1–{IDEMPOTENCY_KEY_MAX} characters of letters, digits, '.', '_', ':', '-'"),
         )
         .at("body.idempotency_key"));
@@ -271,31 +263,29 @@ pub(crate) async fn list(
     State(st): State<DeliveriesApi>,
     q: Result<Query<ListQuery>, axum::extract::rejection::QueryRejection>,
 ) -> AppResult<Json<Value>> {
-    let Query(q) =
-        q.map_err(|e| AppError::bad_request("query_invalid", e.body_text()).at("query"))?;
+    let Query(q) = q.map_err(|e| AppError::new(Code::QueryInvalid, e.body_text()).at("query"))?;
     if let Some(s) = &q.state
         && !STATES.contains(&s.as_str())
     {
-        return Err(AppError::bad_request(
-            "query_invalid",
+        return Err(AppError::new(
+            Code::QueryInvalid,
             format!("state must be one of {}", STATES.join(", ")),
         )
         .at("query.state"));
     }
     let limit = q.limit.unwrap_or(50);
     if limit == 0 || limit > PAGE_MAX {
-        return Err(AppError::bad_request(
-            "query_invalid",
-            format!("limit must be 1..={PAGE_MAX}"),
-        )
-        .at("query.limit"));
+        return Err(
+            AppError::new(Code::QueryInvalid, format!("limit must be 1..={PAGE_MAX}"))
+                .at("query.limit"),
+        );
     }
     let cursor = match &q.cursor {
         None => None,
         Some(c) => {
             let (ms, id) =
                 switchyard_shared::platform::paging::parse_cursor(c).ok_or_else(|| {
-                    AppError::bad_request("query_invalid", "cursor is not one this API gave")
+                    AppError::new(Code::QueryInvalid, "cursor is not one this API gave")
                         .at("query.cursor")
                 })?;
             Some((ms, id))

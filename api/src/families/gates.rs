@@ -17,7 +17,7 @@ use switchyard_shared::families::gates::{
 };
 
 use crate::Actor;
-use crate::error::{AppError, AppResult};
+use crate::error::{AppError, AppResult, Code};
 use crate::extract::JsonBody;
 use crate::families::Family;
 use crate::state::Ctx;
@@ -80,7 +80,7 @@ impl GatesApi {
 
 fn check_name(name: &str, location: &str) -> AppResult<()> {
     match name_problem(name) {
-        Some(p) => Err(AppError::bad_request("name_invalid", p).at(location)),
+        Some(p) => Err(AppError::new(Code::NameInvalid, p).at(location)),
         None => Ok(()),
     }
 }
@@ -126,9 +126,7 @@ fn parse_state(state: &str, location: &str) -> AppResult<&'static str> {
         "open" => Ok("open"),
         // The seed's prose says "close"; its examples say "closed".
         "closed" | "close" => Ok("closed"),
-        _ => {
-            Err(AppError::bad_request("state_invalid", "state must be open or closed").at(location))
-        }
+        _ => Err(AppError::new(Code::StateInvalid, "state must be open or closed").at(location)),
     }
 }
 
@@ -249,7 +247,7 @@ async fn show_env(
     match view.environments.remove(env) {
         Some(g) => Ok(Json(serde_json::to_value(g).map_err(AppError::internal)?)),
         None => Err(
-            AppError::not_found("environment_not_found", "Environment not found")
+            AppError::new(Code::EnvironmentNotFound, "Environment not found")
                 .at(format!("service {service}, environment {env}")),
         ),
     }
@@ -511,8 +509,8 @@ async fn history(
     let cap = st.gates.settings().history_len as usize;
     let limit = q.limit.unwrap_or(cap);
     if limit == 0 || limit > cap {
-        return Err(AppError::bad_request(
-            "limit_invalid",
+        return Err(AppError::new(
+            Code::LimitInvalid,
             format!("limit must be between 1 and {cap}"),
         )
         .at("query.limit"));
@@ -548,7 +546,7 @@ pub(crate) async fn history_grouped(
 
 fn query<T>(q: Result<Query<T>, axum::extract::rejection::QueryRejection>) -> AppResult<T> {
     q.map(|Query(v)| v)
-        .map_err(|e| AppError::bad_request("query_invalid", e.body_text()).at("query"))
+        .map_err(|e| AppError::new(Code::QueryInvalid, e.body_text()).at("query"))
 }
 
 // ---------------------------------------------------------------------------
@@ -601,8 +599,8 @@ fn queue_flag(q: TasQuery) -> AppResult<bool> {
     match q.queue.as_deref() {
         None | Some("false") | Some("0") => Ok(false),
         Some("true") | Some("1") | Some("") => Ok(true),
-        Some(other) => Err(AppError::bad_request(
-            "query_invalid",
+        Some(other) => Err(AppError::new(
+            Code::QueryInvalid,
             format!("queue must be true or false, not {other:?}"),
         )
         .at("query.queue")),

@@ -16,7 +16,7 @@ use switchyard_shared::families::machines::{
 };
 use switchyard_shared::platform::outbox::Policies;
 
-use crate::error::{AppError, AppResult};
+use crate::error::{AppError, AppResult, Code};
 use crate::extract::JsonBody;
 use crate::families::Family;
 use crate::state::Ctx;
@@ -90,12 +90,10 @@ impl From<MachineError> for AppError {
     fn from(e: MachineError) -> Self {
         let msg = e.to_string();
         match e {
-            MachineError::NotFound => AppError::not_found("statemachine_not_found", msg),
-            MachineError::Exists => {
-                AppError::new(StatusCode::CONFLICT, "statemachine_exists", msg).at("body.id")
-            }
+            MachineError::NotFound => AppError::new(Code::StatemachineNotFound, msg),
+            MachineError::Exists => AppError::new(Code::StatemachineExists, msg).at("body.id"),
             MachineError::Redis(_) | MachineError::Pool(_) => {
-                AppError::new(StatusCode::SERVICE_UNAVAILABLE, "redis_unavailable", msg)
+                AppError::new(Code::RedisUnavailable, msg)
             }
             MachineError::Reply(_) => AppError::internal(msg),
         }
@@ -106,8 +104,8 @@ fn check_sm(id: &str) -> AppResult<()> {
     if valid_id(id) {
         Ok(())
     } else {
-        Err(AppError::bad_request(
-            "id_invalid",
+        Err(AppError::new(
+            Code::IdInvalid,
             "ids are 1–100 letters, digits, '-', '_' or '.'",
         )
         .at("path.sm"))
@@ -124,8 +122,8 @@ pub(crate) async fn create(
     State(st): State<MachinesApi>,
     JsonBody(spec): JsonBody<MachineSpec>,
 ) -> AppResult<Response> {
-    let def = validate(spec)
-        .map_err(|(at, msg)| AppError::bad_request("statemachine_invalid", msg).at(at))?;
+    let def =
+        validate(spec).map_err(|(at, msg)| AppError::new(Code::StatemachineInvalid, msg).at(at))?;
     st.machines.create(&def).await?;
     let mut h = HeaderMap::new();
     if let Ok(v) = HeaderValue::from_str(&format!("/api/statemachines/{}", def.id)) {
@@ -208,34 +206,34 @@ fn check_soon(st: &MachinesApi, def: &switchyard_shared::families::machines::Def
 /// Parse `at` (ISO 8601 or epoch milliseconds) and check an event.
 fn prepare(mut e: Event, at: &str) -> AppResult<Event> {
     if !valid_id(&e.entity) {
-        return Err(AppError::bad_request(
-            "entity_invalid",
+        return Err(AppError::new(
+            Code::EntityInvalid,
             "entity ids are 1–100 letters, digits, '-', '_' or '.'",
         )
         .at(format!("{at}.entity")));
     }
     if !valid_id(&e.to) {
         return Err(
-            AppError::bad_request("state_invalid", "to must be a state id").at(format!("{at}.to")),
+            AppError::new(Code::StateInvalid, "to must be a state id").at(format!("{at}.to"))
         );
     }
     e.at_ms = match &e.at {
         None | Some(Value::Null) => None,
         Some(Value::Number(n)) => Some(n.as_i64().ok_or_else(|| {
-            AppError::bad_request("at_invalid", "at must be epoch milliseconds or ISO 8601")
+            AppError::new(Code::AtInvalid, "at must be epoch milliseconds or ISO 8601")
                 .at(format!("{at}.at"))
         })?),
         Some(Value::String(s)) => Some(
             chrono::DateTime::parse_from_rfc3339(s)
                 .map_err(|_| {
-                    AppError::bad_request("at_invalid", "at must be epoch milliseconds or ISO 8601")
+                    AppError::new(Code::AtInvalid, "at must be epoch milliseconds or ISO 8601")
                         .at(format!("{at}.at"))
                 })?
                 .timestamp_millis(),
         ),
         Some(_) => {
-            return Err(AppError::bad_request(
-                "at_invalid",
+            return Err(AppError::new(
+                Code::AtInvalid,
                 "at must be epoch milliseconds or ISO 8601",
             )
             .at(format!("{at}.at")));
@@ -246,14 +244,13 @@ fn prepare(mut e: Event, at: &str) -> AppResult<Event> {
         .is_some_and(|id| id.is_empty() || id.len() > 200)
     {
         return Err(
-            AppError::bad_request("event_id_invalid", "event_id: 1–200 characters")
+            AppError::new(Code::EventIdInvalid, "event_id: 1–200 characters")
                 .at(format!("{at}.event_id")),
         );
     }
     if e.data.as_ref().is_some_and(|d| !d.is_object()) {
         return Err(
-            AppError::bad_request("data_invalid", "data must be an object")
-                .at(format!("{at}.data")),
+            AppError::new(Code::DataInvalid, "data must be an object").at(format!("{at}.data"))
         );
     }
     Ok(e)
@@ -289,17 +286,14 @@ pub(crate) async fn transition(
                 Some("unknown_state") => "unknown state".to_owned(),
                 _ => format!("move from {} is not allowed", r["state"]),
             };
-            let status = if r["reason"] == "unknown_state" {
-                StatusCode::BAD_REQUEST
+            let code = if r["reason"] == "unknown_state" {
+                Code::StateUnknown
             } else {
-                StatusCode::CONFLICT
+                Code::TransitionNotAllowed
             };
-            let code = if status == StatusCode::BAD_REQUEST {
-                "state_unknown"
-            } else {
-                "transition_not_allowed"
-            };
-            Ok((status, Json(json!({"status": "error", "code": code, "reason": reason, "where": "body.to", "allowed": r["allowed"]}))).into_response())
+            Err(AppError::new(code, reason)
+                .at("body.to")
+                .with("allowed", r["allowed"].clone()))
         }
         _ => Ok(Json(r).into_response()),
     }
@@ -323,8 +317,8 @@ pub(crate) async fn batch(
 ) -> AppResult<Json<Value>> {
     check_sm(&sm)?;
     if b.events.is_empty() || b.events.len() > BATCH_MAX {
-        return Err(AppError::bad_request(
-            "batch_invalid",
+        return Err(AppError::new(
+            Code::BatchInvalid,
             format!("events: 1–{BATCH_MAX} per call"),
         )
         .at("body.events"));
@@ -363,7 +357,7 @@ pub(crate) async fn entity(
     st.machines.definition(&sm).await?;
     match st.machines.entity(&sm, &entity).await? {
         Some(v) => Ok(Json(v)),
-        None => Err(AppError::not_found("entity_not_found", "entity not found").at("path.entity")),
+        None => Err(AppError::new(Code::EntityNotFound, "entity not found").at("path.entity")),
     }
 }
 

@@ -14,7 +14,7 @@ use std::sync::Arc;
 use switchyard_shared::families::nets::{Compiled, NetError, NetStore, compile, valid_id};
 use switchyard_shared::platform::outbox::Policies;
 
-use crate::error::{AppError, AppResult};
+use crate::error::{AppError, AppResult, Code};
 use crate::extract::{JsonBody, parse};
 use crate::families::Family;
 use crate::state::Ctx;
@@ -74,19 +74,15 @@ impl From<NetError> for AppError {
     fn from(e: NetError) -> Self {
         let msg = e.to_string();
         match e {
-            NetError::NotFound => AppError::not_found("net_not_found", msg),
-            NetError::PlaceNotFound => AppError::not_found("place_not_found", msg).at("path.place"),
-            NetError::ColorNotFound(_) => {
-                AppError::bad_request("color_unknown", msg).at("query.color")
-            }
+            NetError::NotFound => AppError::new(Code::NetNotFound, msg),
+            NetError::PlaceNotFound => AppError::new(Code::PlaceNotFound, msg).at("path.place"),
+            NetError::ColorNotFound(_) => AppError::new(Code::ColorUnknown, msg).at("query.color"),
             NetError::GroupMismatch(_) => {
-                AppError::bad_request("color_group_mismatch", msg).at("query.color_group")
+                AppError::new(Code::ColorGroupMismatch, msg).at("query.color_group")
             }
-            NetError::ExistsDifferent => AppError::new(StatusCode::CONFLICT, "net_exists", msg),
-            NetError::Failed(_) => AppError::new(StatusCode::CONFLICT, "net_failed", msg),
-            NetError::Redis(_) | NetError::Pool(_) => {
-                AppError::new(StatusCode::SERVICE_UNAVAILABLE, "redis_unavailable", msg)
-            }
+            NetError::ExistsDifferent => AppError::new(Code::NetExists, msg),
+            NetError::Failed(_) => AppError::new(Code::NetFailed, msg),
+            NetError::Redis(_) | NetError::Pool(_) => AppError::new(Code::RedisUnavailable, msg),
             NetError::Reply(_) => AppError::internal(msg),
         }
     }
@@ -96,8 +92,8 @@ fn check_id(id: &str) -> AppResult<()> {
     if valid_id(id) {
         Ok(())
     } else {
-        Err(AppError::bad_request(
-            "net_key_invalid",
+        Err(AppError::new(
+            Code::NetKeyInvalid,
             "net keys are 1–100 letters, digits, '-' or '_'",
         )
         .at("path.id"))
@@ -111,15 +107,14 @@ fn compile_body(v: &Value) -> AppResult<(Compiled, bool)> {
         } else {
             format!("body.{}", e.location)
         };
-        AppError::bad_request("net_invalid", format!("{}: {}", e.location, e.message)).at(at)
+        AppError::new(Code::NetInvalid, format!("{}: {}", e.location, e.message)).at(at)
     })?;
     let active = match v.get("active") {
         None => true,
         Some(Value::Bool(b)) => *b,
         Some(_) => {
             return Err(
-                AppError::bad_request("net_invalid", "active must be true or false")
-                    .at("body.active"),
+                AppError::new(Code::NetInvalid, "active must be true or false").at("body.active"),
             );
         }
     };
@@ -216,19 +211,16 @@ pub(crate) async fn list(
     State(st): State<NetsApi>,
     q: Result<Query<Page>, axum::extract::rejection::QueryRejection>,
 ) -> AppResult<Json<Value>> {
-    let Query(q) =
-        q.map_err(|e| AppError::bad_request("query_invalid", e.body_text()).at("query"))?;
+    let Query(q) = q.map_err(|e| AppError::new(Code::QueryInvalid, e.body_text()).at("query"))?;
     let limit = q.limit.unwrap_or(50);
     if limit == 0 || limit > 500 {
-        return Err(
-            AppError::bad_request("query_invalid", "limit must be 1..=500").at("query.limit"),
-        );
+        return Err(AppError::new(Code::QueryInvalid, "limit must be 1..=500").at("query.limit"));
     }
     let cursor = match q.cursor {
         None => None,
         Some(c) => Some(
             switchyard_shared::platform::paging::parse_cursor(&c).ok_or_else(|| {
-                AppError::bad_request("query_invalid", "cursor is not one this API gave")
+                AppError::new(Code::QueryInvalid, "cursor is not one this API gave")
                     .at("query.cursor")
             })?,
         ),
@@ -350,8 +342,8 @@ fn token_data(body: &Bytes) -> AppResult<String> {
 async fn place_index(st: &NetsApi, id: &str, place: &str) -> AppResult<usize> {
     let (_, c) = st.nets.load(id).await?;
     c.place_index(place).ok_or_else(|| {
-        AppError::not_found(
-            "place_not_found",
+        AppError::new(
+            Code::PlaceNotFound,
             format!("net {id} has no place {place:?}"),
         )
         .at("path.place")
@@ -359,9 +351,10 @@ async fn place_index(st: &NetsApi, id: &str, place: &str) -> AppResult<usize> {
 }
 
 fn int(v: &str, at: &str) -> AppResult<i64> {
-    v.parse::<i64>().ok().filter(|n| *n >= 0).ok_or_else(|| {
-        AppError::bad_request("query_invalid", "must be a non-negative integer").at(at)
-    })
+    v.parse::<i64>()
+        .ok()
+        .filter(|n| *n >= 0)
+        .ok_or_else(|| AppError::new(Code::QueryInvalid, "must be a non-negative integer").at(at))
 }
 
 async fn put_common(
@@ -399,14 +392,11 @@ pub(crate) async fn put_token(
     q: Result<Query<TokenQuery>, axum::extract::rejection::QueryRejection>,
     body: Bytes,
 ) -> AppResult<Response> {
-    let Query(q) =
-        q.map_err(|e| AppError::bad_request("query_invalid", e.body_text()).at("query"))?;
+    let Query(q) = q.map_err(|e| AppError::new(Code::QueryInvalid, e.body_text()).at("query"))?;
     let color = match &q.color {
         Some(c) => int(c, "query.color")?,
         None => {
-            return Err(
-                AppError::bad_request("query_invalid", "color is required").at("query.color")
-            );
+            return Err(AppError::new(Code::QueryInvalid, "color is required").at("query.color"));
         }
     };
     let group = q

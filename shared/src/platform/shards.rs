@@ -103,12 +103,11 @@ pub fn slot(tag: &str) -> u16 {
 /// otherwise the whole key is. Matches `CLUSTER KEYSLOT`.
 pub fn key_slot(key: &str) -> u16 {
     let b = key.as_bytes();
-    if let Some(open) = b.iter().position(|&c| c == b'{') {
-        if let Some(len) = b[open + 1..].iter().position(|&c| c == b'}') {
-            if len > 0 {
-                return crc16(&b[open + 1..open + 1 + len]) % SLOTS;
-            }
-        }
+    if let Some(open) = b.iter().position(|&c| c == b'{')
+        && let Some(len) = b[open + 1..].iter().position(|&c| c == b'}')
+        && len > 0
+    {
+        return crc16(&b[open + 1..open + 1 + len]) % SLOTS;
     }
     crc16(b) % SLOTS
 }

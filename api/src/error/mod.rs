@@ -7,6 +7,10 @@
 //! gatekeeper's shape: `{"status": "error", "reason": …}` plus `code`/`where`.
 //! 5xx bodies are opaque; their cause is logged.
 
+mod codes;
+
+pub use codes::Code;
+
 use axum::Json;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
@@ -16,36 +20,50 @@ use switchyard_shared::families::gates::GateError;
 #[derive(Debug)]
 pub struct AppError {
     pub status: StatusCode,
-    pub code: &'static str,
+    pub code: Code,
     pub reason: String,
     pub location: Option<String>,
+    /// Fields added to the body for this error (e.g. `allowed` states).
+    pub extra: serde_json::Map<String, serde_json::Value>,
 }
 
 pub type AppResult<T> = Result<T, AppError>;
 
 impl AppError {
-    pub fn new(status: StatusCode, code: &'static str, reason: impl Into<String>) -> Self {
+    /// An error with the status of its code.
+    pub fn new(code: Code, reason: impl Into<String>) -> Self {
         Self {
-            status,
+            status: code.status(),
             code,
             reason: reason.into(),
             location: None,
+            extra: serde_json::Map::new(),
         }
     }
 
+    /// Add a field to the error body.
+    pub fn with(mut self, field: &str, value: serde_json::Value) -> Self {
+        self.extra.insert(field.to_owned(), value);
+        self
+    }
+
+    /// Answer with another status than the code's (only for refusals the
+    /// framework made with its own status).
+    pub fn with_status(mut self, status: StatusCode) -> Self {
+        self.status = status;
+        self
+    }
+
+    /// Where the problem is (`body.services.api[0]`, `path.service`, …).
     pub fn at(mut self, location: impl Into<String>) -> Self {
         self.location = Some(location.into());
         self
     }
 
-    pub fn bad_request(code: &'static str, reason: impl Into<String>) -> Self {
-        Self::new(StatusCode::BAD_REQUEST, code, reason)
-    }
-
     /// gatekeeper's "Your json contains invalid information. …".
     pub fn invalid(detail: impl AsRef<str>) -> Self {
-        Self::bad_request(
-            "invalid_json_content",
+        Self::new(
+            Code::InvalidJsonContent,
             format!(
                 "Your json contains invalid information. {}",
                 detail.as_ref()
@@ -53,33 +71,43 @@ impl AppError {
         )
     }
 
-    pub fn not_found(code: &'static str, reason: impl Into<String>) -> Self {
-        Self::new(StatusCode::NOT_FOUND, code, reason)
+    pub fn not_found(code: Code, reason: impl Into<String>) -> Self {
+        Self::new(code, reason)
     }
 
     pub fn internal(cause: impl std::fmt::Display) -> Self {
-        Self::new(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "internal",
-            cause.to_string(),
-        )
+        Self::new(Code::Internal, cause.to_string())
+    }
+
+    /// A store's infrastructure failure: 503 when Redis is unreachable, else a bug.
+    pub fn store(e: &switchyard_shared::platform::errors::StoreError) -> Self {
+        match e {
+            switchyard_shared::platform::errors::StoreError::Redis(_) => {
+                Self::new(Code::RedisUnavailable, e.to_string())
+            }
+            _ => Self::internal(e),
+        }
     }
 }
 
 impl IntoResponse for AppError {
     fn into_response(self) -> Response {
         if self.status.is_server_error() {
-            tracing::error!(code = self.code, cause = %self.reason, "request failed");
+            tracing::error!(code = self.code.as_str(), cause = %self.reason, "request failed");
             let reason = match self.status {
                 StatusCode::SERVICE_UNAVAILABLE => "service unavailable, try again",
                 _ => "internal error",
             };
-            let body = json!({"status": "error", "code": self.code, "reason": reason});
+            let body = json!({"status": "error", "code": self.code.as_str(), "reason": reason});
             return (self.status, Json(body)).into_response();
         }
-        let mut body = json!({"status": "error", "code": self.code, "reason": self.reason});
+        let mut body =
+            json!({"status": "error", "code": self.code.as_str(), "reason": self.reason});
         if let Some(w) = self.location {
             body["where"] = w.into();
+        }
+        for (k, v) in self.extra {
+            body[k] = v;
         }
         (self.status, Json(body)).into_response()
     }
@@ -90,25 +118,24 @@ impl From<GateError> for AppError {
         let reason = e.to_string();
         match e {
             GateError::ServiceNotFound { service } => {
-                AppError::not_found("gate_not_found", reason).at(format!("service {service}"))
+                AppError::new(Code::GateNotFound, reason).at(format!("service {service}"))
             }
             GateError::EnvironmentNotFound {
                 service,
                 environment,
-            } => AppError::not_found("environment_not_found", reason)
+            } => AppError::new(Code::EnvironmentNotFound, reason)
                 .at(format!("service {service}, environment {environment}")),
             GateError::AlreadyExists { service } => {
-                AppError::bad_request("gate_exists", reason).at(format!("service {service}"))
+                AppError::new(Code::GateExists, reason).at(format!("service {service}"))
             }
-            GateError::TicketNotFound => AppError::not_found("ticket_not_found", reason),
+            GateError::TicketNotFound => AppError::new(Code::TicketNotFound, reason),
             GateError::TicketMismatch { gates } => AppError::new(
-                StatusCode::CONFLICT,
-                "ticket_mismatch",
+                Code::TicketMismatch,
                 format!("{reason}: {}", gates.join(", ")),
             ),
-            GateError::Contended => AppError::new(StatusCode::CONFLICT, "contended", reason),
+            GateError::Contended => AppError::new(Code::Contended, reason),
             GateError::Redis(_) | GateError::Pool(_) => {
-                AppError::new(StatusCode::SERVICE_UNAVAILABLE, "redis_unavailable", reason)
+                AppError::new(Code::RedisUnavailable, reason)
             }
             GateError::Reply(_) => AppError::internal(reason),
         }
