@@ -4,6 +4,8 @@
 -- flight from another entry (replays can queue one while an attempt runs).
 -- KEYS: 1 record
 -- ARGV: 1 stream entry id
+-- Returns: JSON {skip: "gone" | "succeeded" | "dead" | "cancelled" | "duplicate"}
+--          or {lease, url, method, headers, body, policy, attempts, created, owner}.
 if redis.call('EXISTS', KEYS[1]) == 0 then return cjson.encode({ skip = 'gone' }) end
 local f = redis.call('HMGET', KEYS[1], 'state', 'entry')
 local state, entry = f[1], f[2]

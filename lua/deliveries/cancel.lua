@@ -2,6 +2,8 @@
 -- completes, but no further attempt is made.
 -- KEYS: 1 record, 2 attempt log, 3 timers
 -- ARGV: 1 timer member, 2 retention ms
+-- Returns: JSON {state: "cancelled", was: <previous state>};
+--          {err: "not_found"} | {err: "conflict", state} (already finished).
 if redis.call('EXISTS', KEYS[1]) == 0 then return cjson.encode({ err = 'not_found' }) end
 local state = redis.call('HGET', KEYS[1], 'state')
 if state == 'succeeded' or state == 'dead' or state == 'cancelled' then

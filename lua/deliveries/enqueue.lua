@@ -2,6 +2,7 @@
 -- KEYS: 1 record, 2 work stream, 3 index, 4 idempotency key
 -- ARGV: 1 id, 2 url, 3 method, 4 headers JSON, 5 body, 6 policy, 7 destination,
 --       8 idempotency key ('' = none), 9 retention ms, 10 owner ('' = none)
+-- Returns: JSON {id} (enqueued) or {existing: <id>} (idempotency key already used).
 local now = now_ms()
 if ARGV[8] ~= '' then
   local existing = redis.call('GET', KEYS[4])

@@ -8,6 +8,7 @@
 -- ARGV: 1 lease, 2 outcome (succeeded | retry | dead), 3 status code ('' = none),
 --       4 error (''), 5 latency ms, 6 next attempt at (ms, for retry), 7 stream entry id,
 --       8 consumer group, 9 retention ms, 10 attempt log cap, 11 timer member, 12 started at
+-- Returns: JSON {state: <state after the call>} or {stale: true} (lease not current).
 local cur = redis.call('HMGET', KEYS[1], 'lease', 'entry')
 if tostring(cur[1]) ~= ARGV[1] then
   if cur[2] ~= ARGV[7] then
@@ -21,8 +22,7 @@ local outcome = ARGV[2]
 local entry = { at = tonumber(ARGV[12]), outcome = outcome, latency_ms = tonumber(ARGV[5]) }
 if ARGV[3] ~= '' then entry.status = tonumber(ARGV[3]) end
 if ARGV[4] ~= '' then entry.error = ARGV[4] end
-redis.call('LPUSH', KEYS[2], cjson.encode(entry))
-redis.call('LTRIM', KEYS[2], 0, tonumber(ARGV[10]) - 1)
+hist(KEYS[2], tonumber(ARGV[10]), entry)
 redis.call('HINCRBY', KEYS[1], 'attempts', 1)
 redis.call('HSET', KEYS[1], 'updated', now, 'last_status', ARGV[3], 'last_error', ARGV[4], 'entry', '')
 local state = redis.call('HGET', KEYS[1], 'state')
@@ -30,11 +30,7 @@ if state ~= 'in_flight' then
   -- Cancelled (or killed) while in flight: keep the attempt, keep the state.
 elseif outcome == 'succeeded' then
   redis.call('HSET', KEYS[1], 'state', 'succeeded', 'next_at', '')
-  local owner = redis.call('HGET', KEYS[1], 'owner')
-  if owner and owner ~= '' then
-    redis.call('XADD', KEYS[3], '*', 'kind', 'owner.succeeded', 'payload',
-      cjson.encode({ owner = owner, delivery = redis.call('HGET', KEYS[1], 'id') }))
-  end
+  owner_notice(KEYS[3], 'owner.succeeded', KEYS[1], nil)
 elseif outcome == 'retry' then
   redis.call('HSET', KEYS[1], 'state', 'failed_retrying', 'next_at', ARGV[6])
   redis.call('ZADD', KEYS[4], ARGV[6], ARGV[11])
@@ -42,11 +38,7 @@ else
   redis.call('HSET', KEYS[1], 'state', 'dead', 'next_at', '')
   redis.call('ZADD', KEYS[5], now, redis.call('HGET', KEYS[1], 'id'))
   -- Tell the owner (e.g. a net) on this shard's stream, in the same call.
-  local owner = redis.call('HGET', KEYS[1], 'owner')
-  if owner and owner ~= '' then
-    redis.call('XADD', KEYS[3], '*', 'kind', 'owner.failed', 'payload',
-      cjson.encode({ owner = owner, delivery = redis.call('HGET', KEYS[1], 'id'), reason = ARGV[4] }))
-  end
+  owner_notice(KEYS[3], 'owner.failed', KEYS[1], ARGV[4])
 end
 local final = redis.call('HGET', KEYS[1], 'state')
 if final ~= 'failed_retrying' then

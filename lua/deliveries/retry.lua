@@ -1,6 +1,8 @@
 -- Replay a dead or failed delivery: a new round of attempts, now.
 -- KEYS: 1 record, 2 attempt log, 3 work stream, 4 timers, 5 dead set, 6 index
 -- ARGV: 1 timer member
+-- Returns: JSON {state: "pending"};
+--          {err: "not_found"} | {err: "conflict", state} (not dead, failed or cancelled).
 if redis.call('EXISTS', KEYS[1]) == 0 then return cjson.encode({ err = 'not_found' }) end
 local state = redis.call('HGET', KEYS[1], 'state')
 if state ~= 'dead' and state ~= 'failed_retrying' and state ~= 'cancelled' then

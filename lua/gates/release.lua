@@ -2,6 +2,9 @@
 -- KEYS: 1 tickets, 2 expiry, then for gate i: 2+2i-1 queue, 2+2i history
 -- ARGV: 1 ticket id, 2 reason ('released' | 'expired'), 3 history cap, 4 actor,
 --       5 n, then the ticket's gate names as the caller read them
+-- Returns: JSON {released: true, status} (status: the ticket's, before release);
+--          {released: false} (no such ticket, or refreshed since an expiry was decided);
+--          {stale: true} (the ticket's gates differ from the caller's: read again).
 local id, reason, cap, actor, n = ARGV[1], ARGV[2], tonumber(ARGV[3]), ARGV[4], tonumber(ARGV[5])
 local now = now_ms()
 local raw = redis.call('HGET', KEYS[1], id)

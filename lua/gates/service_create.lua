@@ -1,6 +1,7 @@
 -- Create a service with its gates (one per environment), all open.
 -- KEYS: 1 services, then for env i: 1+2i-1 state, 1+2i history
 -- ARGV: 1 service, 2 group, 3 history cap, 4 actor, 5 n, then env names
+-- Returns: JSON {ok: true}; {err: "exists", service}.
 local svc, group, cap, actor, n = ARGV[1], ARGV[2], tonumber(ARGV[3]), ARGV[4], tonumber(ARGV[5])
 if redis.call('HEXISTS', KEYS[1], svc) == 1 then
   return cjson.encode({ err = 'exists', service = svc })

@@ -2,6 +2,8 @@
 -- with no gate is deleted.
 -- KEYS: 1 services, 2 tickets, 3 expiry, then for env i: 3+3i-2 state, 3+3i-1 queue, 3+3i history
 -- ARGV: 1 service, 2 group ('' = any), 3 n, then the env names the caller read
+-- Returns: JSON {ok: true}; {err: "service_not_found", service};
+--          {stale: true} (environments differ from the caller's: read again).
 local raw = redis.call('HGET', KEYS[1], ARGV[1])
 if not raw then return cjson.encode({ err = 'service_not_found', service = ARGV[1] }) end
 local svc = cjson.decode(raw)

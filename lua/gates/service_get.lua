@@ -2,6 +2,9 @@
 -- consistent snapshot.
 -- KEYS: 1 services, 2 tickets, 3 holidays, then for env i: 3+2i-1 state, 3+2i queue
 -- ARGV: 1 service, 2 group ('' = any), 3 today, 4 n, then the env names the caller read
+-- Returns: JSON {service: <stored service>, gates: [{name, queue: [live ticket], <gate
+--          state fields>}], now, holiday: [env]}; {err: "service_not_found", service};
+--          {stale: true} (environments differ from the caller's: read again).
 local raw = redis.call('HGET', KEYS[1], ARGV[1])
 if not raw then return cjson.encode({ err = 'service_not_found', service = ARGV[1] }) end
 local svc = cjson.decode(raw)

@@ -8,6 +8,9 @@
 -- ARGV: 1 service, 2 group ('' = any), 3 new name, 4 new group, 5 history cap, 6 actor,
 --       7 n_old, then old env names,
 --       then n_new, then per new env: env, state ('' = keep), has message (0|1), message
+-- Returns: JSON {ok: true, name: <name after the call>}; {err: "service_not_found", service};
+--          {err: "exists", service: <new name>}; {stale: true} (old environments
+--          differ from the caller's: read again).
 local name, gcheck, new_name, new_group = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
 local cap, actor, n_old = tonumber(ARGV[5]), ARGV[6], tonumber(ARGV[7])
 local raw = redis.call('HGET', KEYS[1], name)

@@ -2,6 +2,8 @@
 -- KEYS: 1 services, 2 gate state, 3 gate history
 -- ARGV: 1 service, 2 env, 3 group ('' = any), 4 state ('' = keep | open | closed),
 --       5 has message (0|1), 6 message, 7 history cap, 8 actor
+-- Returns: JSON {ok: true, changed: bool}; {err: "service_not_found", service};
+--          {err: "environment_not_found", service, environment}.
 local raw = redis.call('HGET', KEYS[1], ARGV[1])
 if not raw then return cjson.encode({ err = 'service_not_found', service = ARGV[1] }) end
 if ARGV[3] ~= '' and cjson.decode(raw).group ~= ARGV[3] then

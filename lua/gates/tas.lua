@@ -9,6 +9,11 @@
 --       5 granted ttl ms (0 = never), 6 history cap, 7 today (YYYY-MM-DD),
 --       8 link ('' = none), 9 actor, 10 n,
 --       then per gate: service, env, window_closed (0|1), group ('' = any)
+-- Returns: JSON {status: "ok" | "queued", ticket, position, closed} (ok = granted or
+--          lease refreshed); {status: "denied", position, closed} (not queue mode);
+--          {err: "ticket_not_found"}; {err: "service_not_found", service};
+--          {err: "environment_not_found", service, environment};
+--          {err: "ticket_mismatch", gates: <the ticket's gates>}.
 local id, given, qmode = ARGV[1], ARGV[2] == '1', ARGV[3] == '1'
 local qttl, gttl, cap = tonumber(ARGV[4]), tonumber(ARGV[5]), tonumber(ARGV[6])
 local today, link, actor, n = ARGV[7], ARGV[8], ARGV[9], tonumber(ARGV[10])

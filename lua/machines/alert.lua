@@ -6,6 +6,7 @@
 -- KEYS: 1 alerts hash, 2 delivery record, 3 work stream, 4 delivery index
 -- ARGV: 1 threshold id, 2 firing now (0|1), 3 cooldown ms, 4 recovery (0|1),
 --       5 delivery id, 6 url, 7 body when firing, 8 body when recovered, 9 destination, 10 policy
+-- Returns: JSON {sent: "" | "alert" | "recovery", firing: bool}.
 local now = now_ms()
 local raw = redis.call('HGET', KEYS[1], ARGV[1])
 local st = { firing = false, announced = false, notified = 0 }

@@ -8,6 +8,12 @@
 --       then per event: entity hash, entity history
 -- ARGV: 1 history cap, 2 retention ms (closed entities, event ids), 3 n,
 --       then per event: entity, to, at ms ('' = now), data JSON (''), event id ('')
+-- Returns: JSON array, one result per event in order:
+--          {status: "applied", from: <state> | null, to, closed: bool};
+--          {status: "duplicate"};
+--          {status: "rejected", reason: "unknown_state" | "not_initial" | "closed" |
+--           "not_allowed", state (closed, not_allowed), allowed: [state]};
+--          or {err: "machine_not_found"}.
 local meta = redis.call('HMGET', KEYS[1], 'def', 'created')
 local raw, gen = meta[1], meta[2]
 if not raw then return cjson.encode({ err = 'machine_not_found' }) end
@@ -23,15 +29,10 @@ for i, s in ipairs(def.states) do
   terminal[s.id] = #s.next == 0
 end
 for _, s in ipairs(def.initial) do initial[s] = true end
-local function list(t)
-  local parts = {}
-  for i, v in ipairs(t) do parts[i] = cjson.encode(v) end
-  return '[' .. table.concat(parts, ',') .. ']'
-end
 local function allowed_from(s)
   local out = {}
   for _, x in ipairs(def.states[idx[s]].next) do out[#out + 1] = x end
-  return list(out)
+  return json_list(out)
 end
 redis.call('ZREMRANGEBYSCORE', KEYS[3], '-inf', now - retention)
 local results = {}
@@ -44,7 +45,7 @@ for e = 1, n do
   if at ~= '' then at_ms = tonumber(at) end
   local r
   if not idx[to] then
-    r = '{"status":"rejected","reason":"unknown_state","allowed":' .. list(def.states_ids) .. '}'
+    r = '{"status":"rejected","reason":"unknown_state","allowed":' .. json_list(def.states_ids) .. '}'
   elseif eid ~= '' and redis.call('ZSCORE', KEYS[3], eid) then
     r = '{"status":"duplicate"}'
   else
@@ -58,7 +59,7 @@ for e = 1, n do
     end
     if not from then
       if not initial[to] then
-        r = '{"status":"rejected","reason":"not_initial","allowed":' .. list(def.initial) .. '}'
+        r = '{"status":"rejected","reason":"not_initial","allowed":' .. json_list(def.initial) .. '}'
       end
     elseif cur[2] == '1' then
       r = '{"status":"rejected","reason":"closed","state":' .. cjson.encode(from) .. ',"allowed":[]}'
@@ -90,8 +91,7 @@ for e = 1, n do
       local h = '{"from":' .. (from and cjson.encode(from) or 'null') .. ',"to":' .. cjson.encode(to) ..
         ',"at":' .. at_ms .. (data ~= '' and (',"data":' .. data) or '') ..
         (eid ~= '' and (',"event_id":' .. cjson.encode(eid)) or '') .. '}'
-      redis.call('LPUSH', hk, h)
-      redis.call('LTRIM', hk, 0, cap - 1)
+      hist(hk, cap, h)
       if terminal[to] then redis.call('PEXPIRE', hk, retention) end
       if eid ~= '' then redis.call('ZADD', KEYS[3], now, eid) end
       r = '{"status":"applied","from":' .. (from and cjson.encode(from) or 'null') .. ',"to":' .. cjson.encode(to) ..

@@ -12,28 +12,18 @@
 --   create: 5 compiled JSON, 6 public url, 7 active (0|1), 8 spec hash, 9 callback policy
 --   put:    5 place, 6 color, 7 color group ('' or '-' = any), 8 data JSON
 --   post:   5 place, 6 data JSON
+--   continue, resume: nothing more
+-- Returns: JSON {ok: true, fired, status?: "completed" | "failed", failure?, continued?,
+--          color?, color_group?, present?} (put/post: the token's colour and group;
+--          present: a token was already there); {color_group, color, duplicate: true}
+--          (this put was applied before); {exists: true} (create: same spec already
+--          stored); {err: "exists_different" | "net_not_found" | "net_failed" |
+--          "place_not_found" | "color_not_found"}; {err: "color_group_mismatch", group}.
 local mode, id, bound, retention = ARGV[1], ARGV[2], tonumber(ARGV[3]), tonumber(ARGV[4])
 local M, MARK, GROUPS, FIRED, SEEN, AGENDA, STREAM, INDEX, BEGINS =
   KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6], KEYS[7], KEYS[8], KEYS[9]
 local now = now_ms()
 
--- JSON that keeps empty arrays: cjson cannot tell [] from {}, so empty
--- arrays travel through decode/encode as a sentinel.
-local EMPTY = '[-1.2345e-300]'
-local function jdecode(s) return cjson.decode((string.gsub(s, '%[%s*%]', EMPTY))) end
-local function jencode(v) return (string.gsub(cjson.encode(v), '%[%-1%.2345e%-300%]', '[]')) end
-local function list_json(t)
-  local parts = {}
-  for i, v in ipairs(t) do parts[i] = cjson.encode(v) end
-  return '[' .. table.concat(parts, ',') .. ']'
-end
-local function num(v) if v == nil or v == cjson.null then return 'null' end return tostring(v) end
-
-local function group_json(g)
-  return '{"idx":' .. num(g.idx) .. ',"begin":' .. num(g.b) .. ',"end":' .. num(g.e) ..
-    ',"parent_color":' .. num(g.pc) .. ',"parent_color_group_idx":' .. num(g.pg) ..
-    ',"color_lineage":' .. list_json(g.cl) .. ',"begin_lineage":' .. list_json(g.bl) .. '}'
-end
 local function save_group(g)
   redis.call('HSET', GROUPS, g.idx, group_json(g))
   redis.call('ZADD', BEGINS, g.b, g.idx)
@@ -151,7 +141,7 @@ local function emit_notify(t, tidx, c, g, raw, url, links_places, requested, cb_
     ',"color_end":' .. num(own.e) .. ',"parent_color":' .. num(own.pc) .. ',"parent_color_group_index":' .. num(own.pg) .. '}}' ..
     ',"response_links":{' .. table.concat(links, ',') .. '}' ..
     (first and (',"response_link":' .. cjson.encode(first)) or '') ..
-    (requested and #requested > 0 and (',"requested_data":' .. list_json(requested)) or '') ..
+    (requested and #requested > 0 and (',"requested_data":' .. json_list(requested)) or '') ..
     ',"data":' .. (raw ~= '' and raw or 'null') .. '}'
   -- Unique per emission (a transition may fire again for a colour), and
   -- stable for this emission: the work entry carries it through redelivery.

@@ -9,3 +9,31 @@ local function outbox_delivery(rec, stream, index, id, url, method, headers, bod
   redis.call('ZADD', index, now, id)
   redis.call('XADD', stream, '*', 'kind', 'delivery', 'payload', id)
 end
+
+-- Move work entry `entry` of `stream` to the dead letters `dead` (capped at
+-- about `maxlen`) with its kind, payload, reason and delivery count, then
+-- acknowledge and drop it: the outcome is recorded before the ack.
+-- Returns the XACK count (1 when the entry was pending in `group`).
+local function dead_letter(stream, group, entry, dead, maxlen, kind, payload, reason, deliveries, at)
+  redis.call('XADD', dead, 'MAXLEN', '~', maxlen, '*',
+    'source_id', entry, 'kind', kind, 'payload', payload, 'reason', reason,
+    'deliveries', deliveries, 'at', at)
+  local n = redis.call('XACK', stream, group, entry)
+  redis.call('XDEL', stream, entry)
+  return n
+end
+
+-- Tell the owner of the delivery `rec` (when it has one) that the delivery
+-- finished: work of `kind` ('owner.succeeded' | 'owner.failed') on `stream`,
+-- payload {owner, delivery[, reason]}. `reason` is nil for a success.
+local function owner_notice(stream, kind, rec, reason)
+  local owner = redis.call('HGET', rec, 'owner')
+  if not owner or owner == '' then return end
+  local payload
+  if reason == nil then
+    payload = { owner = owner, delivery = redis.call('HGET', rec, 'id') }
+  else
+    payload = { owner = owner, delivery = redis.call('HGET', rec, 'id'), reason = reason }
+  end
+  redis.call('XADD', stream, '*', 'kind', kind, 'payload', cjson.encode(payload))
+end

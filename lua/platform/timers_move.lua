@@ -2,6 +2,7 @@
 -- one call, so with any number of schedulers each timer moves exactly once.
 -- KEYS: 1 timers (member = "kind|payload"), 2 work stream
 -- ARGV: 1 limit
+-- Returns: integer, the number of timers moved.
 local now = now_ms()
 local due = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now, 'LIMIT', 0, tonumber(ARGV[1]))
 local moved = 0

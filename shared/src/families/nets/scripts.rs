@@ -1,7 +1,7 @@
 //! The nets scripts (`lua/nets/`), declared once.
 
 crate::lua_scripts! {
-    lib: [];
+    lib: ["nets/_lib.lua"];
     NET => "nets/fire.lua",
     NET_DELETE => "nets/delete.lua",
     NET_FAIL => "nets/fail.lua",
