@@ -1,14 +1,15 @@
 //! End-to-end tests: real redis-server, real HTTP.
+//!
+//! * `support/` — the harness: a redis-server per test, the app, a callback
+//!   receiver, typed client helpers per family.
+//! * one folder per family (`gates/`, `deliveries/`, `nets/`, `machines/`),
+//!   files split by behaviour;
+//! * `platform/` — the worker runtime, health and metrics, bad input.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::type_complexity)]
 
-mod bad_input;
 mod deliveries;
 mod gates;
-mod harness;
 mod machines;
-mod net_model;
 mod nets;
 mod platform;
-mod race;
-mod receiver;
-mod worker;
+mod support;

@@ -13,8 +13,8 @@ use serde_json::{Value, json};
 use sha2::Sha256;
 use switchyard_shared::families::deliveries::{DeliveryStore, NewDelivery};
 
-use crate::harness::{TEST_SECRET, eventually, run_worker_and_scheduler, spawn_app};
-use crate::receiver::Receiver;
+use crate::support::Receiver;
+use crate::support::{TEST_SECRET, TestApp, eventually, spawn_app, worker_opts};
 
 /// Standard Webhooks verification, written from the specification: the key
 /// is the base64 after `whsec_`; the signed content is `id.timestamp.body`;
@@ -41,15 +41,11 @@ fn verify(secret: &str, headers: &HashMap<String, String>, body: &str) -> bool {
         .any(|s| s.strip_prefix("v1,") == Some(expected.as_str()))
 }
 
-async fn state_of(app: &crate::harness::TestApp, id: &str) -> Value {
-    app.get(&format!("/v1/deliveries/{id}")).await.1
-}
-
 #[tokio::test]
 async fn a_delivery_arrives_signed_with_standard_webhook_headers() {
     let app = spawn_app().await;
     let rx = Receiver::ok().await;
-    let _stop = run_worker_and_scheduler(&app, "w");
+    let _stop = app.run_worker_and_scheduler("w");
     let (s, d) = app
         .post("/v1/deliveries", json!({"url": rx.url, "body": {"event": "deploy", "n": 1}, "headers": {"X-Team": "blue"}}))
         .await;
@@ -57,7 +53,7 @@ async fn a_delivery_arrives_signed_with_standard_webhook_headers() {
     let id = d["id"].as_str().unwrap().to_owned();
     assert_eq!(d["state"], "pending");
     eventually(Duration::from_secs(10), || async {
-        state_of(&app, &id).await["state"] == "succeeded"
+        app.deliveries().get(&id).await["state"] == "succeeded"
     })
     .await;
     let got = rx.received();
@@ -79,7 +75,7 @@ async fn a_delivery_arrives_signed_with_standard_webhook_headers() {
         !verify("whsec_b3RoZXItc2VjcmV0", &r.headers, &r.body),
         "and not with another secret"
     );
-    let v = state_of(&app, &id).await;
+    let v = app.deliveries().get(&id).await;
     assert_eq!(v["attempts"], 1);
     assert_eq!(v["attempt_log"][0]["status"], 204);
     assert_eq!(v["attempt_log"][0]["outcome"], "succeeded");
@@ -99,7 +95,7 @@ async fn failing_twice_then_succeeding_logs_three_attempts() {
         }),
     )
     .await;
-    let _stop = run_worker_and_scheduler(&app, "w");
+    let _stop = app.run_worker_and_scheduler("w");
     let (_, d) = app
         .post(
             "/v1/deliveries",
@@ -108,10 +104,10 @@ async fn failing_twice_then_succeeding_logs_three_attempts() {
         .await;
     let id = d["id"].as_str().unwrap().to_owned();
     eventually(Duration::from_secs(10), || async {
-        state_of(&app, &id).await["state"] == "succeeded"
+        app.deliveries().get(&id).await["state"] == "succeeded"
     })
     .await;
-    let v = state_of(&app, &id).await;
+    let v = app.deliveries().get(&id).await;
     assert_eq!(v["attempts"], 3);
     let outcomes: Vec<&str> = v["attempt_log"]
         .as_array()
@@ -147,14 +143,14 @@ async fn a_permanent_4xx_is_dead_and_a_replay_delivers_it() {
         }),
     )
     .await;
-    let _stop = run_worker_and_scheduler(&app, "w");
+    let _stop = app.run_worker_and_scheduler("w");
     let (_, d) = app.post("/v1/deliveries", json!({"url": rx.url})).await;
     let id = d["id"].as_str().unwrap().to_owned();
     eventually(Duration::from_secs(10), || async {
-        state_of(&app, &id).await["state"] == "dead"
+        app.deliveries().get(&id).await["state"] == "dead"
     })
     .await;
-    let v = state_of(&app, &id).await;
+    let v = app.deliveries().get(&id).await;
     assert_eq!(v["attempts"], 1, "4xx is not retried");
     assert!(
         v["last_error"].as_str().unwrap().contains("permanent"),
@@ -169,7 +165,7 @@ async fn a_permanent_4xx_is_dead_and_a_replay_delivers_it() {
         .await;
     assert_eq!(s, StatusCode::ACCEPTED, "{r}");
     eventually(Duration::from_secs(10), || async {
-        state_of(&app, &id).await["state"] == "succeeded"
+        app.deliveries().get(&id).await["state"] == "succeeded"
     })
     .await;
     assert_eq!(rx.count(), 2);
@@ -202,7 +198,7 @@ async fn gone_stops_and_retry_after_is_honoured_and_4xx_can_be_retried_by_policy
         Arc::new(|_, _| (StatusCode::NOT_FOUND, vec![])),
     )
     .await;
-    let _stop = run_worker_and_scheduler(&app, "w");
+    let _stop = app.run_worker_and_scheduler("w");
     let (_, a) = app
         .post(
             "/v1/deliveries",
@@ -222,19 +218,19 @@ async fn gone_stops_and_retry_after_is_honoured_and_4xx_can_be_retried_by_policy
         c["id"].as_str().unwrap().to_owned(),
     );
     eventually(Duration::from_secs(10), || async {
-        state_of(&app, &a).await["state"] == "dead"
+        app.deliveries().get(&a).await["state"] == "dead"
     })
     .await;
     assert_eq!(
-        state_of(&app, &a).await["attempts"],
+        app.deliveries().get(&a).await["attempts"],
         1,
         "410 stops even when 4xx are retried"
     );
     eventually(Duration::from_secs(10), || async {
-        state_of(&app, &b).await["state"] == "failed_retrying"
+        app.deliveries().get(&b).await["state"] == "failed_retrying"
     })
     .await;
-    let next = state_of(&app, &b).await["next_attempt_at"]
+    let next = app.deliveries().get(&b).await["next_attempt_at"]
         .as_str()
         .unwrap()
         .to_owned();
@@ -245,11 +241,11 @@ async fn gone_stops_and_retry_after_is_honoured_and_4xx_can_be_retried_by_policy
         "Retry-After: 3600 → next attempt in ~1h, got {wait}s"
     );
     eventually(Duration::from_secs(10), || async {
-        state_of(&app, &c).await["state"] == "dead"
+        app.deliveries().get(&c).await["state"] == "dead"
     })
     .await;
     assert_eq!(
-        state_of(&app, &c).await["attempts"],
+        app.deliveries().get(&c).await["attempts"],
         3,
         "fast4xx retries 404 until it gives up"
     );
@@ -262,8 +258,9 @@ async fn gone_stops_and_retry_after_is_honoured_and_4xx_can_be_retried_by_policy
     );
     let (s, _) = app.delete(&format!("/v1/deliveries/{b}")).await;
     assert_eq!(s, StatusCode::CONFLICT);
-    let mut conn = app.redis.conn();
-    let shard = switchyard_shared::families::deliveries::shard_of_id(&b, 16).unwrap();
+    let mut conn = app.server.conn();
+    let shard =
+        switchyard_shared::families::deliveries::shard_of_id(&b, app.keys.shards()).unwrap();
     let timers: usize = redis::cmd("ZCARD")
         .arg(app.keys.timers(shard))
         .query(&mut conn)
@@ -280,7 +277,7 @@ async fn idempotency_keys_and_bad_input() {
     assert_eq!((s1, s2), (StatusCode::CREATED, StatusCode::OK));
     assert_eq!(a["id"], b["id"]);
     let before = {
-        let mut conn = app.redis.conn();
+        let mut conn = app.server.conn();
         redis::cmd("DBSIZE").query::<usize>(&mut conn).unwrap()
     };
     for (body, loc) in [
@@ -333,7 +330,7 @@ async fn idempotency_keys_and_bad_input() {
         assert_eq!(s, StatusCode::NOT_FOUND, "{id}");
     }
     let after = {
-        let mut conn = app.redis.conn();
+        let mut conn = app.server.conn();
         redis::cmd("DBSIZE").query::<usize>(&mut conn).unwrap()
     };
     assert_eq!(before, after, "bad requests wrote nothing");
@@ -382,7 +379,7 @@ async fn listing_pages_through_every_delivery() {
 #[tokio::test]
 async fn two_schedulers_move_each_of_10000_due_timers_once() {
     let app = spawn_app().await;
-    let mut conn = app.redis.conn();
+    let mut conn = app.server.conn();
     let past = chrono::Utc::now().timestamp_millis() - 1000;
     for shard in 0..4u16 {
         let mut pipe = redis::pipe();
@@ -396,7 +393,7 @@ async fn two_schedulers_move_each_of_10000_due_timers_once() {
         pipe.query::<()>(&mut conn).unwrap();
     }
     let (a, b) = (app.scheduler(), app.scheduler());
-    let (x, y) = tokio::join!(a.move_timers(), b.move_timers());
+    let (x, y) = tokio::join!(a.step("timers"), b.step("timers"));
     assert_eq!(x.unwrap() + y.unwrap(), 10_000);
     let mut payloads = HashSet::new();
     for shard in 0..4u16 {
@@ -436,7 +433,7 @@ async fn a_killed_worker_loses_nothing() {
     )
     .await;
     let store = DeliveryStore::new(
-        app.pool.clone(),
+        app.redis.clone(),
         app.keys.clone(),
         Duration::from_secs(3600),
     );
@@ -465,7 +462,7 @@ async fn a_killed_worker_loses_nothing() {
             .args([
                 "worker",
                 "--redis-url",
-                &app.redis.url,
+                &app.server.url,
                 "--worker-name",
                 name,
             ])
@@ -503,7 +500,7 @@ async fn a_killed_worker_loses_nothing() {
     first.wait().unwrap();
     let killed_at = rx.count();
     let mut second = spawn_worker("second");
-    let mut conn = app.redis.conn();
+    let mut conn = app.server.conn();
     eventually(Duration::from_secs(90), || {
         // One atomic read per shard: a timer moving into the stream between
         // two separate reads would look like "nothing left".
@@ -563,17 +560,19 @@ async fn a_killed_worker_loses_nothing() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_slow_receiver_does_not_stall_the_others() {
-    let app = spawn_app().await;
+    let app = TestApp::builder()
+        .with_config(|c| c.families.deliveries.delivery_per_destination = 4)
+        .spawn()
+        .await;
     let slow = Receiver::start(
         Duration::from_secs(3),
         Arc::new(|_, _| (StatusCode::OK, vec![])),
     )
     .await;
     let fast = Receiver::ok().await;
-    let mut opts = crate::harness::worker_opts("w");
+    let mut opts = crate::support::worker_opts("w");
     opts.worker_concurrency = 16;
-    opts.delivery_per_destination = 4;
-    let _stop = crate::harness::run_worker_with(&app, opts);
+    let _stop = app.run_worker_with(opts);
     for _ in 0..40 {
         app.post("/v1/deliveries", json!({"url": slow.url})).await;
     }
@@ -597,24 +596,25 @@ async fn a_slow_receiver_does_not_stall_the_others() {
 
 #[tokio::test]
 async fn attempts_time_out_and_big_responses_are_cut() {
-    let app = spawn_app().await;
+    let app = TestApp::builder()
+        .with_config(|c| c.families.deliveries.delivery_timeout = Duration::from_millis(300))
+        .spawn()
+        .await;
     let hang = Receiver::start(
         Duration::from_secs(5),
         Arc::new(|_, _| (StatusCode::OK, vec![])),
     )
     .await;
-    let mut opts = crate::harness::worker_opts("w");
-    opts.delivery_timeout = Duration::from_millis(300);
-    let _stop = crate::harness::run_worker_with(&app, opts);
+    let _stop = app.run_worker_and_scheduler("w");
     let (_, d) = app
         .post("/v1/deliveries", json!({"url": hang.url, "policy": "fast"}))
         .await;
     let id = d["id"].as_str().unwrap().to_owned();
     eventually(Duration::from_secs(10), || async {
-        state_of(&app, &id).await["attempts"].as_u64() >= Some(1)
+        app.deliveries().get(&id).await["attempts"].as_u64() >= Some(1)
     })
     .await;
-    let v = state_of(&app, &id).await;
+    let v = app.deliveries().get(&id).await;
     let err = v["attempt_log"][0]["error"].as_str().unwrap();
     assert!(err.contains("timeout"), "{err}");
     assert!(v["attempt_log"][0]["latency_ms"].as_u64().unwrap() < 2000);
@@ -624,18 +624,24 @@ async fn attempts_time_out_and_big_responses_are_cut() {
 async fn finished_deliveries_expire_after_the_retention_and_metrics_report_the_engine() {
     let app = spawn_app().await;
     let rx = Receiver::ok().await;
-    let stop = run_worker_and_scheduler(&app, "w");
+    let stop = app.run_worker_and_scheduler("w");
     let (_, d) = app.post("/v1/deliveries", json!({"url": rx.url})).await;
     let id = d["id"].as_str().unwrap().to_owned();
     eventually(Duration::from_secs(10), || async {
-        state_of(&app, &id).await["state"] == "succeeded"
+        app.deliveries().get(&id).await["state"] == "succeeded"
     })
     .await;
-    let shard = switchyard_shared::families::deliveries::shard_of_id(&id, 16).unwrap();
+    let shard =
+        switchyard_shared::families::deliveries::shard_of_id(&id, app.keys.shards()).unwrap();
     let k = app.keys.delivery(shard, &id);
-    let mut conn = app.redis.conn();
+    let mut conn = app.server.conn();
     let ttl: i64 = redis::cmd("PTTL").arg(&k.record).query(&mut conn).unwrap();
-    let retention = app.delivery.delivery_retention.as_millis() as i64;
+    let retention = app
+        .config
+        .families
+        .deliveries
+        .delivery_retention
+        .as_millis() as i64;
     assert!(
         ttl > 0 && ttl <= retention,
         "finished record expires: {ttl}"
@@ -645,7 +651,9 @@ async fn finished_deliveries_expire_after_the_retention_and_metrics_report_the_e
     let len: usize = redis::cmd("XLEN").arg(&k.stream).query(&mut conn).unwrap();
     assert_eq!(len, 0, "acknowledged entries are deleted from the stream");
     stop.cancel();
-    app.scheduler().observe().await.unwrap();
+    let scheduler = app.scheduler();
+    scheduler.step("streams.gauges").await.unwrap();
+    scheduler.step("deliveries.prune").await.unwrap();
     let text = app.metrics_text().await;
     for m in [
         r#"switchyard_deliveries_total{outcome="succeeded"}"#,
@@ -665,18 +673,19 @@ async fn a_script_changes_state_and_queues_its_callback_in_one_call() {
     // in the same atomic call as its state change.
     let app = spawn_app().await;
     let rx = Receiver::ok().await;
-    let _stop = run_worker_and_scheduler(&app, "w");
+    let _stop = app.run_worker_and_scheduler("w");
     let shard = 5;
     let id = switchyard_shared::families::deliveries::new_id(shard);
     let k = app.keys.delivery(shard, &id);
-    let state_key = format!("sy:{{{shard:02}}}:example:state");
+    let state_key = format!("{}:example:state", app.keys.shard_base(shard));
     let script = redis::Script::new(&format!(
-        "{}\nredis.call('SET', KEYS[4], 'approved')\n\
+        "{}\n{}\nredis.call('SET', KEYS[4], 'approved')\n\
          outbox_delivery(KEYS[1], KEYS[2], KEYS[3], ARGV[1], ARGV[2], 'POST', '{{}}', ARGV[3], 'fast', 'x', now_ms())\n\
          return 1",
-        include_str!("../../lua/prelude.lua")
+        include_str!("../../../lua/platform/prelude.lua"),
+        include_str!("../../../lua/platform/outbox.lua"),
     ));
-    let mut conn = app.pool.get().await.unwrap();
+    let mut conn = app.redis.get().await.unwrap();
     let _: i64 = script
         .key(&k.record)
         .key(&k.stream)
@@ -706,12 +715,12 @@ async fn a_stopping_worker_finishes_what_it_holds() {
         let (_, d) = app.post("/v1/deliveries", json!({"url": rx.url})).await;
         ids.push(d["id"].as_str().unwrap().to_owned());
     }
-    let stop = run_worker_and_scheduler(&app, "w");
+    let stop = app.run_worker_and_scheduler("w");
     // Wait until all five are in flight, then ask the worker to stop.
     eventually(Duration::from_secs(5), || async {
         let mut n = 0;
         for id in &ids {
-            if state_of(&app, id).await["state"] == "in_flight" {
+            if app.deliveries().get(id).await["state"] == "in_flight" {
                 n += 1;
             }
         }
@@ -722,7 +731,7 @@ async fn a_stopping_worker_finishes_what_it_holds() {
     eventually(Duration::from_secs(5), || async {
         let mut ok = true;
         for id in &ids {
-            ok &= state_of(&app, id).await["state"] == "succeeded";
+            ok &= app.deliveries().get(id).await["state"] == "succeeded";
         }
         ok
     })
@@ -734,13 +743,17 @@ async fn a_stopping_worker_finishes_what_it_holds() {
 async fn a_delivery_whose_entry_keeps_failing_to_finish_goes_dead() {
     // Simulate attempts that crashed: the entry was claimed by a ghost
     // consumer again and again without an outcome.
-    let app = spawn_app().await;
+    let app = TestApp::builder()
+        .with_config(|c| c.families.deliveries.delivery_timeout = Duration::from_millis(100))
+        .spawn()
+        .await;
     let rx = Receiver::ok().await;
     let (_, d) = app.post("/v1/deliveries", json!({"url": rx.url})).await;
     let id = d["id"].as_str().unwrap().to_owned();
-    let shard = switchyard_shared::families::deliveries::shard_of_id(&id, 16).unwrap();
+    let shard =
+        switchyard_shared::families::deliveries::shard_of_id(&id, app.keys.shards()).unwrap();
     let stream = app.keys.work_stream(shard);
-    let mut conn = app.redis.conn();
+    let mut conn = app.server.conn();
     let _: redis::RedisResult<()> = redis::cmd("XGROUP")
         .arg("CREATE")
         .arg(&stream)
@@ -776,23 +789,13 @@ async fn a_delivery_whose_entry_keeps_failing_to_finish_goes_dead() {
         .query(&mut conn)
         .unwrap();
     tokio::time::sleep(Duration::from_millis(250)).await; // past the 200 ms visibility
-    let w = Arc::new(
-        switchyard_worker::build(
-            app.pool.clone(),
-            app.keys.clone(),
-            &{
-                let mut o = crate::harness::worker_opts("w");
-                o.worker_visibility = Duration::from_millis(200);
-                o.delivery_timeout = Duration::from_millis(100);
-                o
-            },
-            &app.delivery,
-            &app.net,
-        )
-        .unwrap(),
-    );
+    let w = Arc::new(app.production_worker({
+        let mut o = worker_opts("w");
+        o.worker_visibility = Duration::from_millis(200);
+        o
+    }));
     assert_eq!(w.reclaim().await.unwrap(), 1);
-    let v = state_of(&app, &id).await;
+    let v = app.deliveries().get(&id).await;
     assert_eq!(v["state"], "dead", "{v}");
     assert!(
         v["last_error"].as_str().unwrap().contains("dead-lettered"),
@@ -812,7 +815,7 @@ async fn a_delivery_whose_entry_keeps_failing_to_finish_goes_dead() {
 async fn a_stale_attempt_cannot_revive_or_fork_a_delivery() {
     let app = spawn_app().await;
     let store = DeliveryStore::new(
-        app.pool.clone(),
+        app.redis.clone(),
         app.keys.clone(),
         Duration::from_secs(3600),
     );
@@ -875,9 +878,10 @@ async fn a_stale_attempt_cannot_revive_or_fork_a_delivery() {
     );
     // Cancelled while in flight, then the destination-busy path: stays cancelled.
     store.cancel(&id).await.unwrap();
-    let shard = switchyard_shared::families::deliveries::shard_of_id(&id, 16).unwrap();
+    let shard =
+        switchyard_shared::families::deliveries::shard_of_id(&id, app.keys.shards()).unwrap();
     let k = app.keys.delivery(shard, &id);
-    let mut conn = app.pool.get().await.unwrap();
+    let mut conn = app.redis.get().await.unwrap();
     let _: i64 = switchyard_shared::platform::scripts::WORK_DEFER
         .key(&k.stream)
         .key(&k.timers)

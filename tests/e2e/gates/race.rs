@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
-use crate::harness::{AppConfig, gate_settings, spawn_app_with};
+use crate::support::TestApp;
 
 const CLIENTS: usize = 64;
 const GATES: [(&str, &str); 6] = [
@@ -34,14 +34,11 @@ impl Rng {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn racing_clients_never_share_a_gate_and_all_get_their_turn() {
-    let mut settings = gate_settings();
-    settings.history_len = 10_000;
     let app = Arc::new(
-        spawn_app_with(AppConfig {
-            settings,
-            ..AppConfig::default()
-        })
-        .await,
+        TestApp::builder()
+            .with_config(|c| c.families.gates.gate_history_len = 10_000)
+            .spawn()
+            .await,
     );
     for (svc, envs) in [
         ("api", vec!["live", "staging"]),
@@ -49,7 +46,7 @@ async fn racing_clients_never_share_a_gate_and_all_get_their_turn() {
         ("db", vec!["live"]),
         ("pipeline", vec!["meta"]),
     ] {
-        app.create(svc, "g", &envs).await;
+        app.gates().create(svc, "g", &envs).await;
     }
     // gate -> current holder's fence, as observed by clients.
     let holders: Arc<Mutex<HashMap<String, u64>>> = Arc::default();

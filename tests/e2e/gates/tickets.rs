@@ -7,7 +7,7 @@ use reqwest::StatusCode;
 use serde_json::{Value, json};
 use switchyard_shared::families::gates::BuildWindows;
 
-use crate::harness::{AppConfig, eventually, gate_settings, spawn_app, spawn_app_with};
+use crate::support::{TestApp, eventually, spawn_app};
 
 fn queue_len(v: &Value, env: &str) -> usize {
     v["environments"][env]["queue"].as_array().unwrap().len()
@@ -50,7 +50,7 @@ async fn created_service_has_every_environment_open() {
 #[tokio::test]
 async fn duplicate_service_name_is_refused() {
     let app = spawn_app().await;
-    app.create("awesome", "team12", &["live"]).await;
+    app.gates().create("awesome", "team12", &["live"]).await;
     let (s, b) = app
         .post(
             "/api/services/awesome",
@@ -67,7 +67,7 @@ async fn duplicate_service_name_is_refused() {
 #[tokio::test]
 async fn unknown_service_and_environment_are_404() {
     let app = spawn_app().await;
-    app.create("awesome", "team12", &["live"]).await;
+    app.gates().create("awesome", "team12", &["live"]).await;
     let (s, b) = app.get("/api/services/nope").await;
     assert_eq!(
         (s, b["reason"].as_str()),
@@ -96,7 +96,9 @@ async fn unknown_service_and_environment_are_404() {
 #[tokio::test]
 async fn deleted_service_is_gone() {
     let app = spawn_app().await;
-    app.create("awesome", "team12", &["live", "dev"]).await;
+    app.gates()
+        .create("awesome", "team12", &["live", "dev"])
+        .await;
     let (s, b) = app.delete("/api/services/awesome").await;
     assert_eq!((s, b), (StatusCode::OK, json!({"status": "ok"})));
     let (s, _) = app.get("/api/services/awesome").await;
@@ -110,7 +112,9 @@ async fn deleted_service_is_gone() {
 #[tokio::test]
 async fn a_gate_is_opened_and_closed_with_a_message() {
     let app = spawn_app().await;
-    app.create("awesome", "team12", &["live", "develop"]).await;
+    app.gates()
+        .create("awesome", "team12", &["live", "develop"])
+        .await;
     let (s, b) = app
         .put(
             "/api/services/awesome/live",
@@ -158,7 +162,9 @@ async fn a_gate_is_opened_and_closed_with_a_message() {
 #[tokio::test]
 async fn test_and_set_grants_queues_and_closes_the_gate() {
     let app = spawn_app().await;
-    app.create("awesome", "team12", &["live", "develop"]).await;
+    app.gates()
+        .create("awesome", "team12", &["live", "develop"])
+        .await;
     let (s, b) = app
         .put("/api/services", json!({"services": {"awesome": ["live"]}}))
         .await;
@@ -273,9 +279,10 @@ async fn test_and_set_grants_queues_and_closes_the_gate() {
 #[tokio::test]
 async fn multi_gate_test_and_set_is_all_or_nothing() {
     let app = spawn_app().await;
-    app.create("service12", "team12", &["myservicename", "live"])
+    app.gates()
+        .create("service12", "team12", &["myservicename", "live"])
         .await;
-    app.create("pipeline", "ops", &["meta"]).await;
+    app.gates().create("pipeline", "ops", &["meta"]).await;
     let (_, b) = app
         .put(
             "/api/services",
@@ -374,8 +381,8 @@ async fn releasing_unknown_tickets_is_fine_and_tickets_survive_gate_deletion() {
     let app = spawn_app().await;
     let (s, b) = app.delete("/api/tickets/does-not-exist").await;
     assert_eq!((s, b["status"].as_str()), (StatusCode::OK, Some("ok")));
-    app.create("a", "g", &["live"]).await;
-    app.create("b", "g", &["live"]).await;
+    app.gates().create("a", "g", &["live"]).await;
+    app.gates().create("b", "g", &["live"]).await;
     let (_, r) = app
         .put(
             "/api/services",
@@ -390,7 +397,7 @@ async fn releasing_unknown_tickets_is_fine_and_tickets_survive_gate_deletion() {
         json!(["b/live"]),
         "the ticket lost only the deleted gate"
     );
-    app.create("a", "g", &["live"]).await;
+    app.gates().create("a", "g", &["live"]).await;
     let (_, g) = app.get("/api/services/a/live").await;
     assert_eq!(g["queue"], json!([]), "a recreated gate starts empty");
     let (s, _) = app.delete(&format!("/api/tickets/{t}")).await;
@@ -402,14 +409,13 @@ async fn releasing_unknown_tickets_is_fine_and_tickets_survive_gate_deletion() {
 
 #[tokio::test]
 async fn granted_lifetime_zero_never_expires() {
-    let mut settings = gate_settings();
-    settings.grant_ttl = Duration::ZERO;
-    let app = spawn_app_with(AppConfig {
-        settings,
-        ..AppConfig::default()
-    })
-    .await;
-    app.create("a", "g", &["live"]).await;
+    let app = TestApp::builder()
+        .with_config(|c| {
+            c.families.gates.gate_grant_ttl = Duration::ZERO;
+        })
+        .spawn()
+        .await;
+    app.gates().create("a", "g", &["live"]).await;
     let (_, b) = app
         .put("/api/services", json!({"services": {"a": ["live"]}}))
         .await;
@@ -419,15 +425,14 @@ async fn granted_lifetime_zero_never_expires() {
 
 #[tokio::test]
 async fn expired_tickets_stop_blocking_without_anyone_polling() {
-    let mut settings = gate_settings();
-    settings.queue_ttl = Duration::from_millis(300);
-    settings.grant_ttl = Duration::from_millis(300);
-    let app = spawn_app_with(AppConfig {
-        settings,
-        ..AppConfig::default()
-    })
-    .await;
-    app.create("a", "g", &["live"]).await;
+    let app = TestApp::builder()
+        .with_config(|c| {
+            c.families.gates.gate_queue_ttl = Duration::from_millis(300);
+            c.families.gates.gate_grant_ttl = Duration::from_millis(300);
+        })
+        .spawn()
+        .await;
+    app.gates().create("a", "g", &["live"]).await;
     let (_, b) = app
         .put(
             "/api/services?queue=true",
@@ -447,7 +452,7 @@ async fn expired_tickets_stop_blocking_without_anyone_polling() {
     // The scheduler runs on its own; nobody touches the tickets.
     let shutdown = tokio_util::sync::CancellationToken::new();
     tokio::spawn(app.scheduler().run(shutdown.clone()));
-    let mut conn = app.redis.conn();
+    let mut conn = app.server.conn();
     let queue_key = app.keys.gates("default").queue("a", "live");
     eventually(Duration::from_secs(5), || {
         let len: usize = redis::cmd("LLEN").arg(&queue_key).query(&mut conn).unwrap();
@@ -488,14 +493,13 @@ async fn expired_tickets_stop_blocking_without_anyone_polling() {
 
 #[tokio::test]
 async fn an_expired_head_stops_blocking_even_before_the_sweep() {
-    let mut settings = gate_settings();
-    settings.queue_ttl = Duration::from_millis(200);
-    let app = spawn_app_with(AppConfig {
-        settings,
-        ..AppConfig::default()
-    })
-    .await;
-    app.create("a", "g", &["live"]).await;
+    let app = TestApp::builder()
+        .with_config(|c| {
+            c.families.gates.gate_queue_ttl = Duration::from_millis(200);
+        })
+        .spawn()
+        .await;
+    app.gates().create("a", "g", &["live"]).await;
     app.put("/api/services/a/live", json!({"state": "closed"}))
         .await;
     let (_, b) = app
@@ -519,14 +523,13 @@ async fn an_expired_head_stops_blocking_even_before_the_sweep() {
 
 #[tokio::test]
 async fn two_schedulers_expire_each_ticket_once() {
-    let mut settings = gate_settings();
-    settings.queue_ttl = Duration::from_millis(100);
-    let app = spawn_app_with(AppConfig {
-        settings,
-        ..AppConfig::default()
-    })
-    .await;
-    app.create("a", "g", &["live"]).await;
+    let app = TestApp::builder()
+        .with_config(|c| {
+            c.families.gates.gate_queue_ttl = Duration::from_millis(100);
+        })
+        .spawn()
+        .await;
+    app.gates().create("a", "g", &["live"]).await;
     app.put("/api/services/a/live", json!({"state": "closed"}))
         .await;
     for _ in 0..40 {
@@ -540,7 +543,7 @@ async fn two_schedulers_expire_each_ticket_once() {
     }
     tokio::time::sleep(Duration::from_millis(150)).await; // let the 100 ms TTL pass
     let (s1, s2) = (app.scheduler(), app.scheduler());
-    let (a, b) = tokio::join!(s1.tick(), s2.tick());
+    let (a, b) = tokio::join!(s1.step("gates.sweep"), s2.step("gates.sweep"));
     assert_eq!(
         a.unwrap() + b.unwrap(),
         40,
@@ -559,7 +562,7 @@ async fn two_schedulers_expire_each_ticket_once() {
 #[tokio::test]
 async fn holidays_close_the_listed_environments_today_only() {
     let app = spawn_app().await;
-    app.create("a", "g", &["live", "develop"]).await;
+    app.gates().create("a", "g", &["live", "develop"]).await;
     let today = Utc::now().date_naive();
     let tomorrow = today.succ_opt().unwrap();
     let yesterday = today.pred_opt().unwrap();
@@ -613,14 +616,15 @@ async fn build_windows_close_gates_outside_their_hours() {
             "develop": {{"always": {{"days_range": [0, 6], "hours_range": [0, 24]}}}}}}"#
     ))
     .unwrap();
-    let mut settings = gate_settings();
-    settings.windows = windows;
-    let app = spawn_app_with(AppConfig {
-        settings,
-        ..AppConfig::default()
-    })
-    .await;
-    app.create("a", "g", &["live", "develop", "staging"]).await;
+    let app = TestApp::builder()
+        .with_config(|c| {
+            c.families.gates.gate_windows = windows;
+        })
+        .spawn()
+        .await;
+    app.gates()
+        .create("a", "g", &["live", "develop", "staging"])
+        .await;
     let (_, g) = app.get("/api/services/a").await;
     assert_eq!(g["environments"]["live"]["closed_by"], json!(["window"]));
     assert_eq!(g["environments"]["develop"]["state"], "open");
@@ -703,7 +707,7 @@ async fn group_qualified_routes_work_and_check_the_group() {
 #[tokio::test]
 async fn rename_and_environment_replacement_keep_queues_and_tickets() {
     let app = spawn_app().await;
-    app.create("old", "g", &["live", "dev", "qa"]).await;
+    app.gates().create("old", "g", &["live", "dev", "qa"]).await;
     app.put(
         "/api/services/old/live",
         json!({"state": "closed", "message": "keep me"}),
@@ -788,7 +792,7 @@ async fn rename_and_environment_replacement_keep_queues_and_tickets() {
     assert_eq!(s, StatusCode::NOT_FOUND);
     assert_eq!(app.snapshot(), before);
     // Renaming onto an existing name is refused.
-    app.create("taken", "g", &["live"]).await;
+    app.gates().create("taken", "g", &["live"]).await;
     let (s, b) = app.put("/api/services/new", json!({"name": "taken"})).await;
     assert_eq!(
         (s, b["reason"].as_str()),
@@ -802,7 +806,7 @@ async fn rename_and_environment_replacement_keep_queues_and_tickets() {
 #[tokio::test]
 async fn renames_racing_with_test_and_set_lose_no_queue_update() {
     let app = spawn_app().await;
-    app.create("svc0", "g", &["live", "dev"]).await;
+    app.gates().create("svc0", "g", &["live", "dev"]).await;
     app.put("/api/services/svc0/live", json!({"state": "closed"}))
         .await;
     let app = std::sync::Arc::new(app);
@@ -873,7 +877,7 @@ async fn renames_racing_with_test_and_set_lose_no_queue_update() {
 #[tokio::test]
 async fn history_records_who_did_what_and_when() {
     let app = spawn_app().await;
-    app.create("a", "g", &["live"]).await;
+    app.gates().create("a", "g", &["live"]).await;
     let resp = app
         .client
         .put(format!("{}/api/services/a/live", app.base))
@@ -915,19 +919,18 @@ async fn history_records_who_did_what_and_when() {
 
 #[tokio::test]
 async fn history_is_bounded() {
-    let mut settings = gate_settings();
-    settings.history_len = 5;
-    let app = spawn_app_with(AppConfig {
-        settings,
-        ..AppConfig::default()
-    })
-    .await;
-    app.create("a", "g", &["live"]).await;
+    let app = TestApp::builder()
+        .with_config(|c| {
+            c.families.gates.gate_history_len = 5;
+        })
+        .spawn()
+        .await;
+    app.gates().create("a", "g", &["live"]).await;
     for i in 0..20 {
         app.put("/api/services/a/live", json!({"message": format!("m{i}")}))
             .await;
     }
-    let mut conn = app.redis.conn();
+    let mut conn = app.server.conn();
     let len: usize = redis::cmd("LLEN")
         .arg(app.keys.gates("default").history("a", "live"))
         .query(&mut conn)

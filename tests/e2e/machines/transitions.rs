@@ -8,8 +8,8 @@ use std::time::Duration;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
-use crate::harness::{TestApp, eventually, spawn_app};
-use crate::receiver::Receiver;
+use crate::support::Receiver;
+use crate::support::{eventually, spawn_app};
 
 fn provisioning() -> Value {
     json!({
@@ -25,14 +25,6 @@ fn provisioning() -> Value {
             {"id": "7", "name": "Deactivated", "next": ["3"]}
         ]
     })
-}
-
-async fn mv(app: &TestApp, entity: &str, to: &str) -> (StatusCode, Value) {
-    app.post(
-        &format!("/api/statemachines/PROVISIONING/entities/{entity}/transitions"),
-        json!({"to": to}),
-    )
-    .await
 }
 
 #[tokio::test]
@@ -52,7 +44,7 @@ async fn the_seed_machine_and_its_two_timelines() {
 
     // Example 1: Waiting Payment → Cancelled.
     for to in ["1", "3"] {
-        let (s, b) = mv(&app, "p1", to).await;
+        let (s, b) = app.machines().transition("PROVISIONING", "p1", to).await;
         assert_eq!(
             (s, b["status"].as_str()),
             (StatusCode::OK, Some("applied")),
@@ -61,7 +53,7 @@ async fn the_seed_machine_and_its_two_timelines() {
     }
     // Example 2: the long life.
     for to in ["1", "2", "4", "5", "6", "4", "5", "6", "7", "3"] {
-        let (s, b) = mv(&app, "p2", to).await;
+        let (s, b) = app.machines().transition("PROVISIONING", "p2", to).await;
         assert_eq!(s, StatusCode::OK, "to {to}: {b}");
     }
     let (_, e) = app.get("/api/statemachines/PROVISIONING/entities/p2").await;
@@ -94,22 +86,22 @@ async fn the_seed_machine_and_its_two_timelines() {
 async fn invalid_moves_duplicates_and_bad_input() {
     let app = spawn_app().await;
     app.post("/api/statemachines", provisioning()).await;
-    let (s, b) = mv(&app, "x", "2").await;
+    let (s, b) = app.machines().transition("PROVISIONING", "x", "2").await;
     assert_eq!(s, StatusCode::CONFLICT, "{b}");
     assert_eq!(
         b["allowed"],
         json!(["1"]),
         "a new entity must enter an initial state"
     );
-    mv(&app, "x", "1").await;
-    let (s, b) = mv(&app, "x", "5").await;
+    app.machines().transition("PROVISIONING", "x", "1").await;
+    let (s, b) = app.machines().transition("PROVISIONING", "x", "5").await;
     assert_eq!(s, StatusCode::CONFLICT);
     assert_eq!(b["allowed"], json!(["2", "3"]));
     assert_eq!(b["code"], "transition_not_allowed");
-    mv(&app, "x", "3").await;
-    let (s, b) = mv(&app, "x", "1").await;
+    app.machines().transition("PROVISIONING", "x", "3").await;
+    let (s, b) = app.machines().transition("PROVISIONING", "x", "1").await;
     assert_eq!(s, StatusCode::CONFLICT, "closed: {b}");
-    let (s, b) = mv(&app, "y", "9").await;
+    let (s, b) = app.machines().transition("PROVISIONING", "y", "9").await;
     assert_eq!(s, StatusCode::BAD_REQUEST, "unknown state: {b}");
 
     // The same event id twice is applied once.
@@ -256,7 +248,7 @@ async fn thresholds_fire_once_respect_cooldown_and_recover() {
     let app = spawn_app().await;
     let rx = Receiver::ok().await;
     // The worker delivers; this test steps the scheduler's checks itself.
-    let _w = crate::harness::run_worker_only(&app, "w");
+    let _w = app.run_worker_only("w");
     let mut def = provisioning();
     def["thresholds"] = json!([
         {"id": "too-many-waiting", "state": "1", "kind": "count_above", "value": 2, "severity": "critical",
@@ -267,18 +259,22 @@ async fn thresholds_fire_once_respect_cooldown_and_recover() {
     assert_eq!(s, StatusCode::CREATED, "{b}");
     let sched = app.scheduler();
     for e in ["a", "b"] {
-        mv(&app, e, "1").await;
+        app.machines().transition("PROVISIONING", e, "1").await;
     }
-    assert_eq!(sched.check_machines().await.unwrap(), 0, "2 is not above 2");
+    assert_eq!(
+        sched.step("machines.thresholds").await.unwrap(),
+        0,
+        "2 is not above 2"
+    );
     let (_, text) = app.get("/api/statemachines/PROVISIONING/check").await;
     assert!(text.as_str().unwrap().starts_with("OK - "), "{text}");
     // Crossing: one alert, whether the check right after the transition or
     // the scheduler's gets there first; checking again does not repeat it.
-    mv(&app, "c", "1").await;
-    sched.check_machines().await.unwrap();
+    app.machines().transition("PROVISIONING", "c", "1").await;
+    sched.step("machines.thresholds").await.unwrap();
     eventually(Duration::from_secs(10), || async { rx.count() == 1 }).await;
     assert_eq!(
-        sched.check_machines().await.unwrap(),
+        sched.step("machines.thresholds").await.unwrap(),
         0,
         "still above: no repeat"
     );
@@ -292,16 +288,16 @@ async fn thresholds_fire_once_respect_cooldown_and_recover() {
         (Some("firing"), Some("critical"))
     );
 
-    mv(&app, "c", "3").await;
-    sched.check_machines().await.unwrap();
+    app.machines().transition("PROVISIONING", "c", "3").await;
+    sched.step("machines.thresholds").await.unwrap();
     eventually(Duration::from_secs(10), || async { rx.count() == 2 }).await;
     let rec: Value = serde_json::from_str(&rx.received()[1].body).unwrap();
     assert_eq!(rec["status"], "recovered");
     // Crossing again within the cooldown: firing, but no new notification.
-    mv(&app, "d", "1").await;
-    sched.check_machines().await.unwrap();
+    app.machines().transition("PROVISIONING", "d", "1").await;
+    sched.step("machines.thresholds").await.unwrap();
     tokio::time::sleep(Duration::from_millis(1200)).await; // any after-transition check has run
-    sched.check_machines().await.unwrap();
+    sched.step("machines.thresholds").await.unwrap();
     assert_eq!(rx.count(), 2, "no alert within the cooldown");
     let (_, m) = app.get("/api/statemachines/PROVISIONING/metrics").await;
     assert_eq!(m["thresholds"][0]["firing"], true);
@@ -404,14 +400,14 @@ async fn ten_thousand_entities_moved_concurrently_match_a_reference_tally() {
 async fn a_recreated_machine_starts_its_entities_afresh() {
     let app = spawn_app().await;
     app.post("/api/statemachines", provisioning()).await;
-    mv(&app, "e", "1").await;
-    mv(&app, "e", "2").await;
+    app.machines().transition("PROVISIONING", "e", "1").await;
+    app.machines().transition("PROVISIONING", "e", "2").await;
     app.delete("/api/statemachines/PROVISIONING").await;
     let (s, b) = app
         .post("/api/statemachines", json!({"id": "PROVISIONING", "states": [{"id": "new", "next": ["done"]}, {"id": "done"}]}))
         .await;
     assert_eq!(s, StatusCode::CREATED, "{b}");
-    let (s, b) = mv(&app, "e", "new").await;
+    let (s, b) = app.machines().transition("PROVISIONING", "e", "new").await;
     assert_eq!(
         (s, b["status"].as_str(), b["from"].clone()),
         (StatusCode::OK, Some("applied"), Value::Null),
@@ -425,23 +421,23 @@ async fn a_recreated_machine_starts_its_entities_afresh() {
 async fn an_alert_held_back_by_the_cooldown_is_sent_when_it_ends() {
     let app = spawn_app().await;
     let rx = Receiver::ok().await;
-    let _w = crate::harness::run_worker_only(&app, "w");
+    let _w = app.run_worker_only("w");
     let mut def = provisioning();
     def["thresholds"] = json!([{"id": "busy", "state": "1", "kind": "count_above", "value": 0, "severity": "warning",
         "action": {"type": "webhook", "url": rx.url}, "cooldown_seconds": 1}]);
     app.post("/api/statemachines", def).await;
     let sched = app.scheduler();
-    mv(&app, "a", "1").await;
-    sched.check_machines().await.unwrap();
+    app.machines().transition("PROVISIONING", "a", "1").await;
+    sched.step("machines.thresholds").await.unwrap();
     eventually(Duration::from_secs(10), || async { rx.count() == 1 }).await;
-    mv(&app, "a", "3").await; // clears: recovery
-    sched.check_machines().await.unwrap();
+    app.machines().transition("PROVISIONING", "a", "3").await; // clears: recovery
+    sched.step("machines.thresholds").await.unwrap();
     eventually(Duration::from_secs(10), || async { rx.count() == 2 }).await;
-    mv(&app, "b", "1").await; // fires again inside the 1 s cooldown: held back…
-    sched.check_machines().await.unwrap();
+    app.machines().transition("PROVISIONING", "b", "1").await; // fires again inside the 1 s cooldown: held back…
+    sched.step("machines.thresholds").await.unwrap();
     // …and announced once the cooldown has passed, while still true.
     eventually(Duration::from_secs(10), || async {
-        sched.check_machines().await.unwrap();
+        sched.step("machines.thresholds").await.unwrap();
         rx.count() == 3
     })
     .await;

@@ -6,8 +6,8 @@ use std::time::Duration;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
-use crate::harness::{TestApp, eventually, run_worker_and_scheduler, spawn_app};
-use crate::receiver::Receiver;
+use crate::support::Receiver;
+use crate::support::{eventually, spawn_app};
 
 fn bodies(rx: &Receiver) -> Vec<Value> {
     rx.received()
@@ -24,40 +24,17 @@ fn distinct(rx: &Receiver) -> usize {
     ids.len()
 }
 
-async fn create(app: &TestApp, spec: Value) -> String {
-    let (s, b) = app.post("/v1/nets", spec).await;
-    assert_eq!(s, StatusCode::CREATED, "{b}");
-    b["net_key"].as_str().unwrap().to_owned()
-}
-
-async fn net(app: &TestApp, id: &str) -> Value {
-    app.get(&format!("/v1/nets/{id}")).await.1
-}
-
-/// Answer a callback: PUT `data` to its response link `name`.
-async fn answer(app: &TestApp, callback: &Value, name: &str, data: Value) -> StatusCode {
-    let link = callback["response_links"][name].as_str().unwrap();
-    app.client
-        .put(link)
-        .body(data.to_string())
-        .send()
-        .await
-        .unwrap()
-        .status()
-}
-
 #[tokio::test]
 async fn one_notify_fires_once_and_the_net_completes() {
     let app = spawn_app().await;
     let rx = Receiver::ok().await;
-    let _w = run_worker_and_scheduler(&app, "w");
-    let id = create(
-        &app,
-        json!({"initialMarking": ["start"], "transitions": [
+    let _w = app.run_worker_and_scheduler("w");
+    let id = app
+        .nets()
+        .create(json!({"initialMarking": ["start"], "transitions": [
             {"inputs": ["start"], "outputs": ["done"], "action": {"type": "notify", "url": rx.url}}
-        ]}),
-    )
-    .await;
+        ]}))
+        .await;
     eventually(Duration::from_secs(10), || async { rx.count() == 1 }).await;
     let b = &bodies(&rx)[0];
     assert_eq!(b["net_key"], id.as_str());
@@ -69,7 +46,7 @@ async fn one_notify_fires_once_and_the_net_completes() {
     );
     assert_eq!(b["token"]["color_group"]["index"], 0);
     assert_eq!(rx.received()[0].headers["content-type"], "application/json");
-    let n = net(&app, &id).await;
+    let n = app.nets().get(&id).await;
     assert_eq!(n["status"], "completed", "{n}");
     assert_eq!(n["fired"], 1);
     tokio::time::sleep(Duration::from_millis(200)).await;
@@ -80,15 +57,13 @@ async fn one_notify_fires_once_and_the_net_completes() {
 async fn notify_then_notify() {
     let app = spawn_app().await;
     let (a, b) = (Receiver::ok().await, Receiver::ok().await);
-    let _w = run_worker_and_scheduler(&app, "w");
-    create(
-        &app,
-        json!({"initialMarking": ["start"], "transitions": [
+    let _w = app.run_worker_and_scheduler("w");
+    app.nets()
+        .create(json!({"initialMarking": ["start"], "transitions": [
             {"inputs": ["start"], "outputs": ["mid"], "action": {"type": "notify", "url": a.url}},
             {"inputs": ["mid"], "outputs": ["end"], "action": {"type": "notify", "url": b.url}}
-        ]}),
-    )
-    .await;
+        ]}))
+        .await;
     eventually(Duration::from_secs(10), || async {
         a.count() == 1 && b.count() == 1
     })
@@ -99,8 +74,8 @@ async fn notify_then_notify() {
 async fn a_two_input_transition_waits_for_the_callback() {
     let app = spawn_app().await;
     let (first, second) = (Receiver::ok().await, Receiver::ok().await);
-    let _w = run_worker_and_scheduler(&app, "w");
-    let id = create(&app, json!({"initialMarking": ["start"], "transitions": [
+    let _w = app.run_worker_and_scheduler("w");
+    let id = app.nets().create(json!({"initialMarking": ["start"], "transitions": [
         {"inputs": ["start"], "outputs": ["wait"],
          "action": {"type": "notify", "url": first.url, "response_places": {"done": "response"}}},
         {"inputs": ["wait", "response"], "outputs": ["end"], "action": {"type": "notify", "url": second.url}}
@@ -116,12 +91,16 @@ async fn a_two_input_transition_waits_for_the_callback() {
     assert_eq!(second.count(), 0);
     let cb = &bodies(&first)[0];
     assert_eq!(
-        answer(&app, cb, "done", json!({"result": "fine"})).await,
+        app.nets()
+            .answer(cb, "done", json!({"result": "fine"}))
+            .await,
         StatusCode::CREATED
     );
     // The receiver retries its PUT: idempotent.
     assert_eq!(
-        answer(&app, cb, "done", json!({"result": "fine"})).await,
+        app.nets()
+            .answer(cb, "done", json!({"result": "fine"}))
+            .await,
         StatusCode::OK
     );
     eventually(Duration::from_secs(10), || async { second.count() == 1 }).await;
@@ -131,7 +110,7 @@ async fn a_two_input_transition_waits_for_the_callback() {
         "response data travels with the token"
     );
     eventually(Duration::from_secs(5), || async {
-        net(&app, &id).await["status"] == "completed"
+        app.nets().get(&id).await["status"] == "completed"
     })
     .await;
 }
@@ -145,8 +124,8 @@ async fn split_join_sends_1_1_3_1_callbacks() {
         Receiver::ok().await,
         Receiver::ok().await,
     );
-    let _w = run_worker_and_scheduler(&app, "w");
-    let id = create(&app, json!({"initialMarking": ["start"], "transitions": [
+    let _w = app.run_worker_and_scheduler("w");
+    let id = app.nets().create(json!({"initialMarking": ["start"], "transitions": [
         {"inputs": ["start"], "outputs": ["wait"],
          "action": {"type": "notify", "url": size.url, "response_places": {"size": "size"}, "requested_data": ["color_group_size"]}},
         {"inputs": ["wait", "size"], "outputs": ["to_split"], "action": {"type": "create-color-group", "url": created.url}},
@@ -159,7 +138,9 @@ async fn split_join_sends_1_1_3_1_callbacks() {
     eventually(Duration::from_secs(10), || async { size.count() == 1 }).await;
     let cb = &bodies(&size)[0];
     assert_eq!(cb["requested_data"], json!(["color_group_size"]));
-    answer(&app, cb, "size", json!({"color_group_size": 3})).await;
+    app.nets()
+        .answer(cb, "size", json!({"color_group_size": 3}))
+        .await;
     eventually(Duration::from_secs(10), || async { fin.count() == 1 }).await;
     assert_eq!(
         (
@@ -187,7 +168,7 @@ async fn split_join_sends_1_1_3_1_callbacks() {
         "the join emits the parent colour"
     );
     eventually(Duration::from_secs(5), || async {
-        net(&app, &id).await["status"] == "completed"
+        app.nets().get(&id).await["status"] == "completed"
     })
     .await;
 }
@@ -196,8 +177,8 @@ async fn split_join_sends_1_1_3_1_callbacks() {
 async fn convert_to_parent_color_fires_once_for_the_first_child() {
     let app = spawn_app().await;
     let rx = Receiver::ok().await;
-    let _w = run_worker_and_scheduler(&app, "w");
-    let id = create(&app, json!({"transitions": [
+    let _w = app.run_worker_and_scheduler("w");
+    let id = app.nets().create(json!({"transitions": [
         {"inputs": ["start"], "outputs": ["s"], "action": {"type": "create-color-group"}},
         {"inputs": ["s"], "outputs": ["kids"], "action": {"type": "split"}},
         {"inputs": ["kids"], "outputs": ["parent"], "action": {"type": "convert-to-parent-color"}},
@@ -221,12 +202,12 @@ async fn convert_to_parent_color_fires_once_for_the_first_child() {
 #[tokio::test]
 async fn expire_puts_a_ttl_on_every_key() {
     let app = spawn_app().await;
-    let id = create(&app, json!({"initialMarking": ["start"], "transitions": [
+    let id = app.nets().create(json!({"initialMarking": ["start"], "transitions": [
         {"inputs": ["start"], "outputs": ["wait"], "action": {"type": "expire", "ttl_seconds": 60}},
         {"inputs": ["wait", "never"], "outputs": ["end"]}
     ]}))
     .await;
-    let mut conn = app.redis.conn();
+    let mut conn = app.server.conn();
     let keys: Vec<String> = redis::cmd("KEYS")
         .arg(format!("sy:*:net:{id}:*"))
         .query(&mut conn)
@@ -236,7 +217,7 @@ async fn expire_puts_a_ttl_on_every_key() {
         let ttl: i64 = redis::cmd("PTTL").arg(&k).query(&mut conn).unwrap();
         assert!(ttl > 0 && ttl <= 60_000, "{k} has no TTL ({ttl})");
     }
-    assert!(net(&app, &id).await["expires_at"].is_string());
+    assert!(app.nets().get(&id).await["expires_at"].is_string());
     // Keys created after the expire action get the deadline too.
     app.put(
         &format!("/v1/nets/{id}/places/never/tokens?color=0"),
@@ -257,8 +238,8 @@ async fn expire_puts_a_ttl_on_every_key() {
 async fn nested_split_inside_split_keeps_lineage() {
     let app = spawn_app().await;
     let rx = Receiver::ok().await;
-    let _w = run_worker_and_scheduler(&app, "w");
-    let id = create(&app, json!({"initialMarking": [], "transitions": [
+    let _w = app.run_worker_and_scheduler("w");
+    let id = app.nets().create(json!({"initialMarking": [], "transitions": [
         {"inputs": ["start"], "outputs": ["g1"], "action": {"type": "create-color-group"}},
         {"inputs": ["g1"], "outputs": ["outer"], "action": {"type": "split"}},
         {"inputs": ["outer"], "outputs": ["g2"], "action": {"type": "create-color-group"}},
@@ -308,7 +289,7 @@ async fn nested_split_inside_split_keeps_lineage() {
 #[tokio::test]
 async fn invalid_nets_are_refused_before_anything_is_stored() {
     let app = spawn_app().await;
-    let before: usize = redis::cmd("DBSIZE").query(&mut app.redis.conn()).unwrap();
+    let before: usize = redis::cmd("DBSIZE").query(&mut app.server.conn()).unwrap();
     for (spec, at) in [
         (
             json!({"transitions": [{"inputs": ["a"], "outputs": ["b"]}, {"inputs": ["b"], "action": {"type": "nope"}}]}),
@@ -333,7 +314,7 @@ async fn invalid_nets_are_refused_before_anything_is_stored() {
         assert_eq!(s, StatusCode::BAD_REQUEST, "{spec}: {e}");
         assert_eq!(e["where"], at, "{spec}: {e}");
     }
-    let after: usize = redis::cmd("DBSIZE").query(&mut app.redis.conn()).unwrap();
+    let after: usize = redis::cmd("DBSIZE").query(&mut app.server.conn()).unwrap();
     assert_eq!(before, after, "nothing stored");
 }
 
@@ -341,7 +322,7 @@ async fn invalid_nets_are_refused_before_anything_is_stored() {
 async fn client_keys_tokens_pause_resume_and_delete() {
     let app = spawn_app().await;
     let rx = Receiver::ok().await;
-    let _w = run_worker_and_scheduler(&app, "w");
+    let _w = app.run_worker_and_scheduler("w");
     let spec = json!({"transitions": [
         {"inputs": ["start", "go"], "outputs": ["end"], "action": {"type": "notify", "url": rx.url}}
     ]});
@@ -461,7 +442,7 @@ async fn client_keys_tokens_pause_resume_and_delete() {
     assert_eq!(app.delete("/v1/nets/my-net").await.0, StatusCode::NOT_FOUND);
     let keys: Vec<String> = redis::cmd("KEYS")
         .arg("sy:*:net:my-net:*")
-        .query(&mut app.redis.conn())
+        .query(&mut app.server.conn())
         .unwrap();
     assert!(keys.is_empty(), "{keys:?}");
 }
@@ -474,19 +455,18 @@ async fn a_callback_that_finally_fails_marks_the_net_failed() {
         std::sync::Arc::new(|_, _| (StatusCode::BAD_REQUEST, vec![])),
     )
     .await;
-    let _w = run_worker_and_scheduler(&app, "w");
-    let id = create(
-        &app,
-        json!({"initialMarking": ["start"], "transitions": [
+    let _w = app.run_worker_and_scheduler("w");
+    let id = app
+        .nets()
+        .create(json!({"initialMarking": ["start"], "transitions": [
             {"inputs": ["start"], "outputs": ["x"], "action": {"type": "notify", "url": rx.url}}
-        ]}),
-    )
-    .await;
+        ]}))
+        .await;
     eventually(Duration::from_secs(10), || async {
-        net(&app, &id).await["status"] == "failed"
+        app.nets().get(&id).await["status"] == "failed"
     })
     .await;
-    let n = net(&app, &id).await;
+    let n = app.nets().get(&id).await;
     assert!(n["failure"].as_str().unwrap().contains("callback"), "{n}");
 }
 
@@ -498,26 +478,25 @@ async fn the_seed_sample_with_a_success_failure_subnet() {
         Receiver::ok().await,
         Receiver::ok().await,
     );
-    let _w = run_worker_and_scheduler(&app, "w");
-    let id = create(
-        &app,
-        json!({
+    let _w = app.run_worker_and_scheduler("w");
+    let id = app
+        .nets()
+        .create(json!({
             "subnets": {"subnet_A": {"type": "success-failure", "notification_url": sub.url}},
             "transitions": [
                 {"inputs": ["start"], "outputs": ["subnet_A.input"]},
                 {"inputs": ["subnet_A.success"], "action": {"type": "notify", "url": ok.url}},
                 {"inputs": ["subnet_A.failure"], "action": {"type": "notify", "url": ko.url}}
             ]
-        }),
-    )
-    .await;
+        }))
+        .await;
     app.post(&format!("/v1/nets/{id}/places/start/tokens"), json!({}))
         .await;
     eventually(Duration::from_secs(10), || async { sub.count() == 1 }).await;
     let cb = &bodies(&sub)[0];
     // Both answers arrive; only the first counts (one of N responses).
-    answer(&app, cb, "success", json!({})).await;
-    answer(&app, cb, "failure", json!({})).await;
+    app.nets().answer(cb, "success", json!({})).await;
+    app.nets().answer(cb, "failure", json!({})).await;
     eventually(Duration::from_secs(10), || async { ok.count() == 1 }).await;
     tokio::time::sleep(Duration::from_millis(300)).await;
     assert_eq!(ko.count(), 0);
@@ -527,8 +506,8 @@ async fn the_seed_sample_with_a_success_failure_subnet() {
 async fn a_data_request_subnet_attaches_the_answer_to_the_token() {
     let app = spawn_app().await;
     let (ask, done) = (Receiver::ok().await, Receiver::ok().await);
-    let _w = run_worker_and_scheduler(&app, "w");
-    let id = create(&app, json!({
+    let _w = app.run_worker_and_scheduler("w");
+    let id = app.nets().create(json!({
         "subnets": {"need": {"type": "data-request", "url": ask.url, "requested_data": ["split_size"]}},
         "transitions": [
             {"inputs": ["start"], "outputs": ["need.input"]},
@@ -548,7 +527,9 @@ async fn a_data_request_subnet_attaches_the_answer_to_the_token() {
         cb["response_link"].is_string(),
         "the seed's singular link: {cb}"
     );
-    answer(&app, cb, "data", json!({"split_size": 23})).await;
+    app.nets()
+        .answer(cb, "data", json!({"split_size": 23}))
+        .await;
     eventually(Duration::from_secs(10), || async { done.count() == 1 }).await;
     let d = &bodies(&done)[0]["data"];
     assert_eq!(
@@ -567,8 +548,8 @@ async fn a_data_request_subnet_attaches_the_answer_to_the_token() {
 async fn a_join_waits_for_every_colour_even_when_both_inputs_arrive_together() {
     let app = spawn_app().await;
     let fin = Receiver::ok().await;
-    let _w = run_worker_and_scheduler(&app, "w");
-    let id = create(&app, json!({"transitions": [
+    let _w = app.run_worker_and_scheduler("w");
+    let id = app.nets().create(json!({"transitions": [
         {"inputs": ["start"], "outputs": ["s"], "action": {"type": "create-color-group"}},
         {"inputs": ["s"], "outputs": ["w"], "action": {"type": "split"}},
         {"inputs": ["w", "resp"], "outputs": ["a", "b"]},
@@ -599,12 +580,12 @@ async fn a_join_waits_for_every_colour_even_when_both_inputs_arrive_together() {
     assert_eq!(put(c1).await, StatusCode::CREATED);
     tokio::time::sleep(Duration::from_millis(200)).await;
     assert_eq!(fin.count(), 0, "one colour of two is not a group");
-    let n = net(&app, &id).await;
+    let n = app.nets().get(&id).await;
     assert_eq!(n["status"], "running", "{n}");
     assert_eq!(put(c2).await, StatusCode::CREATED);
     eventually(Duration::from_secs(10), || async { fin.count() == 1 }).await;
     assert_eq!(bodies(&fin)[0]["color"], root);
-    let n = net(&app, &id).await;
+    let n = app.nets().get(&id).await;
     assert_eq!(
         n["fired"], 6,
         "t0, t1, t2 twice, the join once, the notify once: {n}"
@@ -616,15 +597,14 @@ async fn a_join_waits_for_every_colour_even_when_both_inputs_arrive_together() {
 async fn a_transition_firing_again_for_a_colour_calls_back_again() {
     let app = spawn_app().await;
     let rx = Receiver::ok().await;
-    let _w = run_worker_and_scheduler(&app, "w");
-    let id = create(
-        &app,
-        json!({"initialMarking": ["a"], "transitions": [
+    let _w = app.run_worker_and_scheduler("w");
+    let id = app
+        .nets()
+        .create(json!({"initialMarking": ["a"], "transitions": [
             {"inputs": ["a"], "outputs": ["b"], "action": {"type": "notify", "url": rx.url}},
             {"inputs": ["b", "again"], "outputs": ["a"]}
-        ]}),
-    )
-    .await;
+        ]}))
+        .await;
     eventually(Duration::from_secs(10), || async { rx.count() == 1 }).await;
     app.put(
         &format!("/v1/nets/{id}/places/again/tokens?color=0"),
@@ -638,8 +618,8 @@ async fn a_transition_firing_again_for_a_colour_calls_back_again() {
 async fn a_group_notice_links_back_with_the_parents_own_group_and_expire_is_bounded() {
     let app = spawn_app().await;
     let rx = Receiver::ok().await;
-    let _w = run_worker_and_scheduler(&app, "w");
-    let id = create(&app, json!({"transitions": [
+    let _w = app.run_worker_and_scheduler("w");
+    let id = app.nets().create(json!({"transitions": [
         {"inputs": ["start"], "outputs": ["s"], "action": {"type": "create-color-group", "url": rx.url, "response_places": {"ack": "acks"}}}
     ]}))
     .await;
@@ -656,7 +636,7 @@ async fn a_group_notice_links_back_with_the_parents_own_group_and_expire_is_boun
         "the notice is about the new group"
     );
     assert_eq!(
-        answer(&app, cb, "ack", json!({})).await,
+        app.nets().answer(cb, "ack", json!({})).await,
         StatusCode::CREATED,
         "its link is usable: {cb}"
     );
@@ -675,14 +655,13 @@ async fn a_group_notice_links_back_with_the_parents_own_group_and_expire_is_boun
 #[tokio::test]
 async fn a_put_onto_a_token_a_transition_left_keeps_it_and_says_so() {
     let app = spawn_app().await;
-    let id = create(
-        &app,
-        json!({"initialMarking": ["a"], "transitions": [
+    let id = app
+        .nets()
+        .create(json!({"initialMarking": ["a"], "transitions": [
             {"inputs": ["a"], "outputs": ["b"]},
             {"inputs": ["b", "c"], "outputs": ["d"]}
-        ]}),
-    )
-    .await;
+        ]}))
+        .await;
     let (s, b) = app
         .put(
             &format!("/v1/nets/{id}/places/b/tokens?color=0"),
@@ -706,8 +685,8 @@ async fn a_put_onto_a_token_a_transition_left_keeps_it_and_says_so() {
 async fn a_barrier_does_not_count_a_colour_a_competing_transition_took() {
     let app = spawn_app().await;
     let (fin, other) = (Receiver::ok().await, Receiver::ok().await);
-    let _w = run_worker_and_scheduler(&app, "w");
-    let id = create(&app, json!({"transitions": [
+    let _w = app.run_worker_and_scheduler("w");
+    let id = app.nets().create(json!({"transitions": [
         {"inputs": ["start"], "outputs": ["g"], "action": {"type": "create-color-group"}},
         {"inputs": ["d", "x"], "outputs": ["y"], "action": {"type": "notify", "url": other.url}},
         {"inputs": ["d"], "outputs": ["j"], "type": "barrier", "action": {"type": "join"}},

@@ -10,8 +10,8 @@ use std::time::Duration;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
-use crate::harness::{AppConfig, TestApp, eventually, spawn_app_with};
-use crate::receiver::Receiver;
+use crate::support::Receiver;
+use crate::support::{TestApp, eventually};
 
 struct Rng(u64);
 impl Rng {
@@ -112,7 +112,7 @@ fn spawn_worker(app: &TestApp, name: &str) -> Proc {
             .args([
                 "worker",
                 "--redis-url",
-                &app.redis.url,
+                &app.server.url,
                 "--worker-name",
                 name,
                 "--log-level",
@@ -143,9 +143,13 @@ fn spawn_worker(app: &TestApp, name: &str) -> Proc {
 async fn run_case(seed: u64, colors: usize, kill_one: bool) {
     let mut rng = Rng(seed);
     let model = random_model(&mut rng);
-    let mut cfg = AppConfig::default();
-    cfg.net.net_fire_bound = 3; // chains continue as stream work
-    let app = Arc::new(spawn_app_with(cfg).await);
+    let app = Arc::new(
+        TestApp::builder()
+            // chains continue as stream work
+            .with_config(|c| c.families.nets.net_fire_bound = 3)
+            .spawn()
+            .await,
+    );
     let rx = Receiver::start(
         Duration::from_millis(2),
         Arc::new(|_, _| (StatusCode::OK, vec![])),

@@ -3,7 +3,7 @@
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
-use crate::harness::spawn_app;
+use crate::support::spawn_app;
 
 fn assert_error(status: StatusCode, body: &Value, want: StatusCode) {
     assert_eq!(status, want, "{body}");
@@ -18,7 +18,9 @@ fn assert_error(status: StatusCode, body: &Value, want: StatusCode) {
 #[tokio::test]
 async fn bad_requests_are_4xx_with_a_reason_and_change_nothing() {
     let app = spawn_app().await;
-    app.create("awesome", "team12", &["live", "dev"]).await;
+    app.gates()
+        .create("awesome", "team12", &["live", "dev"])
+        .await;
     let (_, b) = app
         .put(
             "/api/services?queue=true",

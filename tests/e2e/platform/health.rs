@@ -8,16 +8,17 @@ use reqwest::StatusCode;
 use serde_json::json;
 use switchyard_shared::platform::scripts;
 
-use crate::harness::{AppConfig, RedisServer, spawn_app, spawn_app_with};
+use crate::support::{RedisServer, TestApp, spawn_app};
 
 #[tokio::test]
 async fn every_script_loads_into_a_real_redis() {
     let redis = RedisServer::start();
     let client = redis::Client::open(redis.url.as_str()).unwrap();
     let mut conn = client.get_multiplexed_async_connection().await.unwrap();
-    scripts::load_all(&mut conn).await.unwrap();
-    assert!(scripts::all_loaded(&mut conn).await.unwrap());
-    assert!(scripts::all().len() >= 10);
+    let all = switchyard_shared::scripts();
+    scripts::load_all(&mut conn, &all).await.unwrap();
+    assert!(scripts::all_loaded(&mut conn, &all).await.unwrap());
+    assert!(all.len() >= 10);
 }
 
 #[tokio::test]
@@ -28,9 +29,9 @@ async fn health_ready_and_script_reload_after_flush() {
     let (s, _) = app.get("/readyz").await;
     assert_eq!(s, StatusCode::OK);
     // After SCRIPT FLUSH calls still work (EVALSHA reloads) and readyz reloads.
-    let mut conn = app.redis.conn();
+    let mut conn = app.server.conn();
     let _: () = redis::cmd("SCRIPT").arg("FLUSH").query(&mut conn).unwrap();
-    app.create("a", "g", &["live"]).await;
+    app.gates().create("a", "g", &["live"]).await;
     let (s, _) = app.get("/readyz").await;
     assert_eq!(s, StatusCode::OK);
 }
@@ -38,7 +39,7 @@ async fn health_ready_and_script_reload_after_flush() {
 #[tokio::test]
 async fn readyz_is_503_when_redis_is_gone() {
     let app = spawn_app().await;
-    let mut conn = app.redis.conn();
+    let mut conn = app.server.conn();
     let _: redis::RedisResult<()> = redis::cmd("SHUTDOWN").arg("NOSAVE").query(&mut conn);
     let (s, b) = app.get("/readyz").await;
     assert_eq!(s, StatusCode::SERVICE_UNAVAILABLE, "{b}");
@@ -55,7 +56,7 @@ async fn readyz_is_503_when_redis_is_gone() {
 async fn metrics_count_requests_by_route_and_status() {
     let app = spawn_app().await;
     app.get("/api/services/nope").await;
-    app.create("a", "g", &["live"]).await;
+    app.gates().create("a", "g", &["live"]).await;
     app.put("/api/services", json!({"services": {"a": ["live"]}}))
         .await;
     let resp = app
@@ -129,11 +130,10 @@ async fn openapi_lists_every_endpoint() {
 
 #[tokio::test]
 async fn tokens_are_required_when_configured() {
-    let app = spawn_app_with(AppConfig {
-        tokens: vec!["s3cret".into(), "other".into()],
-        ..AppConfig::default()
-    })
-    .await;
+    let app = TestApp::builder()
+        .with_config(|c| c.api.api_tokens = vec!["s3cret".into(), "other".into()])
+        .spawn()
+        .await;
     let c = &app.client;
     let r = c
         .get(format!("{}/api/services", app.base))
@@ -165,7 +165,7 @@ async fn tokens_are_required_when_configured() {
         assert_eq!(r.status(), StatusCode::OK, "{open}");
     }
     // The token's label is the actor in histories.
-    app.create("a", "g", &["live"]).await;
+    app.gates().create("a", "g", &["live"]).await;
     let (_, h) = app.get("/api/services/a/live/history").await;
     assert_eq!(h["history"][0]["actor"], "token-1");
 }

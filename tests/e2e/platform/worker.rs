@@ -6,9 +6,10 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use futures::future::BoxFuture;
+use switchyard_shared::WorkKind;
 use switchyard_worker::{Handler, Outcome, WorkEntry};
 
-use crate::harness::{eventually, spawn_app, worker};
+use crate::support::{eventually, spawn_app, worker_opts};
 
 struct Counting {
     seen: AtomicUsize,
@@ -21,6 +22,9 @@ impl Handler for Counting {
         Box::pin(async move { self.outcome.clone() })
     }
 }
+
+/// A kind the test workers handle (they have no production handlers).
+const DELIVERY: &str = "delivery";
 
 fn xadd(conn: &mut redis::Connection, stream: &str, kind: &str) -> String {
     redis::cmd("XADD")
@@ -45,15 +49,18 @@ async fn entries_are_acked_after_handling_and_unknown_kinds_are_dead_lettered() 
         seen: AtomicUsize::new(0),
         outcome: Outcome::Done,
     });
-    let w = Arc::new(worker(&app, "w1").with_handler("test.ok", ok.clone()));
+    let w = Arc::new(
+        app.bare_worker("w1")
+            .with_handler(WorkKind::Delivery, ok.clone()),
+    );
     w.ensure_groups().await.unwrap();
-    let mut redis = app.redis.conn();
+    let mut redis = app.server.conn();
     let s3 = app.keys.work_stream(3);
     for _ in 0..5 {
-        xadd(&mut redis, &s3, "test.ok");
+        xadd(&mut redis, &s3, DELIVERY);
     }
     xadd(&mut redis, &app.keys.work_stream(9), "nobody.handles.this");
-    let mut conn = app.pool.dedicated(Duration::from_secs(5)).await.unwrap();
+    let mut conn = app.redis.dedicated(Duration::from_secs(5)).await.unwrap();
     let mut n = 0;
     while n < 6 {
         n += w.step(&mut conn).await.unwrap();
@@ -78,19 +85,22 @@ async fn entries_are_acked_after_handling_and_unknown_kinds_are_dead_lettered() 
 #[tokio::test]
 async fn entries_of_a_dead_worker_are_reclaimed_and_poison_goes_to_dead_letters() {
     let app = spawn_app().await;
-    let mut redis = app.redis.conn();
+    let mut redis = app.server.conn();
     let s = app.keys.work_stream(1);
     // Worker A takes the entries and "dies" (never acks: its handler says retry).
     let flaky = Arc::new(Counting {
         seen: AtomicUsize::new(0),
         outcome: Outcome::Retry("busy".into()),
     });
-    let a = Arc::new(worker(&app, "a").with_handler("job", flaky.clone()));
+    let a = Arc::new(
+        app.bare_worker("a")
+            .with_handler(WorkKind::Delivery, flaky.clone()),
+    );
     a.ensure_groups().await.unwrap();
     for _ in 0..3 {
-        xadd(&mut redis, &s, "job");
+        xadd(&mut redis, &s, DELIVERY);
     }
-    let mut conn = app.pool.dedicated(Duration::from_secs(5)).await.unwrap();
+    let mut conn = app.redis.dedicated(Duration::from_secs(5)).await.unwrap();
     let mut n = 0;
     while n < 3 {
         n += a.step(&mut conn).await.unwrap();
@@ -100,7 +110,10 @@ async fn entries_of_a_dead_worker_are_reclaimed_and_poison_goes_to_dead_letters(
         seen: AtomicUsize::new(0),
         outcome: Outcome::Done,
     });
-    let b = Arc::new(worker(&app, "b").with_handler("job", good.clone()));
+    let b = Arc::new(
+        app.bare_worker("b")
+            .with_handler(WorkKind::Delivery, good.clone()),
+    );
     // Claims accumulate: entries read at different moments turn idle apart.
     let claimed = std::sync::atomic::AtomicUsize::new(0);
     eventually(Duration::from_secs(5), || async {
@@ -112,14 +125,14 @@ async fn entries_of_a_dead_worker_are_reclaimed_and_poison_goes_to_dead_letters(
     assert_eq!(xlen(&mut redis, &s), 0);
 
     // An entry that always fails is dead-lettered after max deliveries (3).
-    xadd(&mut redis, &s, "job");
+    xadd(&mut redis, &s, DELIVERY);
     let mut n = 0;
     while n < 1 {
         n += a.step(&mut conn).await.unwrap();
     }
     eventually(Duration::from_secs(10), || async {
         a.reclaim().await.unwrap();
-        xlen(&mut app.redis.conn(), &s) == 0
+        xlen(&mut app.server.conn(), &s) == 0
     })
     .await;
     let dead: Vec<redis::Value> = redis::cmd("XRANGE")
@@ -137,26 +150,26 @@ async fn entries_of_a_dead_worker_are_reclaimed_and_poison_goes_to_dead_letters(
 
 #[tokio::test]
 async fn entries_beyond_the_free_slots_are_kept_and_processed_without_waiting_for_reclaim() {
-    // XREADGROUP's COUNT is per stream: one read over 16 shards returns more
+    // XREADGROUP's COUNT is per stream: one read over 16 of the shards returns more
     // entries than a worker with 4 slots can start. None may be stranded.
     let app = spawn_app().await;
     let ok = Arc::new(Counting {
         seen: AtomicUsize::new(0),
         outcome: Outcome::Done,
     });
-    let mut opts = crate::harness::worker_opts("small");
+    let mut opts = worker_opts("small");
     opts.worker_concurrency = 4;
     opts.worker_visibility = Duration::from_secs(600); // no reclaim can help
     let w = Arc::new(
-        switchyard_worker::Worker::new(app.pool.clone(), app.keys.clone(), opts)
-            .with_handler("job", ok.clone()),
+        switchyard_worker::Worker::new(app.redis.clone(), app.keys.clone(), opts)
+            .with_handler(WorkKind::Delivery, ok.clone()),
     );
     w.ensure_groups().await.unwrap();
-    let mut redis = app.redis.conn();
+    let mut redis = app.server.conn();
     for i in 0..160u16 {
-        xadd(&mut redis, &app.keys.work_stream(i % 16), "job");
+        xadd(&mut redis, &app.keys.work_stream(i % 16), DELIVERY);
     }
-    let mut conn = app.pool.dedicated(Duration::from_secs(5)).await.unwrap();
+    let mut conn = app.redis.dedicated(Duration::from_secs(5)).await.unwrap();
     let mut n = 0;
     let start = std::time::Instant::now();
     while n < 160 {

@@ -1,113 +1,63 @@
-//! Test harness: a fresh `redis-server` per test on a unix socket in a temp
-//! dir, and the real app on `127.0.0.1:0`.
+//! The app under test: a fresh `redis-server`, the real API on
+//! `127.0.0.1:0`, and the worker and scheduler on demand — stepped by
+//! [`TestApp::drain`], or run in the background where a test is about
+//! timing or concurrency.
+//!
+//! Configuration goes through the real role configs:
+//! `TestApp::builder().with_config(|c: &mut ApiConfig| …)`. The worker and
+//! scheduler get the same outbox and family options, so a new family needs
+//! no new field here.
 
-use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use reqwest::{Method, StatusCode};
 use serde_json::Value;
-use switchyard_api::{AppState, router, serve};
 use switchyard_scheduler::Scheduler;
-use switchyard_shared::config::{ApiOpts, DeliveryOpts, NetOpts, SchedulerOpts, WorkerOpts};
-use switchyard_shared::families::gates::{BuildWindows, GateSettings};
-use switchyard_shared::{Keys, RedisPool};
-use tempfile::TempDir;
+use switchyard_shared::config::{ApiConfig, SchedulerConfig, WorkerConfig};
+use switchyard_shared::families::gates::GateSettings;
+use switchyard_shared::platform::config::{RedisOpts, SchedulerOpts, WorkerOpts};
+use switchyard_shared::{Keys, Redis};
 use tokio_util::sync::CancellationToken;
 
-pub struct RedisServer {
-    child: Child,
-    _dir: TempDir,
-    pub url: String,
+use super::redis::RedisServer;
+
+/// Shards of the test deployment (the production default).
+pub const SHARDS: u16 = 64;
+
+/// The webhook signing secret of test workers (Standard Webhooks form).
+pub const TEST_SECRET: &str = "whsec_c3dpdGNoeWFyZC10ZXN0LXNlY3JldC0zMmJ5dGVzISE=";
+
+/// The API config of every test unless it changes it: fast retry policies
+/// (so retries happen within a test), a small body limit, a signing secret
+/// and short callback timeouts.
+pub fn test_config() -> ApiConfig {
+    let mut c = ApiConfig::default();
+    c.api.listen = "127.0.0.1:0".into();
+    c.api.max_body_bytes = 64 * 1024;
+    c.api.request_timeout = Duration::from_secs(30);
+    c.api.shutdown_timeout = Duration::from_secs(5);
+    c.outbox.retry_policies = vec![
+        "fast=schedule:50ms,50ms,50ms".into(),
+        "fast4xx=schedule:50ms,50ms,retry_4xx".into(),
+    ];
+    c.outbox.default_retry_policy = "fast".into();
+    let f = &mut c.families;
+    f.gates.gate_namespace = "default".into();
+    f.gates.gate_queue_ttl = Duration::from_secs(120);
+    f.gates.gate_grant_ttl = Duration::from_secs(12 * 3600);
+    f.gates.gate_history_len = 100;
+    f.gates.sweep_interval = Duration::from_millis(20);
+    f.deliveries.webhook_secret = Some(TEST_SECRET.into());
+    f.deliveries.delivery_connect_timeout = Duration::from_secs(2);
+    f.deliveries.delivery_timeout = Duration::from_secs(4);
+    f.nets.net_fire_bound = 64;
+    f.nets.net_callback_policy = "fast".into();
+    f.machines.sm_check_interval = Duration::from_millis(50);
+    c
 }
 
-impl RedisServer {
-    pub fn start() -> Self {
-        let dir = tempfile::tempdir().unwrap();
-        let socket = dir.path().join("redis.sock");
-        let child = Command::new("redis-server")
-            .args([
-                "--port",
-                "0",
-                "--save",
-                "",
-                "--appendonly",
-                "no",
-                "--unixsocket",
-            ])
-            .arg(&socket)
-            .arg("--dir")
-            .arg(dir.path())
-            .stdout(Stdio::null())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("redis-server must be installed (apt-get install -y redis-server)");
-        let url = format!("unix://{}", socket.display());
-        let start = Instant::now();
-        loop {
-            if let Ok(c) = redis::Client::open(url.as_str())
-                && let Ok(mut conn) = c.get_connection()
-                && redis::cmd("PING").query::<String>(&mut conn).is_ok()
-            {
-                break;
-            }
-            assert!(
-                start.elapsed() < Duration::from_secs(10),
-                "redis-server did not start"
-            );
-            std::thread::sleep(Duration::from_millis(5));
-        }
-        Self {
-            child,
-            _dir: dir,
-            url,
-        }
-    }
-
-    pub fn conn(&self) -> redis::Connection {
-        redis::Client::open(self.url.as_str())
-            .unwrap()
-            .get_connection()
-            .unwrap()
-    }
-}
-
-impl Drop for RedisServer {
-    fn drop(&mut self) {
-        self.child.kill().ok();
-        self.child.wait().ok();
-    }
-}
-
-pub fn gate_settings() -> GateSettings {
-    GateSettings {
-        namespace: "default".into(),
-        queue_ttl: Duration::from_secs(120),
-        grant_ttl: Duration::from_secs(12 * 3600),
-        history_len: 100,
-        windows: BuildWindows::default(),
-    }
-}
-
-pub fn api_opts() -> ApiOpts {
-    ApiOpts {
-        listen: "127.0.0.1:0".into(),
-        api_tokens: vec![],
-        api_token_file: None,
-        max_body_bytes: 64 * 1024,
-        request_timeout: Duration::from_secs(30),
-        shutdown_timeout: Duration::from_secs(5),
-    }
-}
-
-pub fn scheduler_opts() -> SchedulerOpts {
-    SchedulerOpts {
-        sweep_interval: Duration::from_millis(20),
-        sweep_batch: 16,
-        timer_interval: Duration::from_millis(20),
-        sm_check_interval: Duration::from_millis(50),
-    }
-}
-
+/// The options of a test worker called `name`.
 pub fn worker_opts(name: &str) -> WorkerOpts {
     WorkerOpts {
         worker_name: Some(name.into()),
@@ -116,107 +66,75 @@ pub fn worker_opts(name: &str) -> WorkerOpts {
         worker_visibility: Duration::from_secs(5),
         worker_concurrency: 32,
         worker_shutdown_timeout: Duration::from_secs(2),
-        webhook_secret: Some(TEST_SECRET.into()),
-        delivery_connect_timeout: Duration::from_secs(2),
-        delivery_timeout: Duration::from_secs(4),
-        ..WorkerOpts::default()
     }
 }
 
-/// The webhook signing secret of test workers (Standard Webhooks form).
-pub const TEST_SECRET: &str = "whsec_c3dpdGNoeWFyZC10ZXN0LXNlY3JldC0zMmJ5dGVzISE=";
+pub struct TestAppBuilder {
+    config: ApiConfig,
+}
 
-/// Test retry policies: fast ones, so retries happen within a test.
-pub fn delivery_opts() -> DeliveryOpts {
-    DeliveryOpts {
-        retry_policies: vec![
-            "fast=schedule:50ms,50ms,50ms".into(),
-            "fast4xx=schedule:50ms,50ms,retry_4xx".into(),
-        ],
-        default_retry_policy: "fast".into(),
-        ..DeliveryOpts::default()
+impl TestAppBuilder {
+    /// Change the API config (and with it the families' and outbox options
+    /// the worker and scheduler get).
+    pub fn with_config(mut self, f: impl FnOnce(&mut ApiConfig)) -> Self {
+        f(&mut self.config);
+        self
     }
-}
 
-pub struct TestApp {
-    pub redis: RedisServer,
-    pub base: String,
-    pub client: reqwest::Client,
-    pub keys: Keys,
-    pub pool: RedisPool,
-    pub settings: GateSettings,
-    pub delivery: DeliveryOpts,
-    pub net: NetOpts,
-    pub token: Option<String>,
-    shutdown: CancellationToken,
-}
-
-pub struct AppConfig {
-    pub settings: GateSettings,
-    pub api: ApiOpts,
-    pub delivery: DeliveryOpts,
-    pub net: NetOpts,
-    pub tokens: Vec<String>,
-}
-
-impl Default for AppConfig {
-    fn default() -> Self {
-        Self {
-            settings: gate_settings(),
-            api: api_opts(),
-            delivery: delivery_opts(),
-            net: NetOpts {
-                net_fire_bound: 64,
-                net_callback_policy: "fast".into(),
-                ..NetOpts::default()
-            },
-            tokens: vec![],
+    pub async fn spawn(self) -> TestApp {
+        let mut config = self.config;
+        switchyard_shared::init_tls();
+        let server = RedisServer::start();
+        let redis = Redis::connect_ready(
+            &server.url,
+            RedisOpts::default().timeouts(),
+            switchyard_shared::scripts(),
+            Duration::from_secs(5),
+        )
+        .await
+        .unwrap();
+        let keys = Keys::new("sy", SHARDS);
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        config.api.public_url = format!("http://{addr}");
+        let app = switchyard_api::build(redis.clone(), keys.clone(), config.clone()).unwrap();
+        let shutdown = CancellationToken::new();
+        tokio::spawn(switchyard_api::serve(
+            listener,
+            app,
+            shutdown.clone(),
+            Duration::from_secs(5),
+        ));
+        TestApp {
+            server,
+            base: format!("http://{addr}"),
+            client: reqwest::Client::new(),
+            keys,
+            redis,
+            token: config.api.api_tokens.first().cloned(),
+            config,
+            shutdown,
         }
     }
 }
 
-pub async fn spawn_app() -> TestApp {
-    spawn_app_with(AppConfig::default()).await
+pub struct TestApp {
+    /// The test's own redis-server.
+    pub server: RedisServer,
+    pub base: String,
+    pub client: reqwest::Client,
+    pub keys: Keys,
+    /// The shared connection, as the roles use it.
+    pub redis: Redis,
+    pub config: ApiConfig,
+    /// Sent as the bearer token on every call (the first configured one).
+    pub token: Option<String>,
+    shutdown: CancellationToken,
 }
 
-pub async fn spawn_app_with(mut cfg: AppConfig) -> TestApp {
-    switchyard_shared::init_tls();
-    let redis = RedisServer::start();
-    let pool = RedisPool::new(&redis.url, 16).unwrap();
-    pool.wait_ready(Duration::from_secs(5)).await.unwrap();
-    let keys = Keys::new("sy", 16);
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    cfg.net.public_url = format!("http://{addr}");
-    let state = AppState::new(
-        pool.clone(),
-        &keys,
-        cfg.settings.clone(),
-        &cfg.delivery,
-        &cfg.net,
-        cfg.tokens.clone(),
-    )
-    .unwrap();
-    let shutdown = CancellationToken::new();
-    let app = router(state, &cfg.api);
-    tokio::spawn(serve(
-        listener,
-        app,
-        shutdown.clone(),
-        Duration::from_secs(5),
-    ));
-    TestApp {
-        redis,
-        base: format!("http://{addr}"),
-        client: reqwest::Client::new(),
-        keys,
-        pool,
-        settings: cfg.settings,
-        delivery: cfg.delivery,
-        net: cfg.net,
-        token: cfg.tokens.first().cloned(),
-        shutdown,
-    }
+/// The app with the test config.
+pub async fn spawn_app() -> TestApp {
+    TestApp::builder().spawn().await
 }
 
 impl Drop for TestApp {
@@ -226,6 +144,12 @@ impl Drop for TestApp {
 }
 
 impl TestApp {
+    pub fn builder() -> TestAppBuilder {
+        TestAppBuilder {
+            config: test_config(),
+        }
+    }
+
     pub async fn call(
         &self,
         method: Method,
@@ -272,30 +196,101 @@ impl TestApp {
         resp.text().await.unwrap()
     }
 
-    /// Create a service through the API (v0 form), asserting success.
-    pub async fn create(&self, name: &str, group: &str, envs: &[&str]) {
-        let (s, b) = self
-            .post(
-                &format!("/api/services/{name}"),
-                serde_json::json!({"group": group, "environments": envs}),
-            )
-            .await;
-        assert_eq!(s, StatusCode::OK, "{b}");
+    /// The gate settings the API runs with.
+    pub fn gate_settings(&self) -> GateSettings {
+        GateSettings::from(&self.config.families.gates)
     }
 
+    /// The worker role's config: the app's outbox and family options.
+    pub fn worker_config(&self, opts: WorkerOpts) -> WorkerConfig {
+        WorkerConfig {
+            redis: RedisOpts::default(),
+            log: Default::default(),
+            worker: opts,
+            outbox: self.config.outbox.clone(),
+            families: self.config.families.clone(),
+        }
+    }
+
+    /// A scheduler of this app (stepped by the test, or run).
     pub fn scheduler(&self) -> Scheduler {
-        Scheduler::new(
-            self.pool.clone(),
-            &self.keys,
-            self.settings.clone(),
-            self.delivery.delivery_retention,
-            scheduler_opts(),
+        let config = SchedulerConfig {
+            redis: RedisOpts::default(),
+            log: Default::default(),
+            scheduler: SchedulerOpts {
+                sweep_batch: 16,
+                timer_interval: Duration::from_millis(20),
+                ..SchedulerOpts::default()
+            },
+            outbox: self.config.outbox.clone(),
+            families: self.config.families.clone(),
+        };
+        Scheduler::new(self.redis.clone(), self.keys.clone(), config).unwrap()
+    }
+
+    /// The production worker (every handler registered) with `opts`.
+    pub fn production_worker(&self, opts: WorkerOpts) -> switchyard_worker::Worker {
+        switchyard_worker::build(
+            self.redis.clone(),
+            self.keys.clone(),
+            &self.worker_config(opts),
         )
+        .unwrap()
+    }
+
+    /// A bare worker (no handlers) whose entries are reclaimable after 200 ms.
+    pub fn bare_worker(&self, name: &str) -> switchyard_worker::Worker {
+        let mut opts = worker_opts(name);
+        opts.worker_visibility = Duration::from_millis(200);
+        switchyard_worker::Worker::new(self.redis.clone(), self.keys.clone(), opts)
+    }
+
+    /// Step the production worker and move due timers until neither has
+    /// anything left: every queued piece of work (and every piece of work
+    /// it queues) is handled. Timers not yet due are left alone. Returns
+    /// how many entries were handled.
+    pub async fn drain(&self) -> usize {
+        let mut opts = worker_opts("drain");
+        opts.worker_block = Duration::from_millis(10);
+        let worker = Arc::new(self.production_worker(opts));
+        worker.ensure_groups().await.unwrap();
+        let scheduler = self.scheduler();
+        let mut conn = self.redis.dedicated(Duration::from_secs(10)).await.unwrap();
+        let mut handled = 0;
+        loop {
+            let moved = scheduler.step("timers").await.unwrap();
+            let n = worker.step(&mut conn).await.unwrap();
+            handled += n;
+            if moved == 0 && n == 0 {
+                return handled;
+            }
+        }
+    }
+
+    /// The production worker and the scheduler, running until the returned
+    /// token is cancelled (or dropped with [`Running`]).
+    pub fn run_worker_and_scheduler(&self, name: &str) -> Running {
+        self.run_worker_with(worker_opts(name))
+    }
+
+    /// The production worker with `opts`, and the scheduler, in the background.
+    pub fn run_worker_with(&self, opts: WorkerOpts) -> Running {
+        let stop = CancellationToken::new();
+        tokio::spawn(Arc::new(self.production_worker(opts)).run(stop.clone()));
+        tokio::spawn(self.scheduler().run(stop.clone()));
+        Running(stop)
+    }
+
+    /// The production worker only (no scheduler), in the background.
+    pub fn run_worker_only(&self, name: &str) -> Running {
+        let stop = CancellationToken::new();
+        tokio::spawn(Arc::new(self.production_worker(worker_opts(name))).run(stop.clone()));
+        Running(stop)
     }
 
     /// Every key of the gate namespace with its DUMP, to prove "nothing changed".
     pub fn snapshot(&self) -> Vec<(String, Vec<u8>)> {
-        let mut conn = self.redis.conn();
+        let mut conn = self.server.conn();
         let mut keys: Vec<String> = redis::cmd("KEYS")
             .arg(self.keys.gates("default").pattern())
             .query(&mut conn)
@@ -307,6 +302,21 @@ impl TestApp {
                 (k, d)
             })
             .collect()
+    }
+}
+
+/// Background roles of a test; they stop when this is dropped or cancelled.
+pub struct Running(pub CancellationToken);
+
+impl Running {
+    pub fn cancel(&self) {
+        self.0.cancel();
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        self.0.cancel();
     }
 }
 
@@ -324,47 +334,4 @@ where
         );
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
-}
-
-/// A bare worker (no handlers) whose entries are reclaimable after 200 ms.
-pub fn worker(app: &TestApp, name: &str) -> switchyard_worker::Worker {
-    let mut opts = worker_opts(name);
-    opts.worker_visibility = Duration::from_millis(200);
-    switchyard_worker::Worker::new(app.pool.clone(), app.keys.clone(), opts)
-}
-
-/// The production worker (delivery handler registered), running until the
-/// returned token is cancelled; and the scheduler moving timers.
-pub fn run_worker_and_scheduler(app: &TestApp, name: &str) -> CancellationToken {
-    run_worker_with(app, worker_opts(name))
-}
-
-/// The production worker only (no scheduler), until the token is cancelled.
-pub fn run_worker_only(app: &TestApp, name: &str) -> CancellationToken {
-    let stop = CancellationToken::new();
-    let w = switchyard_worker::build(
-        app.pool.clone(),
-        app.keys.clone(),
-        &worker_opts(name),
-        &app.delivery,
-        &app.net,
-    )
-    .unwrap();
-    tokio::spawn(std::sync::Arc::new(w).run(stop.clone()));
-    stop
-}
-
-pub fn run_worker_with(app: &TestApp, opts: WorkerOpts) -> CancellationToken {
-    let stop = CancellationToken::new();
-    let w = switchyard_worker::build(
-        app.pool.clone(),
-        app.keys.clone(),
-        &opts,
-        &app.delivery,
-        &app.net,
-    )
-    .unwrap();
-    tokio::spawn(std::sync::Arc::new(w).run(stop.clone()));
-    tokio::spawn(app.scheduler().run(stop.clone()));
-    stop
 }

@@ -1,0 +1,3 @@
+//! Reliable deliveries (webhooks).
+
+mod attempts;

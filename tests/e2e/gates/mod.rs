@@ -1,0 +1,4 @@
+//! Deployment gates through HTTP.
+
+mod race;
+mod tickets;

@@ -1,0 +1,3 @@
+//! State machines.
+
+mod transitions;

@@ -1,0 +1,4 @@
+//! Coloured Petri nets.
+
+mod callbacks;
+mod model;

@@ -1,0 +1,5 @@
+//! The platform: the worker runtime, health, metrics and bad input.
+
+mod bad_input;
+mod health;
+mod worker;

@@ -1,0 +1,46 @@
+//! The state-machines API.
+
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+
+use crate::support::TestApp;
+
+pub struct Machines<'a>(&'a TestApp);
+
+impl TestApp {
+    pub fn machines(&self) -> Machines<'_> {
+        Machines(self)
+    }
+}
+
+impl Machines<'_> {
+    /// POST a machine definition as is.
+    pub async fn post(&self, spec: Value) -> (StatusCode, Value) {
+        self.0.post("/api/setup/statemachine/new", spec).await
+    }
+
+    /// Create a machine, asserting it was created.
+    pub async fn create(&self, spec: Value) -> Value {
+        let (s, b) = self.post(spec).await;
+        assert_eq!(s, StatusCode::CREATED, "{b}");
+        b
+    }
+
+    /// Move `entity` of `machine` to state `to`.
+    pub async fn transition(&self, machine: &str, entity: &str, to: &str) -> (StatusCode, Value) {
+        self.0
+            .post(
+                &format!("/api/statemachines/{machine}/entities/{entity}/transitions"),
+                json!({"to": to}),
+            )
+            .await
+    }
+
+    /// A machine's metrics.
+    pub async fn metrics(&self, machine: &str) -> Value {
+        self.0
+            .get(&format!("/api/statemachines/{machine}/metrics"))
+            .await
+            .1
+    }
+}

@@ -1,0 +1,12 @@
+//! The test harness: a real `redis-server` per test ([`redis`]), the real
+//! app ([`app`]), a real callback receiver ([`receiver`]) and typed client
+//! helpers per family ([`api`]).
+
+pub mod api;
+pub mod app;
+pub mod receiver;
+pub mod redis;
+
+pub use app::{Running, SHARDS, TEST_SECRET, TestApp, eventually, spawn_app, worker_opts};
+pub use receiver::Receiver;
+pub use redis::RedisServer;
