@@ -94,6 +94,8 @@ pub struct Worker {
     /// so one read can return more than there are free slots. They are in
     /// this consumer's pending list, so a crash leaves them to be reclaimed.
     backlog: std::sync::Mutex<std::collections::VecDeque<WorkEntry>>,
+    /// Every shard's work stream, by shard (built once: read on every step).
+    streams: Vec<String>,
 }
 
 impl Worker {
@@ -102,7 +104,9 @@ impl Worker {
             let host = std::fs::read_to_string("/etc/hostname").unwrap_or_default();
             format!("{}-{}", host.trim(), std::process::id())
         });
+        let streams = (0..keys.shards()).map(|s| keys.work_stream(s)).collect();
         Self {
+            streams,
             permits: Arc::new(Semaphore::new(opts.worker_concurrency.max(1))),
             pool,
             keys,
@@ -128,10 +132,8 @@ impl Worker {
         &self.name
     }
 
-    fn streams(&self) -> Vec<String> {
-        (0..self.keys.shards())
-            .map(|s| self.keys.work_stream(s))
-            .collect()
+    fn streams(&self) -> &[String] {
+        &self.streams
     }
 
     /// Create the consumer group on every shard's stream (idempotent).
@@ -140,7 +142,7 @@ impl Worker {
         for s in self.streams() {
             let r: redis::RedisResult<()> = redis::cmd("XGROUP")
                 .arg("CREATE")
-                .arg(&s)
+                .arg(s)
                 .arg(GROUP)
                 .arg("0")
                 .arg("MKSTREAM")
@@ -206,8 +208,11 @@ impl Worker {
                 if let Value::Array(pair) = s
                     && let (Some(name), Some(entries)) = (pair.first().and_then(text), pair.get(1))
                 {
-                    let shard = (0..self.keys.shards())
-                        .find(|&i| self.keys.work_stream(i) == name)
+                    let shard = self
+                        .streams
+                        .iter()
+                        .position(|s| *s == name)
+                        .and_then(|i| u16::try_from(i).ok())
                         .unwrap_or(0);
                     out.extend(parse_entries(shard, &name, entries));
                 }
@@ -256,8 +261,8 @@ impl Worker {
             .arg("BLOCK")
             .arg(self.opts.worker_block.as_millis() as u64)
             .arg("STREAMS")
-            .arg(&streams);
-        for _ in &streams {
+            .arg(streams);
+        for _ in streams {
             cmd.arg(">");
         }
         let reply: Value = cmd.query_async(conn).await.context("XREADGROUP")?;
@@ -277,13 +282,13 @@ impl Worker {
     pub async fn reclaim(self: &Arc<Self>) -> anyhow::Result<usize> {
         let mut total = 0;
         let idle = self.opts.worker_visibility.as_millis() as u64;
-        for (shard, s) in self.streams().into_iter().enumerate() {
+        for (shard, s) in self.streams().iter().enumerate() {
             let shard = shard as u16;
             loop {
                 let permits = self.permits().await?;
                 let mut conn = self.pool.get().await?;
                 let reply: redis::RedisResult<Value> = redis::cmd("XAUTOCLAIM")
-                    .arg(&s)
+                    .arg(s)
                     .arg(GROUP)
                     .arg(&self.name)
                     .arg(idle)
@@ -299,14 +304,14 @@ impl Worker {
                 };
                 let Value::Array(parts) = reply else { break };
                 let Some(claimed) = parts.get(1) else { break };
-                let mut entries = parse_entries(shard, &s, claimed);
+                let mut entries = parse_entries(shard, s, claimed);
                 if entries.is_empty() {
                     break;
                 }
                 for e in &mut entries {
                     // XAUTOCLAIM counted this delivery; read the count back.
                     let pending: Value = redis::cmd("XPENDING")
-                        .arg(&s)
+                        .arg(s)
                         .arg(GROUP)
                         .arg(&e.id)
                         .arg(&e.id)
@@ -447,7 +452,7 @@ impl Worker {
         let mut conn = self.pool.conn();
         for s in self.streams() {
             let pending: redis::RedisResult<Value> = redis::cmd("XPENDING")
-                .arg(&s)
+                .arg(s)
                 .arg(GROUP)
                 .arg("-")
                 .arg("+")
@@ -458,7 +463,7 @@ impl Worker {
             if matches!(pending, Ok(Value::Array(ref rows)) if rows.is_empty()) {
                 let _: redis::RedisResult<i64> = redis::cmd("XGROUP")
                     .arg("DELCONSUMER")
-                    .arg(&s)
+                    .arg(s)
                     .arg(GROUP)
                     .arg(&self.name)
                     .query_async(&mut conn)
