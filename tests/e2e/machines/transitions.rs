@@ -3,36 +3,17 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::time::Duration;
 
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
-use crate::support::Receiver;
-use crate::support::{eventually, spawn_app};
-
-fn provisioning() -> Value {
-    json!({
-        "id": "PROVISIONING",
-        "name": "Product Provisioning",
-        "states": [
-            {"id": "1", "name": "Waiting Payment", "next": ["2", "3"]},
-            {"id": "2", "name": "Waiting Activation", "next": ["4"]},
-            {"id": "3", "name": "Cancelled", "next": []},
-            {"id": "4", "name": "Activating", "next": ["5"]},
-            {"id": "5", "name": "Active", "next": ["6"]},
-            {"id": "6", "name": "Waiting Deactivation", "next": ["4", "7"]},
-            {"id": "7", "name": "Deactivated", "next": ["3"]}
-        ]
-    })
-}
+use super::provisioning;
+use crate::support::spawn_app;
 
 #[tokio::test]
 async fn the_seed_machine_and_its_two_timelines() {
     let app = spawn_app().await;
-    let (s, b) = app
-        .post("/api/setup/statemachine/new", provisioning())
-        .await;
+    let (s, b) = app.machines().post(provisioning()).await;
     assert_eq!(s, StatusCode::CREATED, "{b}");
     assert_eq!(
         b["initial"],
@@ -243,72 +224,6 @@ async fn invalid_moves_duplicates_and_bad_input() {
     );
 }
 
-#[tokio::test]
-async fn thresholds_fire_once_respect_cooldown_and_recover() {
-    let app = spawn_app().await;
-    let rx = Receiver::ok().await;
-    // The worker delivers; this test steps the scheduler's checks itself.
-    let _w = app.run_worker_only("w");
-    let mut def = provisioning();
-    def["thresholds"] = json!([
-        {"id": "too-many-waiting", "state": "1", "kind": "count_above", "value": 2, "severity": "critical",
-         "action": {"type": "webhook", "url": rx.url}, "cooldown_seconds": 3600, "recovery": true},
-        {"state": "2", "kind": "older_than", "value": 0, "age_seconds": 3600, "severity": "warning"}
-    ]);
-    let (s, b) = app.post("/api/statemachines", def).await;
-    assert_eq!(s, StatusCode::CREATED, "{b}");
-    let sched = app.scheduler();
-    for e in ["a", "b"] {
-        app.machines().transition("PROVISIONING", e, "1").await;
-    }
-    assert_eq!(
-        sched.step("machines.thresholds").await.unwrap(),
-        0,
-        "2 is not above 2"
-    );
-    let (_, text) = app.get("/api/statemachines/PROVISIONING/check").await;
-    assert!(text.as_str().unwrap().starts_with("OK - "), "{text}");
-    // Crossing: one alert, whether the check right after the transition or
-    // the scheduler's gets there first; checking again does not repeat it.
-    app.machines().transition("PROVISIONING", "c", "1").await;
-    sched.step("machines.thresholds").await.unwrap();
-    eventually(Duration::from_secs(10), || async { rx.count() == 1 }).await;
-    assert_eq!(
-        sched.step("machines.thresholds").await.unwrap(),
-        0,
-        "still above: no repeat"
-    );
-    let (_, text) = app.get("/api/statemachines/PROVISIONING/check").await;
-    let text = text.as_str().unwrap();
-    assert!(text.starts_with("CRITICAL - 1: 3 entities"), "{text}");
-    assert!(text.contains("'1'=3;;2;0;"), "perfdata: {text}");
-    let alert: Value = serde_json::from_str(&rx.received()[0].body).unwrap();
-    assert_eq!(
-        (alert["status"].as_str(), alert["severity"].as_str()),
-        (Some("firing"), Some("critical"))
-    );
-
-    app.machines().transition("PROVISIONING", "c", "3").await;
-    sched.step("machines.thresholds").await.unwrap();
-    eventually(Duration::from_secs(10), || async { rx.count() == 2 }).await;
-    let rec: Value = serde_json::from_str(&rx.received()[1].body).unwrap();
-    assert_eq!(rec["status"], "recovered");
-    // Crossing again within the cooldown: firing, but no new notification.
-    app.machines().transition("PROVISIONING", "d", "1").await;
-    sched.step("machines.thresholds").await.unwrap();
-    tokio::time::sleep(Duration::from_millis(1200)).await; // any after-transition check has run
-    sched.step("machines.thresholds").await.unwrap();
-    assert_eq!(rx.count(), 2, "no alert within the cooldown");
-    let (_, m) = app.get("/api/statemachines/PROVISIONING/metrics").await;
-    assert_eq!(m["thresholds"][0]["firing"], true);
-    assert_eq!(m["thresholds"][1]["firing"], false);
-    let prom = app.metrics_text().await;
-    assert!(
-        prom.contains(r#"switchyard_sm_entities{machine="PROVISIONING",state="1"} 3"#),
-        "{prom}"
-    );
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn ten_thousand_entities_moved_concurrently_match_a_reference_tally() {
     let app = Arc::new(spawn_app().await);
@@ -415,44 +330,4 @@ async fn a_recreated_machine_starts_its_entities_afresh() {
     );
     let (_, m) = app.get("/api/statemachines/PROVISIONING/metrics").await;
     assert_eq!(m["states"]["new"]["count"], 1);
-}
-
-#[tokio::test]
-async fn an_alert_held_back_by_the_cooldown_is_sent_when_it_ends() {
-    let app = spawn_app().await;
-    let rx = Receiver::ok().await;
-    let _w = app.run_worker_only("w");
-    let mut def = provisioning();
-    def["thresholds"] = json!([{"id": "busy", "state": "1", "kind": "count_above", "value": 0, "severity": "warning",
-        "action": {"type": "webhook", "url": rx.url}, "cooldown_seconds": 1}]);
-    app.post("/api/statemachines", def).await;
-    let sched = app.scheduler();
-    app.machines().transition("PROVISIONING", "a", "1").await;
-    sched.step("machines.thresholds").await.unwrap();
-    eventually(Duration::from_secs(10), || async { rx.count() == 1 }).await;
-    app.machines().transition("PROVISIONING", "a", "3").await; // clears: recovery
-    sched.step("machines.thresholds").await.unwrap();
-    eventually(Duration::from_secs(10), || async { rx.count() == 2 }).await;
-    app.machines().transition("PROVISIONING", "b", "1").await; // fires again inside the 1 s cooldown: held back…
-    sched.step("machines.thresholds").await.unwrap();
-    // …and announced once the cooldown has passed, while still true.
-    eventually(Duration::from_secs(10), || async {
-        sched.step("machines.thresholds").await.unwrap();
-        rx.count() == 3
-    })
-    .await;
-    let third: Value = serde_json::from_str(&rx.received()[2].body).unwrap();
-    assert_eq!(third["status"], "firing");
-    let (s, e) = app
-        .post(
-            "/api/statemachines",
-            json!({"id": "X", "states": [{"id": "1"}], "thresholds": [
-            {"id": "t", "state": "1", "kind": "entry_rate_above", "value": 1, "window": "1m"},
-            {"id": "t", "state": "1", "kind": "entry_rate_above", "value": 2, "window": "1m"}]}),
-        )
-        .await;
-    assert_eq!(
-        (s, e["where"].as_str()),
-        (StatusCode::BAD_REQUEST, Some("body.thresholds[1].id"))
-    );
 }

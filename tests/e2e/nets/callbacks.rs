@@ -4,38 +4,24 @@
 use std::time::Duration;
 
 use reqwest::StatusCode;
-use serde_json::{Value, json};
+use serde_json::json;
 
+use super::{bodies, distinct};
 use crate::support::Receiver;
 use crate::support::{eventually, spawn_app};
-
-fn bodies(rx: &Receiver) -> Vec<Value> {
-    rx.received()
-        .iter()
-        .map(|r| serde_json::from_str(&r.body).unwrap())
-        .collect()
-}
-
-/// Distinct callbacks (retries share a webhook-id).
-fn distinct(rx: &Receiver) -> usize {
-    let mut ids: Vec<String> = rx.received().iter().map(|r| r.id().to_owned()).collect();
-    ids.sort();
-    ids.dedup();
-    ids.len()
-}
 
 #[tokio::test]
 async fn one_notify_fires_once_and_the_net_completes() {
     let app = spawn_app().await;
     let rx = Receiver::ok().await;
-    let _w = app.run_worker_and_scheduler("w");
     let id = app
         .nets()
         .create(json!({"initialMarking": ["start"], "transitions": [
             {"inputs": ["start"], "outputs": ["done"], "action": {"type": "notify", "url": rx.url}}
         ]}))
         .await;
-    eventually(Duration::from_secs(10), || async { rx.count() == 1 }).await;
+    app.drain().await;
+    assert_eq!(rx.count(), 1);
     let b = &bodies(&rx)[0];
     assert_eq!(b["net_key"], id.as_str());
     assert_eq!(b["color"], 0);
@@ -49,25 +35,22 @@ async fn one_notify_fires_once_and_the_net_completes() {
     let n = app.nets().get(&id).await;
     assert_eq!(n["status"], "completed", "{n}");
     assert_eq!(n["fired"], 1);
-    tokio::time::sleep(Duration::from_millis(200)).await;
+    app.drain().await;
     assert_eq!(rx.count(), 1, "exactly one callback");
 }
 
 #[tokio::test]
-async fn notify_then_notify() {
+async fn two_notifies_in_a_row_each_call_back_once() {
     let app = spawn_app().await;
     let (a, b) = (Receiver::ok().await, Receiver::ok().await);
-    let _w = app.run_worker_and_scheduler("w");
     app.nets()
         .create(json!({"initialMarking": ["start"], "transitions": [
             {"inputs": ["start"], "outputs": ["mid"], "action": {"type": "notify", "url": a.url}},
             {"inputs": ["mid"], "outputs": ["end"], "action": {"type": "notify", "url": b.url}}
         ]}))
         .await;
-    eventually(Duration::from_secs(10), || async {
-        a.count() == 1 && b.count() == 1
-    })
-    .await;
+    app.drain().await;
+    assert!(a.count() == 1 && b.count() == 1);
 }
 
 #[tokio::test]
@@ -200,41 +183,6 @@ async fn convert_to_parent_color_fires_once_for_the_first_child() {
 }
 
 #[tokio::test]
-async fn expire_puts_a_ttl_on_every_key() {
-    let app = spawn_app().await;
-    let id = app.nets().create(json!({"initialMarking": ["start"], "transitions": [
-        {"inputs": ["start"], "outputs": ["wait"], "action": {"type": "expire", "ttl_seconds": 60}},
-        {"inputs": ["wait", "never"], "outputs": ["end"]}
-    ]}))
-    .await;
-    let mut conn = app.server.conn();
-    let keys: Vec<String> = redis::cmd("KEYS")
-        .arg(format!("sy:*:net:{id}:*"))
-        .query(&mut conn)
-        .unwrap();
-    assert!(keys.len() >= 4, "{keys:?}");
-    for k in keys {
-        let ttl: i64 = redis::cmd("PTTL").arg(&k).query(&mut conn).unwrap();
-        assert!(ttl > 0 && ttl <= 60_000, "{k} has no TTL ({ttl})");
-    }
-    assert!(app.nets().get(&id).await["expires_at"].is_string());
-    // Keys created after the expire action get the deadline too.
-    app.put(
-        &format!("/v1/nets/{id}/places/never/tokens?color=0"),
-        json!({}),
-    )
-    .await;
-    let keys: Vec<String> = redis::cmd("KEYS")
-        .arg(format!("sy:*:net:{id}:*"))
-        .query(&mut conn)
-        .unwrap();
-    for k in keys {
-        let ttl: i64 = redis::cmd("PTTL").arg(&k).query(&mut conn).unwrap();
-        assert!(ttl > 0, "{k} has no TTL ({ttl})");
-    }
-}
-
-#[tokio::test]
 async fn nested_split_inside_split_keeps_lineage() {
     let app = spawn_app().await;
     let rx = Receiver::ok().await;
@@ -284,167 +232,6 @@ async fn nested_split_inside_split_keeps_lineage() {
             .is_some()
     })
     .await;
-}
-
-#[tokio::test]
-async fn invalid_nets_are_refused_before_anything_is_stored() {
-    let app = spawn_app().await;
-    let before: usize = redis::cmd("DBSIZE").query(&mut app.server.conn()).unwrap();
-    for (spec, at) in [
-        (
-            json!({"transitions": [{"inputs": ["a"], "outputs": ["b"]}, {"inputs": ["b"], "action": {"type": "nope"}}]}),
-            "body.transitions[1].action.type",
-        ),
-        (
-            json!({"transitions": [{"inputs": ["a"], "outputs": ["sub.input"]}]}),
-            "body.transitions[0].outputs[0]",
-        ),
-        (
-            json!({"transitions": [{"inputs": ["a"], "type": "barrier"}]}),
-            "body.transitions[0].type",
-        ),
-        (
-            json!({"subnets": {"s": {"type": "weird"}}, "transitions": [{"inputs": ["a"]}]}),
-            "body.subnets.s.type",
-        ),
-        (json!({"transitions": "x"}), "body.transitions"),
-        (json!([1, 2]), "body"),
-    ] {
-        let (s, e) = app.post("/v1/nets", spec.clone()).await;
-        assert_eq!(s, StatusCode::BAD_REQUEST, "{spec}: {e}");
-        assert_eq!(e["where"], at, "{spec}: {e}");
-    }
-    let after: usize = redis::cmd("DBSIZE").query(&mut app.server.conn()).unwrap();
-    assert_eq!(before, after, "nothing stored");
-}
-
-#[tokio::test]
-async fn client_keys_tokens_pause_resume_and_delete() {
-    let app = spawn_app().await;
-    let rx = Receiver::ok().await;
-    let _w = app.run_worker_and_scheduler("w");
-    let spec = json!({"transitions": [
-        {"inputs": ["start", "go"], "outputs": ["end"], "action": {"type": "notify", "url": rx.url}}
-    ]});
-    let (s, b) = app.put("/v1/nets/my-net", spec.clone()).await;
-    assert_eq!(s, StatusCode::CREATED, "{b}");
-    assert_eq!(b["places"]["go"]["index"], 1);
-    let (s, _) = app.put("/v1/nets/my-net", spec).await;
-    assert_eq!(s, StatusCode::OK, "same net again");
-    let (s, _) = app
-        .put(
-            "/v1/nets/my-net",
-            json!({"transitions": [{"inputs": ["x"]}]}),
-        )
-        .await;
-    assert_eq!(s, StatusCode::CONFLICT);
-
-    // Errors on tokens.
-    assert_eq!(
-        app.put("/v1/nets/nope/places/start/tokens?color=0", json!({}))
-            .await
-            .0,
-        StatusCode::NOT_FOUND
-    );
-    assert_eq!(
-        app.put("/v1/nets/my-net/places/nowhere/tokens?color=0", json!({}))
-            .await
-            .0,
-        StatusCode::NOT_FOUND
-    );
-    assert_eq!(
-        app.put("/v1/nets/my-net/places/9/tokens?color=0", json!({}))
-            .await
-            .0,
-        StatusCode::NOT_FOUND
-    );
-    assert_eq!(
-        app.put("/v1/nets/my-net/places/start/tokens?color=77", json!({}))
-            .await
-            .0,
-        StatusCode::BAD_REQUEST
-    );
-    assert_eq!(
-        app.put("/v1/nets/my-net/places/start/tokens?color=x", json!({}))
-            .await
-            .0,
-        StatusCode::BAD_REQUEST
-    );
-    assert_eq!(
-        app.put("/v1/nets/my-net/places/start/tokens", json!({}))
-            .await
-            .0,
-        StatusCode::BAD_REQUEST
-    );
-    let (s, e) = app
-        .call(
-            reqwest::Method::PUT,
-            "/v1/nets/my-net/places/start/tokens?color=0",
-            Some("{bad"),
-        )
-        .await;
-    assert_eq!(
-        (s, e["reason"].as_str()),
-        (StatusCode::BAD_REQUEST, Some("Json was not valid"))
-    );
-
-    // Paused: tokens are accepted, nothing fires; resume fires.
-    let (s, _) = app
-        .call(
-            reqwest::Method::PATCH,
-            "/v1/nets/my-net",
-            Some(r#"{"active": false}"#),
-        )
-        .await;
-    assert_eq!(s, StatusCode::NO_CONTENT);
-    assert_eq!(
-        app.put(
-            "/v1/nets/my-net/places/start/tokens?color=0&color_group=0",
-            json!({})
-        )
-        .await
-        .0,
-        StatusCode::CREATED
-    );
-    assert_eq!(
-        app.put("/v1/nets/my-net/places/1/tokens/0", json!({"by": "index"}))
-            .await
-            .0,
-        StatusCode::CREATED
-    );
-    tokio::time::sleep(Duration::from_millis(200)).await;
-    assert_eq!(rx.count(), 0);
-    let (_, ex) = app.get("/v1/nets/my-net/explain").await;
-    assert!(ex["notes"][0].as_str().unwrap().contains("paused"), "{ex}");
-    assert_eq!(ex["transitions"][0]["enabled"], json!([{"color": 0}]));
-    let (s, _) = app
-        .call(
-            reqwest::Method::PATCH,
-            "/v1/nets/my-net",
-            Some(r#"{"active": true}"#),
-        )
-        .await;
-    assert_eq!(s, StatusCode::NO_CONTENT);
-    eventually(Duration::from_secs(10), || async { rx.count() == 1 }).await;
-    assert_eq!(bodies(&rx)[0]["data"]["by"], "index");
-
-    let (s, dot) = app.get("/v1/nets/my-net/dot").await;
-    assert_eq!(s, StatusCode::OK);
-    assert!(dot.as_str().unwrap().starts_with("digraph"), "{dot}");
-    let (_, l) = app.get("/v1/nets").await;
-    assert_eq!(l["nets"][0]["id"], "my-net");
-
-    assert_eq!(
-        app.delete("/v1/nets/my-net").await.0,
-        StatusCode::NO_CONTENT
-    );
-    assert_eq!(app.get("/v1/nets/my-net").await.0, StatusCode::NOT_FOUND);
-    assert_eq!(app.delete("/v1/nets/my-net").await.0, StatusCode::NOT_FOUND);
-    let keys: Vec<String> = redis::cmd("KEYS")
-        .arg("sy:*:net:my-net:*")
-        .query(&mut app.server.conn())
-        .unwrap();
-    assert!(keys.is_empty(), "{keys:?}");
 }
 
 #[tokio::test]

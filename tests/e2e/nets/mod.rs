@@ -1,4 +1,24 @@
 //! Coloured Petri nets.
 
+mod api;
 mod callbacks;
 mod model;
+
+use serde_json::Value;
+
+use crate::support::Receiver;
+
+pub fn bodies(rx: &Receiver) -> Vec<Value> {
+    rx.received()
+        .iter()
+        .map(|r| serde_json::from_str(&r.body).unwrap())
+        .collect()
+}
+
+/// Distinct callbacks (retries share a webhook-id).
+pub fn distinct(rx: &Receiver) -> usize {
+    let mut ids: Vec<String> = rx.received().iter().map(|r| r.id().to_owned()).collect();
+    ids.sort();
+    ids.dedup();
+    ids.len()
+}

@@ -115,7 +115,8 @@ async fn too_many_gates_in_one_request_is_refused() {
     let app = spawn_app().await;
     let envs: Vec<String> = (0..65).map(|i| format!("e{i}")).collect();
     let (s, b) = app
-        .put("/api/services", json!({"services": {"a": envs}}))
+        .gates()
+        .test_and_set(json!({"services": {"a": envs}}))
         .await;
     assert_eq!(s, StatusCode::BAD_REQUEST, "{b}");
     assert!(b["reason"].as_str().unwrap().contains("at most 64"), "{b}");

@@ -57,7 +57,8 @@ async fn metrics_count_requests_by_route_and_status() {
     let app = spawn_app().await;
     app.get("/api/services/nope").await;
     app.gates().create("a", "g", &["live"]).await;
-    app.put("/api/services", json!({"services": {"a": ["live"]}}))
+    app.gates()
+        .test_and_set(json!({"services": {"a": ["live"]}}))
         .await;
     let resp = app
         .client

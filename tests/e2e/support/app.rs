@@ -15,7 +15,6 @@ use reqwest::{Method, StatusCode};
 use serde_json::Value;
 use switchyard_scheduler::Scheduler;
 use switchyard_shared::config::{ApiConfig, SchedulerConfig, WorkerConfig};
-use switchyard_shared::families::gates::GateSettings;
 use switchyard_shared::platform::config::{RedisOpts, SchedulerOpts, WorkerOpts};
 use switchyard_shared::{Keys, Redis};
 use tokio_util::sync::CancellationToken;
@@ -194,11 +193,6 @@ impl TestApp {
             .await
             .unwrap();
         resp.text().await.unwrap()
-    }
-
-    /// The gate settings the API runs with.
-    pub fn gate_settings(&self) -> GateSettings {
-        GateSettings::from(&self.config.families.gates)
     }
 
     /// The worker role's config: the app's outbox and family options.

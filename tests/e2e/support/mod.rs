@@ -7,6 +7,6 @@ pub mod app;
 pub mod receiver;
 pub mod redis;
 
-pub use app::{Running, SHARDS, TEST_SECRET, TestApp, eventually, spawn_app, worker_opts};
+pub use app::{TEST_SECRET, TestApp, eventually, spawn_app, worker_opts};
 pub use receiver::Receiver;
 pub use redis::RedisServer;

@@ -19,23 +19,8 @@ impl Deliveries<'_> {
         self.0.post("/v1/deliveries", body).await
     }
 
-    /// Create a delivery, asserting it was accepted; returns its id.
-    pub async fn create(&self, body: Value) -> String {
-        let (s, d) = self.post(body).await;
-        assert!(s.is_success(), "{s}: {d}");
-        d["id"].as_str().unwrap().to_owned()
-    }
-
     /// A delivery as GET /v1/deliveries/{id} shows it.
     pub async fn get(&self, id: &str) -> Value {
         self.0.get(&format!("/v1/deliveries/{id}")).await.1
-    }
-
-    /// Its state (`pending`, `succeeded`, `dead`, …).
-    pub async fn state(&self, id: &str) -> String {
-        self.get(id).await["state"]
-            .as_str()
-            .unwrap_or_default()
-            .to_owned()
     }
 }

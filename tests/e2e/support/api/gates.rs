@@ -26,11 +26,6 @@ impl Gates<'_> {
         assert_eq!(s, StatusCode::OK, "{b}");
     }
 
-    /// A service with every environment.
-    pub async fn service(&self, name: &str) -> (StatusCode, Value) {
-        self.0.get(&format!("/api/services/{name}")).await
-    }
-
     /// Test-and-set: `body` is `{"services": …, "ticket"?, "queue"?}`.
     pub async fn test_and_set(&self, body: Value) -> (StatusCode, Value) {
         self.0.put("/api/services", body).await

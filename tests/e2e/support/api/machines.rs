@@ -19,13 +19,6 @@ impl Machines<'_> {
         self.0.post("/api/setup/statemachine/new", spec).await
     }
 
-    /// Create a machine, asserting it was created.
-    pub async fn create(&self, spec: Value) -> Value {
-        let (s, b) = self.post(spec).await;
-        assert_eq!(s, StatusCode::CREATED, "{b}");
-        b
-    }
-
     /// Move `entity` of `machine` to state `to`.
     pub async fn transition(&self, machine: &str, entity: &str, to: &str) -> (StatusCode, Value) {
         self.0
@@ -34,13 +27,5 @@ impl Machines<'_> {
                 json!({"to": to}),
             )
             .await
-    }
-
-    /// A machine's metrics.
-    pub async fn metrics(&self, machine: &str) -> Value {
-        self.0
-            .get(&format!("/api/statemachines/{machine}/metrics"))
-            .await
-            .1
     }
 }
