@@ -138,15 +138,16 @@ fn main() -> anyhow::Result<()> {
     match cli.cmd {
         Cmd::Api(c) => {
             telemetry::init_logging(&c.log);
-            runtime()?.block_on(switchyard_api::run(&c, shutdown_on_signals()))
+            runtime()?.block_on(async { switchyard_api::run(&c, shutdown_on_signals()).await })
         }
         Cmd::Worker(c) => {
             telemetry::init_logging(&c.log);
-            runtime()?.block_on(switchyard_worker::run(&c, shutdown_on_signals()))
+            runtime()?.block_on(async { switchyard_worker::run(&c, shutdown_on_signals()).await })
         }
         Cmd::Scheduler(c) => {
             telemetry::init_logging(&c.log);
-            runtime()?.block_on(switchyard_scheduler::run(&c, shutdown_on_signals()))
+            runtime()?
+                .block_on(async { switchyard_scheduler::run(&c, shutdown_on_signals()).await })
         }
         Cmd::Dev(c) => dev(*c),
         Cmd::Bench(c) => bench::run(c),
