@@ -139,7 +139,7 @@ async fn a_killed_worker_loses_nothing() {
     eventually(Duration::from_secs(90), || {
         // One atomic read per shard: a timer moving into the stream between
         // two separate reads would look like "nothing left".
-        let done = (0..16u16).all(|s| {
+        let done = (0..app.keys.shards()).all(|s| {
             let (len, timers): (usize, usize) = redis::pipe()
                 .atomic()
                 .cmd("XLEN")
