@@ -10,6 +10,11 @@ pub fn iso_ms(ms: i64) -> String {
         .to_rfc3339_opts(SecondsFormat::Millis, true)
 }
 
+/// A duration in whole milliseconds, as scripts take it (saturating).
+pub fn ms(d: std::time::Duration) -> u64 {
+    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
+}
+
 /// Now, as milliseconds since the epoch.
 pub fn now_ms() -> i64 {
     Utc::now().timestamp_millis()
