@@ -15,7 +15,6 @@ use axum::Json;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use serde_json::json;
-use switchyard_shared::families::gates::GateError;
 
 #[derive(Debug)]
 pub struct AppError {
@@ -110,34 +109,5 @@ impl IntoResponse for AppError {
             body[k] = v;
         }
         (self.status, Json(body)).into_response()
-    }
-}
-
-impl From<GateError> for AppError {
-    fn from(e: GateError) -> Self {
-        let reason = e.to_string();
-        match e {
-            GateError::ServiceNotFound { service } => {
-                AppError::new(Code::GateNotFound, reason).at(format!("service {service}"))
-            }
-            GateError::EnvironmentNotFound {
-                service,
-                environment,
-            } => AppError::new(Code::EnvironmentNotFound, reason)
-                .at(format!("service {service}, environment {environment}")),
-            GateError::AlreadyExists { service } => {
-                AppError::new(Code::GateExists, reason).at(format!("service {service}"))
-            }
-            GateError::TicketNotFound => AppError::new(Code::TicketNotFound, reason),
-            GateError::TicketMismatch { gates } => AppError::new(
-                Code::TicketMismatch,
-                format!("{reason}: {}", gates.join(", ")),
-            ),
-            GateError::Contended => AppError::new(Code::Contended, reason),
-            GateError::Redis(_) | GateError::Pool(_) => {
-                AppError::new(Code::RedisUnavailable, reason)
-            }
-            GateError::Reply(_) => AppError::internal(reason),
-        }
     }
 }

@@ -12,8 +12,8 @@ use chrono::{NaiveDate, Utc};
 use serde::Deserialize;
 use serde_json::{Value, json};
 use switchyard_shared::families::gates::{
-    ENVS_MAX, GateRef, GateSettings, GateStore, HOLIDAYS_MAX, Holiday, NAME_MAX, ServiceUpdate,
-    TAS_MAX_GATES, TasRequest, TasStatus, name_problem,
+    ENVS_MAX, GateError, GateRef, GateSettings, GateStore, HOLIDAYS_MAX, Holiday, NAME_MAX,
+    ServiceUpdate, TAS_MAX_GATES, TasRequest, TasStatus, name_problem,
 };
 
 use crate::Actor;
@@ -836,4 +836,30 @@ pub(crate) async fn set_holidays(
 pub(crate) async fn list_holidays(State(st): State<GatesApi>) -> AppResult<Json<Value>> {
     let list = st.gates.list_holidays(Utc::now().date_naive()).await?;
     Ok(Json(json!({ "holidays": list })))
+}
+
+impl From<GateError> for AppError {
+    fn from(e: GateError) -> Self {
+        let reason = e.to_string();
+        match e {
+            GateError::ServiceNotFound { service } => {
+                AppError::new(Code::GateNotFound, reason).at(format!("service {service}"))
+            }
+            GateError::EnvironmentNotFound {
+                service,
+                environment,
+            } => AppError::new(Code::EnvironmentNotFound, reason)
+                .at(format!("service {service}, environment {environment}")),
+            GateError::AlreadyExists { service } => {
+                AppError::new(Code::GateExists, reason).at(format!("service {service}"))
+            }
+            GateError::TicketNotFound => AppError::new(Code::TicketNotFound, reason),
+            GateError::TicketMismatch { gates } => AppError::new(
+                Code::TicketMismatch,
+                format!("{reason}: {}", gates.join(", ")),
+            ),
+            GateError::Contended => AppError::new(Code::Contended, reason),
+            GateError::Store(e) => AppError::store(&e),
+        }
+    }
 }
