@@ -1,6 +1,7 @@
 //! `/v1/nets`: coloured Petri nets. Definitions are validated and compiled
 //! before anything is stored; every token arrival is one Lua call that fires
-//! what it enables (see `lua/net.lua`).
+//! what it enables (see `lua/nets/fire.lua`). Answers are the typed views of
+//! `switchyard_shared::families::nets::views`, so the OpenAPI document shows them.
 
 use axum::Json;
 use axum::body::Bytes;
@@ -8,10 +9,13 @@ use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
-use serde_json::{Value, json};
+use serde_json::Value;
 use std::sync::Arc;
 
-use switchyard_shared::families::nets::{Compiled, NetError, NetStore, compile, valid_id};
+use switchyard_shared::families::nets::{
+    Compiled, ExplainView, NetCreated, NetError, NetPage, NetStore, NetView, PlacesView,
+    PutOutcome, compile, valid_id,
+};
 use switchyard_shared::platform::outbox::Policies;
 
 use crate::error::{AppError, AppResult, Code};
@@ -82,8 +86,7 @@ impl From<NetError> for AppError {
             }
             NetError::ExistsDifferent => AppError::new(Code::NetExists, msg),
             NetError::Failed(_) => AppError::new(Code::NetFailed, msg),
-            NetError::Redis(_) | NetError::Pool(_) => AppError::new(Code::RedisUnavailable, msg),
-            NetError::Reply(_) => AppError::internal(msg),
+            NetError::Store(e) => AppError::store(&e),
         }
     }
 }
@@ -121,23 +124,7 @@ fn compile_body(v: &Value) -> AppResult<(Compiled, bool)> {
     Ok((compiled, active))
 }
 
-fn created_body(st: &NetsApi, id: &str, c: &Compiled) -> Value {
-    let base = st.public_url.trim_end_matches('/');
-    let places: serde_json::Map<String, Value> = c
-        .places
-        .iter()
-        .enumerate()
-        .map(|(i, p)| {
-            (
-                p.clone(),
-                json!({"index": i, "token_url": format!("{base}/v1/nets/{id}/places/{i}/tokens")}),
-            )
-        })
-        .collect();
-    json!({"net_key": id, "id": id, "places": places})
-}
-
-async fn store_net(st: &NetsApi, id: &str, v: &Value) -> AppResult<(bool, Value)> {
+async fn store_net(st: &NetsApi, id: &str, v: &Value) -> AppResult<(bool, NetCreated)> {
     let (compiled, active) = compile_body(v)?;
     let created = st
         .nets
@@ -149,7 +136,7 @@ async fn store_net(st: &NetsApi, id: &str, v: &Value) -> AppResult<(bool, Value)
             &st.net_callback_policy,
         )
         .await?;
-    Ok((created, created_body(st, id, &compiled)))
+    Ok((created, NetCreated::new(&st.public_url, id, &compiled)))
 }
 
 fn location(id: &str) -> HeaderValue {
@@ -159,7 +146,7 @@ fn location(id: &str) -> HeaderValue {
 /// Create a net with a server-chosen key. Validated first: 400 names the offending element.
 #[utoipa::path(post, path = "/v1/nets", tag = "nets",
     request_body(content = Object, description = r#"{"subnets": {...}, "transitions": [{"inputs": [...], "outputs": [...], "action": {...}}]} or {"initialMarking": [...], "transitions": [...]}"#),
-    responses((status = 201, description = r#"{"net_key", "places": {name: {index, token_url}}}; Location"#), (status = 400, description = "Invalid net")))]
+    responses((status = 201, description = "Created; Location", body = NetCreated), (status = 400, description = "Invalid net")))]
 pub(crate) async fn create(
     State(st): State<NetsApi>,
     JsonBody(v): JsonBody<Value>,
@@ -175,7 +162,7 @@ pub(crate) async fn create(
 /// Create a net under a client-chosen key; 200 when the same net exists, 409 when another does.
 #[utoipa::path(put, path = "/v1/nets/{id}", tag = "nets", params(("id" = String, Path)),
     request_body(content = Object, description = "as POST /v1/nets"),
-    responses((status = 201, description = "Created"), (status = 200, description = "The same net exists"),
+    responses((status = 201, description = "Created", body = NetCreated), (status = 200, description = "The same net exists", body = NetCreated),
               (status = 409, description = "Another net has this key"), (status = 400, description = "Invalid net")))]
 pub(crate) async fn create_with_key(
     State(st): State<NetsApi>,
@@ -206,11 +193,11 @@ pub(crate) struct Page {
 /// Nets, newest first, paged.
 #[utoipa::path(get, path = "/v1/nets", tag = "nets",
     params(("limit" = Option<usize>, Query), ("cursor" = Option<String>, Query)),
-    responses((status = 200, description = r#"{"nets": [{id, status, active, created}], "next_cursor"}"#)))]
+    responses((status = 200, description = "A page of nets", body = NetPage)))]
 pub(crate) async fn list(
     State(st): State<NetsApi>,
     q: Result<Query<Page>, axum::extract::rejection::QueryRejection>,
-) -> AppResult<Json<Value>> {
+) -> AppResult<Json<NetPage>> {
     let Query(q) = q.map_err(|e| AppError::new(Code::QueryInvalid, e.body_text()).at("query"))?;
     let limit = q.limit.unwrap_or(50);
     if limit == 0 || limit > 500 {
@@ -226,52 +213,41 @@ pub(crate) async fn list(
         ),
     };
     let (nets, next) = st.nets.list(limit, cursor).await?;
-    Ok(Json(json!({"nets": nets, "next_cursor": next})))
+    Ok(Json(NetPage {
+        nets,
+        next_cursor: next,
+    }))
 }
 
 /// Topology and status.
 #[utoipa::path(get, path = "/v1/nets/{id}", tag = "nets", params(("id" = String, Path)),
-    responses((status = 200, description = "status, active, failure, counters, places, transitions"), (status = 404, description = "net not found")))]
+    responses((status = 200, description = "status, active, failure, counters, places, transitions", body = NetView), (status = 404, description = "net not found")))]
 pub(crate) async fn show(
     State(st): State<NetsApi>,
     Path(id): Path<String>,
-) -> AppResult<Json<Value>> {
+) -> AppResult<Json<NetView>> {
     check_id(&id)?;
     Ok(Json(st.nets.view(&id).await?))
 }
 
 /// The marking: per place, the tokens by colour with their data.
 #[utoipa::path(get, path = "/v1/nets/{id}/places", tag = "nets", params(("id" = String, Path)),
-    responses((status = 200, description = r#"{"places": {name: {index, tokens: {color: data}}}}"#), (status = 404, description = "net not found")))]
+    responses((status = 200, description = "Per place name: its index and tokens by colour", body = PlacesView), (status = 404, description = "net not found")))]
 pub(crate) async fn places(
     State(st): State<NetsApi>,
     Path(id): Path<String>,
-) -> AppResult<Json<Value>> {
+) -> AppResult<Json<PlacesView>> {
     check_id(&id)?;
-    let (_, c) = st.nets.load(&id).await?;
-    let (marking, groups) = st.nets.marking(&id).await?;
-    let places: serde_json::Map<String, Value> = c
-        .places
-        .iter()
-        .enumerate()
-        .map(|(i, p)| {
-            let tokens: serde_json::Map<String, Value> = marking
-                .get(&i)
-                .map(|m| m.iter().map(|(c, d)| (c.to_string(), d.clone())).collect())
-                .unwrap_or_default();
-            (p.clone(), json!({"index": i, "tokens": tokens}))
-        })
-        .collect();
-    Ok(Json(json!({"places": places, "color_groups": groups})))
+    Ok(Json(st.nets.places(&id).await?))
 }
 
 /// Why is it stuck? Enabled transitions, and what the others wait for.
 #[utoipa::path(get, path = "/v1/nets/{id}/explain", tag = "nets", params(("id" = String, Path)),
-    responses((status = 200, description = "Per transition: enabled colours, waiting colours with missing input places, barrier progress"), (status = 404, description = "net not found")))]
+    responses((status = 200, description = "Per transition: enabled colours, waiting colours with missing input places, barrier progress", body = ExplainView), (status = 404, description = "net not found")))]
 pub(crate) async fn explain(
     State(st): State<NetsApi>,
     Path(id): Path<String>,
-) -> AppResult<Json<Value>> {
+) -> AppResult<Json<ExplainView>> {
     check_id(&id)?;
     Ok(Json(st.nets.explain(&id).await?))
 }
@@ -383,7 +359,7 @@ async fn put_common(
     params(("id" = String, Path), ("place" = String, Path, description = "name or index"),
            ("color" = i64, Query), ("color_group" = Option<i64>, Query)),
     request_body(content = Object, description = "token data, e.g. {\"color_group_size\": 3}"),
-    responses((status = 201, description = "Put; {color, color_group, fired}"), (status = 200, description = "Already put"),
+    responses((status = 201, description = "Put", body = PutOutcome), (status = 200, description = "Already put", body = PutOutcome),
               (status = 400, description = "Unknown colour or bad data"), (status = 404, description = "No such net or place"),
               (status = 409, description = "The net has failed")))]
 pub(crate) async fn put_token(
@@ -411,7 +387,7 @@ pub(crate) async fn put_token(
 #[utoipa::path(put, path = "/v1/nets/{id}/places/{place}/tokens/{color}", tag = "nets",
     params(("id" = String, Path), ("place" = String, Path), ("color" = i64, Path)),
     request_body(content = Object, description = "token data"),
-    responses((status = 201, description = "Put"), (status = 200, description = "Already put"), (status = 404, description = "No such net or place")))]
+    responses((status = 201, description = "Put", body = PutOutcome), (status = 200, description = "Already put", body = PutOutcome), (status = 404, description = "No such net or place")))]
 pub(crate) async fn put_token_path(
     State(st): State<NetsApi>,
     Path((id, place, color)): Path<(String, String, String)>,
@@ -425,7 +401,7 @@ pub(crate) async fn put_token_path(
 #[utoipa::path(post, path = "/v1/nets/{id}/places/{place}/tokens", tag = "nets",
     params(("id" = String, Path), ("place" = String, Path)),
     request_body(content = Object, description = "token data"),
-    responses((status = 201, description = "{color, color_group}; Location of the token"), (status = 404, description = "No such net or place")))]
+    responses((status = 201, description = "Location of the token", body = PutOutcome), (status = 404, description = "No such net or place")))]
 pub(crate) async fn post_token(
     State(st): State<NetsApi>,
     Path((id, place)): Path<(String, String)>,

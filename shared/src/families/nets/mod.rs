@@ -1,7 +1,8 @@
 //! Coloured Petri nets: the definition language and its compiler
-//! ([`spec`]), the store whose every state change is one call of the firing
-//! script (`lua/nets/fire.lua`), and the owner hooks through which the
-//! outbox tells a net that one of its callbacks failed.
+//! ([`spec`], one module per stage), the store whose every state change is
+//! one call of the firing script (`lua/nets/fire.lua`), the typed views it
+//! answers with ([`views`]), and the owner hooks through which the outbox
+//! tells a net that one of its callbacks failed.
 
 pub mod config;
 pub mod keys;
@@ -9,9 +10,11 @@ pub mod owner;
 pub mod scripts;
 pub mod spec;
 pub mod store;
+pub mod views;
 
 pub use config::NetOpts;
 pub use keys::NetKeys;
 pub use owner::{OWNER, owner_hooks};
 pub use spec::*;
 pub use store::*;
+pub use views::*;

@@ -18,7 +18,7 @@ struct NetOwner {
 
 fn store_error(e: NetError) -> StoreError {
     match e {
-        NetError::Redis(e) => StoreError::Redis(e),
+        NetError::Store(e) => e,
         other => StoreError::Reply(other.to_string()),
     }
 }

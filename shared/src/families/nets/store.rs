@@ -1,17 +1,24 @@
+//! The nets store: every state change is one call of the firing script
+//! (`lua/nets/fire.lua`) or of a small script beside it; reads assemble the
+//! typed views of [`super::views`].
+
 use std::collections::{BTreeMap, HashMap};
 use std::time::Duration;
 
 use redis::AsyncCommands;
-use serde::Serialize;
-use serde_json::{Value, json};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
 use sha2::Digest;
 
 use super::keys::NetKeys;
 use super::scripts;
+use super::views::{ColorGroup, ExplainView, Marking, NetSummary, NetView, PlacesView};
 use super::{Action, Compiled};
+use crate::platform::errors::StoreError;
 use crate::platform::keys::Keys;
 use crate::platform::redis::{PoolError, Redis as RedisPool};
-use crate::platform::time::iso_ms;
+use crate::platform::reply::{self, Refused};
+use crate::platform::time::{iso_ms, ms};
 
 #[derive(Debug, thiserror::Error)]
 pub enum NetError {
@@ -27,16 +34,64 @@ pub enum NetError {
     ExistsDifferent,
     #[error("the net has failed: {0}")]
     Failed(String),
-    #[error("Redis: {0}")]
-    Redis(#[from] redis::RedisError),
-    #[error("Redis pool: {0}")]
-    Pool(#[from] PoolError),
-    #[error("unexpected script reply: {0}")]
-    Reply(String),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+impl From<redis::RedisError> for NetError {
+    fn from(e: redis::RedisError) -> Self {
+        Self::Store(e.into())
+    }
+}
+
+impl From<PoolError> for NetError {
+    fn from(e: PoolError) -> Self {
+        Self::Store(e.into())
+    }
+}
+
+impl From<Refused> for NetError {
+    fn from(r: Refused) -> Self {
+        match r.code.as_str() {
+            "net_not_found" => Self::NotFound,
+            "place_not_found" => Self::PlaceNotFound,
+            "color_not_found" => Self::ColorNotFound(-1),
+            "color_group_mismatch" => Self::GroupMismatch(r.reply["group"].as_i64().unwrap_or(-1)),
+            "exists_different" => Self::ExistsDifferent,
+            "net_failed" => Self::Failed("no tokens are accepted".into()),
+            other => Self::Store(StoreError::Reply(other.to_owned())),
+        }
+    }
+}
+
+/// What the firing script answers (see its `Returns:`); absent fields are
+/// zero or false.
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+struct FireReply {
+    fired: u64,
+    status: Option<String>,
+    exists: bool,
+    color: i64,
+    color_group: i64,
+    duplicate: bool,
+    present: bool,
+}
+
+impl FireReply {
+    /// Firings and failures of one call, for /metrics.
+    fn count(&self) {
+        if self.fired > 0 {
+            metrics::counter!("switchyard_net_transitions_fired_total").increment(self.fired);
+        }
+        if self.status.as_deref() == Some("failed") {
+            metrics::counter!("switchyard_nets_failed_total").increment(1);
+        }
+    }
 }
 
 /// What a token put did.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct PutOutcome {
     pub color: i64,
     pub color_group: i64,
@@ -48,13 +103,22 @@ pub struct PutOutcome {
     pub status: Option<String>,
 }
 
-#[derive(Debug, Clone, Serialize)]
-pub struct NetSummary {
-    pub id: String,
-    pub status: String,
-    pub active: bool,
-    pub created: String,
+impl From<FireReply> for PutOutcome {
+    fn from(r: FireReply) -> Self {
+        r.count();
+        Self {
+            color: r.color,
+            color_group: r.color_group,
+            duplicate: r.duplicate,
+            already_present: r.present,
+            fired: r.fired,
+            status: r.status,
+        }
+    }
 }
+
+/// A net's meta fields (status, active, counters, times).
+pub type Meta = HashMap<String, String>;
 
 #[derive(Clone)]
 pub struct NetStore {
@@ -64,8 +128,12 @@ pub struct NetStore {
     retention: Duration,
 }
 
-fn ms(d: Duration) -> u64 {
-    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
+/// A small script's answer: 1 done, 0 no such net.
+fn found(n: i64) -> Result<(), NetError> {
+    if n == 0 {
+        return Err(NetError::NotFound);
+    }
+    Ok(())
 }
 
 /// A net id (server- or client-chosen): 1–100 letters, digits, '-', '_'.
@@ -109,38 +177,15 @@ impl NetStore {
         inv
     }
 
-    /// Firings and failures of one call, for /metrics.
-    fn count(v: &Value) {
-        let fired = v["fired"].as_u64().unwrap_or(0);
-        if fired > 0 {
-            metrics::counter!("switchyard_net_transitions_fired_total").increment(fired);
-        }
-        if v["status"].as_str() == Some("failed") {
-            metrics::counter!("switchyard_nets_failed_total").increment(1);
-        }
-    }
-
-    async fn run(&self, inv: &redis::ScriptInvocation<'_>) -> Result<Value, NetError> {
+    async fn run(&self, inv: &redis::ScriptInvocation<'_>) -> Result<FireReply, NetError> {
         let mut conn = self.pool.get().await?;
         let raw: String = inv.invoke_async(&mut conn).await?;
-        let v: Value =
-            serde_json::from_str(&raw).map_err(|e| NetError::Reply(format!("{e}: {raw}")))?;
-        match v.get("err").and_then(Value::as_str) {
-            None => Ok(v),
-            Some("net_not_found") => Err(NetError::NotFound),
-            Some("place_not_found") => Err(NetError::PlaceNotFound),
-            Some("color_not_found") => Err(NetError::ColorNotFound(-1)),
-            Some("color_group_mismatch") => {
-                Err(NetError::GroupMismatch(v["group"].as_i64().unwrap_or(-1)))
-            }
-            Some("exists_different") => Err(NetError::ExistsDifferent),
-            Some("net_failed") => Err(NetError::Failed("no tokens are accepted".into())),
-            Some(other) => Err(NetError::Reply(other.to_owned())),
-        }
+        Ok(reply::parse::<FireReply>(&raw)??)
     }
 
     /// Store a validated net and fire its initial marking. Returns false
     /// when the same net already existed under this id.
+    #[tracing::instrument(skip_all, fields(net_id = %id), err)]
     pub async fn create(
         &self,
         id: &str,
@@ -149,7 +194,7 @@ impl NetStore {
         active: bool,
         policy: &str,
     ) -> Result<bool, NetError> {
-        let def = serde_json::to_string(compiled).map_err(|e| NetError::Reply(e.to_string()))?;
+        let def = serde_json::to_string(compiled).map_err(|e| StoreError::Encode(e.to_string()))?;
         let hash = format!("{:x}", sha2::Sha256::digest(def.as_bytes()));
         let k = self.keys(id);
         let mut inv = self.invoke(&k, "create", id);
@@ -158,24 +203,13 @@ impl NetStore {
             .arg(if active { "1" } else { "0" })
             .arg(hash)
             .arg(policy);
-        let v = self.run(&inv).await?;
-        Self::count(&v);
-        Ok(v.get("exists").and_then(Value::as_bool) != Some(true))
-    }
-
-    fn put_outcome(v: &Value) -> PutOutcome {
-        Self::count(v);
-        PutOutcome {
-            color: v["color"].as_i64().unwrap_or(0),
-            color_group: v["color_group"].as_i64().unwrap_or(0),
-            duplicate: v["duplicate"].as_bool().unwrap_or(false),
-            already_present: v["present"].as_bool().unwrap_or(false),
-            fired: v["fired"].as_u64().unwrap_or(0),
-            status: v["status"].as_str().map(str::to_owned),
-        }
+        let r = self.run(&inv).await?;
+        r.count();
+        Ok(!r.exists)
     }
 
     /// Put a token of `color` (optionally checking its group) into `place`.
+    #[tracing::instrument(skip_all, fields(net_id = %id), err)]
     pub async fn put(
         &self,
         id: &str,
@@ -192,44 +226,45 @@ impl NetStore {
             .arg(data);
         match self.run(&inv).await {
             Err(NetError::ColorNotFound(_)) => Err(NetError::ColorNotFound(color)),
-            r => r.map(|v| Self::put_outcome(&v)),
+            r => r.map(PutOutcome::from),
         }
     }
 
     /// Put a token of a new colour in a new root group of size 1.
+    #[tracing::instrument(skip_all, fields(net_id = %id), err)]
     pub async fn post(&self, id: &str, place: usize, data: &str) -> Result<PutOutcome, NetError> {
         let k = self.keys(id);
         let mut inv = self.invoke(&k, "post", id);
         inv.arg(place).arg(data);
-        self.run(&inv).await.map(|v| Self::put_outcome(&v))
+        self.run(&inv).await.map(PutOutcome::from)
     }
 
     /// Fire what is enabled (a chain continued as stream work).
+    #[tracing::instrument(skip_all, fields(net_id = %id), err)]
     pub async fn cont(&self, id: &str) -> Result<u64, NetError> {
         let k = self.keys(id);
         let inv = self.invoke(&k, "continue", id);
-        self.run(&inv)
-            .await
-            .map(|v| v["fired"].as_u64().unwrap_or(0))
+        self.run(&inv).await.map(|r| r.fired)
     }
 
+    /// Pause, or resume (firing what is enabled).
+    #[tracing::instrument(skip_all, fields(net_id = %id), err)]
     pub async fn set_active(&self, id: &str, active: bool) -> Result<(), NetError> {
         let k = self.keys(id);
         if active {
             let inv = self.invoke(&k, "resume", id);
-            return self.run(&inv).await.map(|v| Self::count(&v));
+            return self.run(&inv).await.map(|r| r.count());
         }
         let mut conn = self.pool.get().await?;
         let n: i64 = scripts::NET_PAUSE
             .key(&k.meta)
             .invoke_async(&mut conn)
             .await?;
-        if n == 0 {
-            return Err(NetError::NotFound);
-        }
-        Ok(())
+        found(n)
     }
 
+    /// Delete the net and every key of it.
+    #[tracing::instrument(skip_all, fields(net_id = %id), err)]
     pub async fn delete(&self, id: &str) -> Result<(), NetError> {
         let k = self.keys(id);
         let mut conn = self.pool.get().await?;
@@ -245,12 +280,11 @@ impl NetStore {
             .arg(id)
             .invoke_async(&mut conn)
             .await?;
-        if n == 0 {
-            return Err(NetError::NotFound);
-        }
-        Ok(())
+        found(n)
     }
 
+    /// Mark the net failed; false when there is no such net or it had failed already.
+    #[tracing::instrument(skip_all, fields(net_id = %id), err)]
     pub async fn fail(&self, id: &str, reason: &str) -> Result<bool, NetError> {
         let k = self.keys(id);
         let mut conn = self.pool.get().await?;
@@ -265,26 +299,26 @@ impl NetStore {
         Ok(n == 1)
     }
 
+    #[tracing::instrument(skip_all, fields(net_id = %id), err)]
     pub async fn exists(&self, id: &str) -> Result<bool, NetError> {
         let mut conn = self.pool.get().await?;
         Ok(conn.exists(self.keys(id).meta).await?)
     }
 
     /// Meta fields and the compiled definition.
-    pub async fn load(&self, id: &str) -> Result<(HashMap<String, String>, Compiled), NetError> {
+    #[tracing::instrument(skip_all, fields(net_id = %id), err)]
+    pub async fn load(&self, id: &str) -> Result<(Meta, Compiled), NetError> {
         let mut conn = self.pool.get().await?;
-        let mut meta: HashMap<String, String> = conn.hgetall(self.keys(id).meta).await?;
+        let mut meta: Meta = conn.hgetall(self.keys(id).meta).await?;
         let def = meta.remove("def").ok_or(NetError::NotFound)?;
         let compiled: Compiled =
-            serde_json::from_str(&def).map_err(|e| NetError::Reply(e.to_string()))?;
+            serde_json::from_str(&def).map_err(|e| StoreError::Reply(e.to_string()))?;
         Ok((meta, compiled))
     }
 
     /// The marking: place index → colour → token data; and the groups.
-    pub async fn marking(
-        &self,
-        id: &str,
-    ) -> Result<(BTreeMap<usize, BTreeMap<i64, Value>>, BTreeMap<i64, Value>), NetError> {
+    #[tracing::instrument(skip_all, fields(net_id = %id), err)]
+    pub async fn marking(&self, id: &str) -> Result<Marking, NetError> {
         let k = self.keys(id);
         let mut conn = self.pool.get().await?;
         let (m, g): (HashMap<String, String>, HashMap<String, String>) = redis::pipe()
@@ -293,141 +327,64 @@ impl NetStore {
             .hgetall(&k.groups)
             .query_async(&mut conn)
             .await?;
-        let mut out: BTreeMap<usize, BTreeMap<i64, Value>> = BTreeMap::new();
+        let mut tokens: BTreeMap<usize, BTreeMap<i64, Value>> = BTreeMap::new();
         for (f, data) in m {
             if let Some((p, c)) = f.split_once(':')
                 && let (Ok(p), Ok(c)) = (p.parse(), c.parse())
             {
-                out.entry(p)
+                tokens
+                    .entry(p)
                     .or_default()
                     .insert(c, serde_json::from_str(&data).unwrap_or(Value::Null));
             }
         }
         let groups = g
             .into_iter()
-            .filter_map(|(k, v)| Some((k.parse().ok()?, serde_json::from_str(&v).ok()?)))
+            .filter_map(|(k, v)| {
+                Some((
+                    k.parse().ok()?,
+                    serde_json::from_str::<ColorGroup>(&v).ok()?,
+                ))
+            })
             .collect();
-        Ok((out, groups))
+        Ok(Marking { tokens, groups })
+    }
+
+    /// Meta, definition and marking: what every view is made of.
+    async fn snapshot(&self, id: &str) -> Result<(Meta, Compiled, Marking), NetError> {
+        let (meta, c) = self.load(id).await?;
+        Ok((meta, c, self.marking(id).await?))
     }
 
     /// The net: status, counters, places (with token counts) and transitions.
-    pub async fn view(&self, id: &str) -> Result<Value, NetError> {
-        let (meta, c) = self.load(id).await?;
-        let (marking, groups) = self.marking(id).await?;
-        let n = |k: &str| meta.get(k).and_then(|v| v.parse::<i64>().ok()).unwrap_or(0);
-        let places: Vec<Value> = c
-            .places
-            .iter()
-            .enumerate()
-            .map(|(i, name)| json!({"index": i, "name": name, "tokens": marking.get(&i).map_or(0, BTreeMap::len)}))
-            .collect();
-        let transitions: Vec<Value> = c
-            .transitions
-            .iter()
-            .enumerate()
-            .map(|(i, t)| {
-                json!({"index": i, "name": t.name, "type": if t.barrier { "barrier" } else { "basic" },
-                       "inputs": t.inputs.iter().map(|&p| &c.places[p]).collect::<Vec<_>>(),
-                       "outputs": t.outputs.iter().map(|&p| &c.places[p]).collect::<Vec<_>>(),
-                       "action": t.action})
-            })
-            .collect();
-        Ok(json!({
-            "id": id,
-            "net_key": id,
-            "status": meta.get("status"),
-            "active": meta.get("active").map(String::as_str) == Some("1"),
-            "failure": meta.get("failure"),
-            "created": iso_ms(n("created")),
-            "updated": iso_ms(n("updated")),
-            "fired": n("fired"),
-            "notifications": n("notifications"),
-            "expires_at": meta.get("expires_at").and_then(|v| v.parse().ok()).map(iso_ms),
-            "places": places,
-            "transitions": transitions,
-            "color_groups": groups.len(),
-        }))
+    #[tracing::instrument(skip_all, fields(net_id = %id), err)]
+    pub async fn view(&self, id: &str) -> Result<NetView, NetError> {
+        let (meta, c, marking) = self.snapshot(id).await?;
+        Ok(NetView::new(id, &meta, &c, &marking))
+    }
+
+    /// The tokens of every place, with their data, and the colour groups.
+    #[tracing::instrument(skip_all, fields(net_id = %id), err)]
+    pub async fn places(&self, id: &str) -> Result<PlacesView, NetError> {
+        let (_, c, marking) = self.snapshot(id).await?;
+        Ok(PlacesView::new(&c, marking))
     }
 
     /// Which transitions are enabled, and what the waiting ones wait for.
-    pub async fn explain(&self, id: &str) -> Result<Value, NetError> {
-        let (meta, c) = self.load(id).await?;
-        let (marking, groups) = self.marking(id).await?;
-        let mut out = Vec::new();
-        for (ti, t) in c.transitions.iter().enumerate() {
-            let mut colors: Vec<i64> = t
-                .inputs
-                .iter()
-                .flat_map(|p| marking.get(p).into_iter().flat_map(|m| m.keys().copied()))
-                .collect();
-            colors.sort_unstable();
-            colors.dedup();
-            let mut enabled = vec![];
-            let mut waiting = vec![];
-            for col in colors {
-                let missing: Vec<&str> = t
-                    .inputs
-                    .iter()
-                    .filter(|p| !marking.get(p).is_some_and(|m| m.contains_key(&col)))
-                    .map(|&p| c.places[p].as_str())
-                    .collect();
-                if missing.is_empty() {
-                    enabled.push(json!({"color": col}));
-                } else {
-                    waiting.push(json!({"color": col, "missing": missing}));
-                }
-            }
-            let mut entry = json!({"transition": ti, "name": t.name, "action": t.action.name()});
-            if t.barrier {
-                // Per group: how many colours are complete in every input.
-                let mut per_group: BTreeMap<i64, (i64, i64)> = BTreeMap::new();
-                for (&g, gv) in &groups {
-                    let (b, e) = (
-                        gv["begin"].as_i64().unwrap_or(0),
-                        gv["end"].as_i64().unwrap_or(0),
-                    );
-                    let complete = (b..e)
-                        .filter(|col| {
-                            t.inputs
-                                .iter()
-                                .all(|p| marking.get(p).is_some_and(|m| m.contains_key(col)))
-                        })
-                        .count() as i64;
-                    if complete > 0 {
-                        per_group.insert(g, (complete, e - b));
-                    }
-                }
-                entry["groups"] = json!(per_group
-                    .iter()
-                    .map(|(g, (have, need))| json!({"group": g, "complete_colors": have, "group_size": need}))
-                    .collect::<Vec<_>>());
-            } else {
-                entry["enabled"] = Value::Array(enabled);
-                entry["waiting"] = Value::Array(waiting);
-            }
-            out.push(entry);
-        }
-        let mut stuck = vec![];
-        if meta.get("active").map(String::as_str) != Some("1") {
-            stuck.push("the net is paused (PATCH {\"active\": true} resumes it)".to_owned());
-        }
-        if meta.get("status").map(String::as_str) == Some("failed") {
-            stuck.push(format!(
-                "the net failed: {}",
-                meta.get("failure").cloned().unwrap_or_default()
-            ));
-        }
-        Ok(json!({"id": id, "status": meta.get("status"), "notes": stuck, "transitions": out}))
+    #[tracing::instrument(skip_all, fields(net_id = %id), err)]
+    pub async fn explain(&self, id: &str) -> Result<ExplainView, NetError> {
+        let (meta, c, marking) = self.snapshot(id).await?;
+        Ok(ExplainView::new(id, &meta, &c, &marking))
     }
 
     /// Graphviz DOT with the current marking.
+    #[tracing::instrument(skip_all, fields(net_id = %id), err)]
     pub async fn dot(&self, id: &str) -> Result<String, NetError> {
-        let (_, c) = self.load(id).await?;
-        let (marking, _) = self.marking(id).await?;
+        let (_, c, marking) = self.snapshot(id).await?;
         let esc = |s: &str| s.replace('\\', "\\\\").replace('"', "\\\"");
         let mut s = format!("digraph \"{}\" {{\n  rankdir=LR;\n", esc(id));
         for (i, p) in c.places.iter().enumerate() {
-            let n = marking.get(&i).map_or(0, BTreeMap::len);
+            let n = marking.tokens.get(&i).map_or(0, BTreeMap::len);
             let label = if n > 0 {
                 format!("{}\\n● {n}", esc(p))
             } else {
@@ -469,6 +426,7 @@ impl NetStore {
     }
 
     /// Nets, newest first, `limit` per page from `cursor` ("ms:id").
+    #[tracing::instrument(skip_all, err)]
     pub async fn list(
         &self,
         limit: usize,
