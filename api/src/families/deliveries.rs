@@ -82,10 +82,7 @@ impl From<DeliveryError> for AppError {
                 Code::DeliveryStateConflict,
                 format!("delivery is {state}; not possible in this state"),
             ),
-            DeliveryError::Redis(_) | DeliveryError::Pool(_) => {
-                AppError::new(Code::RedisUnavailable, e.to_string())
-            }
-            DeliveryError::Reply(_) => AppError::internal(e),
+            DeliveryError::Store(e) => AppError::store(&e),
         }
     }
 }
@@ -104,6 +101,105 @@ pub(crate) struct CreateBody {
     policy: Option<String>,
     #[serde(default)]
     idempotency_key: Option<String>,
+}
+
+impl CreateBody {
+    /// Check every field (each error says where) and build the delivery.
+    fn into_delivery(self, st: &DeliveriesApi) -> AppResult<NewDelivery> {
+        let destination = check_url(&self.url, st.allow_link_local)?;
+        let method = check_method(self.method)?;
+        let headers = check_headers(self.headers)?;
+        let policy = self
+            .policy
+            .unwrap_or_else(|| st.policies.default_name().to_owned());
+        if st.policies.get(&policy).is_none() {
+            return Err(AppError::new(
+                Code::PolicyUnknown,
+                format!(
+                    "unknown retry policy {policy:?}; known: {}",
+                    st.policies.names().join(", ")
+                ),
+            )
+            .at("body.policy"));
+        }
+        if let Some(k) = &self.idempotency_key {
+            check_idempotency_key(k)?;
+        }
+        let body =
+            serde_json::to_string(&self.body.unwrap_or(Value::Null)).map_err(AppError::internal)?;
+        Ok(NewDelivery {
+            url: self.url,
+            method,
+            headers,
+            body,
+            policy,
+            idempotency_key: self.idempotency_key,
+            destination,
+            owner: None,
+        })
+    }
+}
+
+fn check_method(method: Option<String>) -> AppResult<String> {
+    let method = method.unwrap_or_else(|| "POST".into()).to_ascii_uppercase();
+    if !["POST", "PUT", "PATCH", "DELETE", "GET"].contains(&method.as_str()) {
+        return Err(AppError::new(
+            Code::MethodInvalid,
+            "method must be POST, PUT, PATCH, DELETE or GET",
+        )
+        .at("body.method"));
+    }
+    Ok(method)
+}
+
+/// Header names lower-cased; reserved and malformed ones refused.
+fn check_headers(given: BTreeMap<String, String>) -> AppResult<BTreeMap<String, String>> {
+    if given.len() > HEADERS_MAX {
+        return Err(AppError::new(
+            Code::HeadersInvalid,
+            format!("at most {HEADERS_MAX} headers"),
+        )
+        .at("body.headers"));
+    }
+    let mut headers = BTreeMap::new();
+    for (k, v) in given {
+        let at = format!("body.headers.{k}");
+        let name = k.to_ascii_lowercase();
+        if axum::http::HeaderName::from_bytes(name.as_bytes()).is_err()
+            || RESERVED.contains(&name.as_str())
+        {
+            return Err(AppError::new(
+                Code::HeadersInvalid,
+                format!("header {k:?} is invalid or set by Switchyard"),
+            )
+            .at(at));
+        }
+        if v.len() > HEADER_VALUE_MAX || HeaderValue::from_str(&v).is_err() {
+            return Err(
+                AppError::new(Code::HeadersInvalid, "header value is invalid or too long").at(at),
+            );
+        }
+        headers.insert(name, v);
+    }
+    Ok(headers)
+}
+
+fn check_idempotency_key(k: &str) -> AppResult<()> {
+    if k.is_empty()
+        || k.len() > IDEMPOTENCY_KEY_MAX
+        || !k
+            .bytes()
+            .all(|c| c.is_ascii_alphanumeric() || b"._:-".contains(&c))
+    {
+        return Err(AppError::new(
+            Code::IdempotencyKeyInvalid,
+            format!(
+                "idempotency_key: 1–{IDEMPOTENCY_KEY_MAX} characters of letters, digits, '.', '_', ':', '-'"
+            ),
+        )
+        .at("body.idempotency_key"));
+    }
+    Ok(())
 }
 
 /// Check a destination URL with the same parser the worker uses; answers `host:port`.
@@ -125,7 +221,7 @@ pub fn check_url(raw: &str, allow_link_local: bool) -> AppResult<String> {
     };
     if let Some(ip) = ip
         && !allow_link_local
-        && switchyard_shared::families::deliveries::address_forbidden(ip)
+        && switchyard_shared::platform::ids::address_forbidden(ip)
     {
         return Err(bad(
             "link-local and metadata addresses are refused (see --allow-link-local)",
@@ -153,81 +249,7 @@ pub(crate) async fn create(
     State(st): State<DeliveriesApi>,
     JsonBody(b): JsonBody<CreateBody>,
 ) -> AppResult<Response> {
-    let destination = check_url(&b.url, st.allow_link_local)?;
-    let method = b
-        .method
-        .unwrap_or_else(|| "POST".into())
-        .to_ascii_uppercase();
-    if !["POST", "PUT", "PATCH", "DELETE", "GET"].contains(&method.as_str()) {
-        return Err(AppError::new(
-            Code::MethodInvalid,
-            "method must be POST, PUT, PATCH, DELETE or GET",
-        )
-        .at("body.method"));
-    }
-    if b.headers.len() > HEADERS_MAX {
-        return Err(AppError::new(
-            Code::HeadersInvalid,
-            format!("at most {HEADERS_MAX} headers"),
-        )
-        .at("body.headers"));
-    }
-    let mut headers = BTreeMap::new();
-    for (k, v) in b.headers {
-        let at = format!("body.headers.{k}");
-        let name = k.to_ascii_lowercase();
-        if axum::http::HeaderName::from_bytes(name.as_bytes()).is_err()
-            || RESERVED.contains(&name.as_str())
-        {
-            return Err(AppError::new(
-                Code::HeadersInvalid,
-                format!("header {k:?} is invalid or set by Switchyard"),
-            )
-            .at(at));
-        }
-        if v.len() > HEADER_VALUE_MAX || HeaderValue::from_str(&v).is_err() {
-            return Err(
-                AppError::new(Code::HeadersInvalid, "header value is invalid or too long").at(at),
-            );
-        }
-        headers.insert(name, v);
-    }
-    let policy = b
-        .policy
-        .unwrap_or_else(|| st.policies.default_name().to_owned());
-    if st.policies.get(&policy).is_none() {
-        return Err(AppError::new(
-            Code::PolicyUnknown,
-            format!(
-                "unknown retry policy {policy:?}; known: {}",
-                st.policies.names().join(", ")
-            ),
-        )
-        .at("body.policy"));
-    }
-    if let Some(k) = &b.idempotency_key
-        && (k.is_empty()
-            || k.len() > IDEMPOTENCY_KEY_MAX
-            || !k
-                .bytes()
-                .all(|c| c.is_ascii_alphanumeric() || b"._:-".contains(&c)))
-    {
-        return Err(AppError::new(Code::IdempotencyKeyInvalid,
-            format!("idempotency_key: 1–{IDEMPOTENCY_KEY_MAX} characters of letters, digits, '.', '_', ':', '-'"),
-        )
-        .at("body.idempotency_key"));
-    }
-    let body = serde_json::to_string(&b.body.unwrap_or(Value::Null)).map_err(AppError::internal)?;
-    let new = NewDelivery {
-        url: b.url,
-        method,
-        headers,
-        body,
-        policy,
-        idempotency_key: b.idempotency_key,
-        destination,
-        owner: None,
-    };
+    let new = b.into_delivery(&st)?;
     let (id, created) = st.deliveries.enqueue(&new).await?;
     metrics::counter!("switchyard_deliveries_enqueued_total").increment(u64::from(created));
     let view = st.deliveries.get(&id, false).await?;

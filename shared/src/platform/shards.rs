@@ -238,6 +238,7 @@ pub fn shard_tags(shards: u16) -> Vec<String> {
 
 #[cfg(test)]
 mod tests {
+    #![allow(clippy::unwrap_used)]
     use super::*;
     use std::collections::HashSet;
 

@@ -30,7 +30,7 @@ pub use windows::{BuildWindows, WindowRule};
 mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
-    use chrono::TimeZone;
+    use chrono::{TimeZone, Utc};
 
     #[test]
     fn names_are_checked() {

@@ -160,6 +160,15 @@ mod tests {
     use super::*;
 
     #[test]
+    fn ids_name_their_shard() {
+        let id = new_id(7);
+        assert_eq!(shard_of_id(&id, 16), Some(7));
+        assert_eq!(shard_of_id(&id, 4), None, "shard out of range");
+        assert_eq!(shard_of_id("d7-xyz", 16), None);
+        assert_eq!(shard_of_id("../etc", 16), None);
+    }
+
+    #[test]
     fn an_owner_names_its_family_and_id() {
         assert_eq!(
             Owner::parse("net:abc:1"),

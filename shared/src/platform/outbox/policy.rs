@@ -213,3 +213,66 @@ impl Policies {
         v
     }
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    #[test]
+    fn scriptoria_waits_n5_plus_30_for_12_attempts_about_61_hours() {
+        let p = RetryPolicy::Scriptoria;
+        let delays: Vec<u64> = (1..12)
+            .map(|d| p.delay(d, Duration::ZERO, 0.5).unwrap().as_secs())
+            .collect();
+        assert_eq!(&delays[..5], &[30, 31, 62, 273, 1054]);
+        assert_eq!(delays[10], 100_030);
+        assert_eq!(p.delay(12, Duration::ZERO, 0.5), None);
+        let total: u64 = delays.iter().sum();
+        assert!((60 * 3600..62 * 3600).contains(&total), "{total}");
+    }
+
+    #[test]
+    fn svix_schedule() {
+        let p = RetryPolicy::svix();
+        let d: Vec<u64> = (1..8)
+            .map(|n| p.delay(n, Duration::ZERO, 0.0).unwrap().as_secs())
+            .collect();
+        assert_eq!(d, [5, 300, 1800, 7200, 18000, 36000, 36000]);
+        assert_eq!(p.delay(8, Duration::ZERO, 0.0), None);
+    }
+
+    #[test]
+    fn exponential_caps_jitters_and_gives_up_on_age() {
+        let p = RetryPolicy::parse(
+            "exponential:base=1s,factor=2,cap=5s,max_attempts=6,max_age=20s,jitter=none",
+        )
+        .unwrap();
+        let d: Vec<u64> = (1..6)
+            .map(|n| p.delay(n, Duration::ZERO, 0.3).unwrap().as_secs())
+            .collect();
+        assert_eq!(d, [1, 2, 4, 5, 5]);
+        assert_eq!(p.delay(6, Duration::ZERO, 0.3), None);
+        assert_eq!(p.delay(3, Duration::from_secs(18), 0.3), None, "max age");
+        let j =
+            RetryPolicy::parse("exponential:base=10s,factor=1,max_attempts=3,jitter=full").unwrap();
+        assert_eq!(
+            j.delay(1, Duration::ZERO, 0.5),
+            Some(Duration::from_secs(5))
+        );
+        assert!(RetryPolicy::parse("exponential:bogus=1").is_err());
+        assert!(RetryPolicy::parse("weird").is_err());
+        let s = RetryPolicy::parse("schedule:50ms,100ms").unwrap();
+        assert_eq!(s.max_attempts(), 3);
+    }
+
+    #[test]
+    fn policies_registry() {
+        let p = Policies::new(&["fast=schedule:10ms,10ms".into()], "svix").unwrap();
+        assert!(
+            p.get("fast").is_some() && p.get("svix").is_some() && p.get("scriptoria").is_some()
+        );
+        assert!(Policies::new(&[], "nope").is_err());
+        assert!(Policies::new(&["broken".into()], "svix").is_err());
+    }
+}

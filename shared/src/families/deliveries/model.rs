@@ -1,0 +1,146 @@
+//! The deliveries family's model: states, the record as the API shows it,
+//! and what a worker passes to the store around one attempt.
+
+use std::collections::{BTreeMap, HashMap};
+
+use serde::Serialize;
+use serde_json::Value;
+
+use crate::platform::outbox::KIND;
+use crate::platform::time::iso_ms;
+
+/// Attempt log entries kept per delivery.
+pub const ATTEMPT_LOG_CAP: u32 = 100;
+/// The states a delivery goes through.
+pub const STATES: [&str; 6] = [
+    "pending",
+    "in_flight",
+    "succeeded",
+    "failed_retrying",
+    "dead",
+    "cancelled",
+];
+
+/// The timer member of a delivery's next attempt.
+pub fn timer_member(id: &str) -> String {
+    crate::platform::work::timer_member(KIND, id)
+}
+
+#[derive(Serialize, Debug, Clone)]
+pub struct Attempt {
+    pub at: String,
+    pub outcome: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub status: Option<u16>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    pub latency_ms: u64,
+}
+
+#[derive(Serialize, Debug, Clone)]
+pub struct DeliveryView {
+    pub id: String,
+    pub state: String,
+    pub url: String,
+    pub method: String,
+    pub destination: String,
+    pub headers: Value,
+    pub body: Value,
+    pub policy: String,
+    pub attempts: u32,
+    pub created: String,
+    pub updated: String,
+    pub next_attempt_at: Option<String>,
+    pub last_status: Option<u16>,
+    pub last_error: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub attempt_log: Option<Vec<Attempt>>,
+}
+
+/// What a worker gets when it starts an attempt.
+#[derive(Debug, Clone)]
+pub enum Begin {
+    Skip(String),
+    Go(BeginAttempt),
+}
+
+#[derive(Debug, Clone)]
+pub struct BeginAttempt {
+    pub lease: i64,
+    pub url: String,
+    pub method: String,
+    pub headers: BTreeMap<String, String>,
+    pub body: String,
+    pub policy: String,
+    pub attempts: u32,
+    pub created_ms: i64,
+    pub owner: String,
+}
+
+/// A work entry being dead-lettered, for [`DeliveryStore::kill`].
+#[derive(Debug, Clone)]
+pub struct DeadEntry<'a> {
+    pub reason: &'a str,
+    pub group: &'a str,
+    pub entry_id: &'a str,
+    pub deliveries: u64,
+    pub dead_letters_max: u64,
+}
+
+/// The outcome of one attempt, for [`DeliveryStore::finish`].
+#[derive(Debug, Clone)]
+pub struct Finish<'a> {
+    pub id: &'a str,
+    pub lease: i64,
+    /// `succeeded`, `retry` or `dead`.
+    pub outcome: &'a str,
+    pub status: Option<u16>,
+    pub error: Option<&'a str>,
+    pub latency_ms: u64,
+    pub next_at_ms: i64,
+    pub started_ms: i64,
+    pub entry_id: &'a str,
+    pub group: &'a str,
+}
+
+pub(crate) fn view(rec: HashMap<String, String>, log: Option<Vec<String>>) -> DeliveryView {
+    let s = |k: &str| rec.get(k).cloned().unwrap_or_default();
+    let n = |k: &str| rec.get(k).and_then(|v| v.parse::<i64>().ok());
+    let state = s("state");
+    DeliveryView {
+        id: s("id"),
+        url: s("url"),
+        method: s("method"),
+        destination: s("destination"),
+        headers: serde_json::from_str(&s("headers")).unwrap_or(Value::Null),
+        body: serde_json::from_str(&s("body")).unwrap_or(Value::Null),
+        policy: s("policy"),
+        attempts: n("attempts").unwrap_or(0) as u32,
+        created: iso_ms(n("created").unwrap_or(0)),
+        updated: iso_ms(n("updated").unwrap_or(0)),
+        next_attempt_at: match state.as_str() {
+            "pending" | "failed_retrying" => n("next_at").map(iso_ms),
+            _ => None,
+        },
+        last_status: rec.get("last_status").and_then(|v| v.parse().ok()),
+        last_error: rec.get("last_error").filter(|e| !e.is_empty()).cloned(),
+        state,
+        attempt_log: log.map(|entries| {
+            entries
+                .iter()
+                .filter_map(|e| serde_json::from_str::<Value>(e).ok())
+                .map(|e| Attempt {
+                    at: iso_ms(e.get("at").and_then(Value::as_f64).unwrap_or(0.0) as i64),
+                    outcome: e
+                        .get("outcome")
+                        .and_then(Value::as_str)
+                        .unwrap_or_default()
+                        .to_owned(),
+                    status: e.get("status").and_then(Value::as_u64).map(|s| s as u16),
+                    error: e.get("error").and_then(Value::as_str).map(str::to_owned),
+                    latency_ms: e.get("latency_ms").and_then(Value::as_f64).unwrap_or(0.0) as u64,
+                })
+                .collect()
+        }),
+    }
+}
