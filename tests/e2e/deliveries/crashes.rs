@@ -1,6 +1,6 @@
 //! Deliveries survive crashes, shutdowns and racing schedulers: nothing lost, nothing forked.
 use std::collections::{HashMap, HashSet};
-use std::process::{Command, Stdio};
+
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -9,7 +9,7 @@ use serde_json::json;
 use switchyard_shared::families::deliveries::{DeliveryStore, NewDelivery};
 
 use crate::support::Receiver;
-use crate::support::{TestApp, eventually, spawn_app, worker_opts};
+use crate::support::{TestApp, WorkerProcess, eventually, spawn_app, worker_opts};
 
 #[tokio::test]
 async fn two_schedulers_move_each_of_10000_due_timers_once() {
@@ -93,34 +93,16 @@ async fn a_killed_worker_loses_nothing() {
     let stop = tokio_util::sync::CancellationToken::new();
     tokio::spawn(app.scheduler().run(stop.clone()));
     let spawn_worker = |name: &str| {
-        Command::new(env!("CARGO_BIN_EXE_switchyard"))
-            .args([
-                "worker",
-                "--redis-url",
-                &app.server.url,
-                "--worker-name",
-                name,
-            ])
-            .args([
-                "--worker-visibility",
-                "1s",
-                "--delivery-timeout",
-                "800ms",
+        WorkerProcess::spawn(
+            &app,
+            name,
+            &[
                 "--worker-block",
                 "100ms",
                 "--delivery-per-destination",
                 "32",
-            ])
-            .args([
-                "--retry-policy",
-                "fast=schedule:50ms,50ms,50ms",
-                "--log-level",
-                "warn",
-            ])
-            .stdout(Stdio::null())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .unwrap()
+            ],
+        )
     };
     let mut first = spawn_worker("first");
     let start = Instant::now();
@@ -131,8 +113,7 @@ async fn a_killed_worker_loses_nothing() {
         );
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
-    first.kill().unwrap(); // SIGKILL, mid-flight
-    first.wait().unwrap();
+    first.kill(); // SIGKILL, mid-flight
     let killed_at = rx.count();
     let mut second = spawn_worker("second");
     let mut conn = app.server.conn();
@@ -153,8 +134,7 @@ async fn a_killed_worker_loses_nothing() {
         async move { done }
     })
     .await;
-    second.kill().ok();
-    second.wait().ok();
+    second.kill();
     stop.cancel();
 
     let got = rx.received();

@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
+use crate::support::Rng;
 use crate::support::TestApp;
 
 const CLIENTS: usize = 64;
@@ -20,17 +21,6 @@ const GATES: [(&str, &str); 6] = [
     ("db", "live"),
     ("pipeline", "meta"),
 ];
-
-/// Small deterministic PRNG per client (xorshift), so a failure reproduces.
-struct Rng(u64);
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
-    }
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn racing_clients_never_share_a_gate_and_all_get_their_turn() {

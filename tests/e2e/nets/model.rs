@@ -3,7 +3,7 @@
 //! with one worker SIGKILLed mid-run.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
-use std::process::{Child, Command, Stdio};
+
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -11,20 +11,7 @@ use reqwest::StatusCode;
 use serde_json::{Value, json};
 
 use crate::support::Receiver;
-use crate::support::{TestApp, eventually};
-
-struct Rng(u64);
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
-    }
-    fn below(&mut self, n: usize) -> usize {
-        (self.next() % n as u64) as usize
-    }
-}
+use crate::support::{Rng, TestApp, WorkerProcess, eventually};
 
 /// A random marked graph: every place has at most one producer and at most
 /// one consumer, so the result does not depend on the order tokens arrive.
@@ -97,46 +84,18 @@ impl Model {
 }
 
 /// A worker process, killed when dropped (also when a test fails).
-pub struct Proc(pub Child);
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        self.0.kill().ok();
-        self.0.wait().ok();
-    }
-}
-
-fn spawn_worker(app: &TestApp, name: &str) -> Proc {
-    Proc(
-        Command::new(env!("CARGO_BIN_EXE_switchyard"))
-            .args([
-                "worker",
-                "--redis-url",
-                &app.server.url,
-                "--worker-name",
-                name,
-                "--log-level",
-                "warn",
-            ])
-            .args([
-                "--worker-visibility",
-                "1s",
-                "--delivery-timeout",
-                "800ms",
-                "--worker-block",
-                "50ms",
-            ])
-            .args([
-                "--net-fire-bound",
-                "3",
-                "--retry-policy",
-                "fast=schedule:50ms,50ms,50ms",
-            ])
-            .args(["--net-callback-policy", "fast"])
-            .stdout(Stdio::null())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .unwrap(),
+fn spawn_worker(app: &TestApp, name: &str) -> WorkerProcess {
+    WorkerProcess::spawn(
+        app,
+        name,
+        &[
+            "--worker-block",
+            "50ms",
+            "--net-fire-bound",
+            "3",
+            "--net-callback-policy",
+            "fast",
+        ],
     )
 }
 
@@ -219,8 +178,7 @@ async fn run_case(seed: u64, colors: usize, kill_one: bool) {
     if kill_one {
         // Kill worker a once callbacks are flowing.
         eventually(Duration::from_secs(30), || async { rx.count() >= 5 }).await;
-        workers[0].0.kill().unwrap();
-        workers[0].0.wait().unwrap();
+        workers[0].kill();
         workers.push(spawn_worker(&app, "c"));
     }
     for t in tasks {

@@ -4,9 +4,11 @@
 
 pub mod api;
 pub mod app;
+pub mod process;
 pub mod receiver;
 pub mod redis;
 
 pub use app::{TEST_SECRET, TestApp, eventually, spawn_app, worker_opts};
+pub use process::{Rng, WorkerProcess};
 pub use receiver::Receiver;
 pub use redis::RedisServer;
