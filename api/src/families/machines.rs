@@ -7,12 +7,13 @@ use axum::extract::{Path, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
-use serde::Deserialize;
-use serde_json::{Value, json};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
 use std::sync::Arc;
 
 use switchyard_shared::families::machines::{
-    BATCH_MAX, Event, MachineError, MachineSpec, MachineStore, valid_id, validate,
+    BATCH_MAX, Definition, EntityView, Event, MachineError, MachineSpec, MachineStore,
+    MachineSummary, MetricsReport, RejectReason, TransitionResult, nagios, valid_id, validate,
 };
 use switchyard_shared::platform::outbox::Policies;
 
@@ -78,7 +79,7 @@ fn scrape_hook(state: &MachinesApi) -> crate::families::ScrapeHook {
                     if let Ok(def) = machines.definition(&id).await
                         && let Ok(m) = machines.metrics(&def).await
                     {
-                        machines.export(&def, &m);
+                        m.export();
                     }
                 }
             }
@@ -88,14 +89,12 @@ fn scrape_hook(state: &MachinesApi) -> crate::families::ScrapeHook {
 
 impl From<MachineError> for AppError {
     fn from(e: MachineError) -> Self {
-        let msg = e.to_string();
         match e {
-            MachineError::NotFound => AppError::new(Code::StatemachineNotFound, msg),
-            MachineError::Exists => AppError::new(Code::StatemachineExists, msg).at("body.id"),
-            MachineError::Redis(_) | MachineError::Pool(_) => {
-                AppError::new(Code::RedisUnavailable, msg)
+            MachineError::NotFound => AppError::new(Code::StatemachineNotFound, e.to_string()),
+            MachineError::Exists => {
+                AppError::new(Code::StatemachineExists, e.to_string()).at("body.id")
             }
-            MachineError::Reply(_) => AppError::internal(msg),
+            MachineError::Store(e) => AppError::store(&e),
         }
     }
 }
@@ -115,15 +114,15 @@ fn check_sm(id: &str) -> AppResult<()> {
 /// Define a state machine: `{id, name, states: [{id, name, next: [...], initial?}], thresholds?: [...]}`.
 /// Initial states are those marked `"initial": true`, else the first state; states without `next` are terminal.
 #[utoipa::path(post, path = "/api/statemachines", tag = "statemachines",
-    request_body(content = Object, description = r#"{"id": "PROVISIONING", "name": "Product Provisioning", "states": [{"id": "1", "name": "Waiting Payment", "next": ["2", "3"]}]}"#),
-    responses((status = 201, description = "Created; Location"), (status = 400, description = "No states, duplicate ids, unknown next state"),
+    request_body(content = MachineSpec, description = r#"{"id": "PROVISIONING", "name": "Product Provisioning", "states": [{"id": "1", "name": "Waiting Payment", "next": ["2", "3"]}]}"#),
+    responses((status = 201, description = "Created; Location", body = Definition), (status = 400, description = "No states, duplicate ids, unknown next state"),
               (status = 409, description = "The id exists")))]
 pub(crate) async fn create(
     State(st): State<MachinesApi>,
     JsonBody(spec): JsonBody<MachineSpec>,
 ) -> AppResult<Response> {
-    let def =
-        validate(spec).map_err(|(at, msg)| AppError::new(Code::StatemachineInvalid, msg).at(at))?;
+    let def = validate(spec)
+        .map_err(|e| AppError::new(Code::StatemachineInvalid, e.message).at(e.location))?;
     st.machines.create(&def).await?;
     let mut h = HeaderMap::new();
     if let Ok(v) = HeaderValue::from_str(&format!("/api/statemachines/{}", def.id)) {
@@ -132,24 +131,30 @@ pub(crate) async fn create(
     Ok((StatusCode::CREATED, h, Json(def)).into_response())
 }
 
+/// Every state machine, by id.
+#[derive(Serialize, utoipa::ToSchema)]
+pub(crate) struct MachineList {
+    statemachines: Vec<MachineSummary>,
+}
+
 /// Every state machine.
 #[utoipa::path(get, path = "/api/statemachines", tag = "statemachines",
-    responses((status = 200, description = r#"{"statemachines": [{id, name, states}]}"#)))]
-pub(crate) async fn list(State(st): State<MachinesApi>) -> AppResult<Json<Value>> {
-    Ok(Json(json!({"statemachines": st.machines.list().await?})))
+    responses((status = 200, description = "Every state machine", body = MachineList)))]
+pub(crate) async fn list(State(st): State<MachinesApi>) -> AppResult<Json<MachineList>> {
+    Ok(Json(MachineList {
+        statemachines: st.machines.list().await?,
+    }))
 }
 
 /// One definition.
 #[utoipa::path(get, path = "/api/statemachines/{sm}", tag = "statemachines", params(("sm" = String, Path)),
-    responses((status = 200, description = "The definition"), (status = 404, description = "state machine not found")))]
+    responses((status = 200, description = "The definition", body = Definition), (status = 404, description = "state machine not found")))]
 pub(crate) async fn show(
     State(st): State<MachinesApi>,
     Path(sm): Path<String>,
-) -> AppResult<Json<Value>> {
+) -> AppResult<Json<Definition>> {
     check_sm(&sm)?;
-    Ok(Json(
-        serde_json::to_value(st.machines.definition(&sm).await?).map_err(AppError::internal)?,
-    ))
+    Ok(Json(st.machines.definition(&sm).await?))
 }
 
 /// Delete a state machine.
@@ -167,7 +172,7 @@ pub(crate) async fn delete(
 /// Thresholds are also checked right after transitions, at most once a second
 /// per machine and process, in the background (the scheduler checks them on
 /// its period regardless).
-fn check_soon(st: &MachinesApi, def: &switchyard_shared::families::machines::Definition) {
+fn check_soon(st: &MachinesApi, def: &Definition) {
     if def.thresholds.is_empty() {
         return;
     }
@@ -191,16 +196,27 @@ fn check_soon(st: &MachinesApi, def: &switchyard_shared::families::machines::Def
         st.policies.default_name().to_owned(),
     );
     tokio::spawn(async move {
-        let res = async {
-            let m = store.metrics(&def).await?;
-            let evaluated = store.evaluate(&def, &m).await?;
-            store.alert(&def, &evaluated, &policy).await
-        }
-        .await;
-        if let Err(e) = res {
+        if let Err(e) = store.check(&def, &policy).await {
             tracing::warn!(machine = %def.id, error = %e, "threshold check after a transition failed");
         }
     });
+}
+
+fn at_invalid(at: &str) -> AppError {
+    AppError::new(Code::AtInvalid, "at must be epoch milliseconds or ISO 8601")
+        .at(format!("{at}.at"))
+}
+
+/// `at` as epoch milliseconds: a number of them, or ISO 8601.
+fn parse_at(raw: Option<&Value>, at: &str) -> AppResult<Option<i64>> {
+    match raw {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::Number(n)) => n.as_i64().map(Some).ok_or_else(|| at_invalid(at)),
+        Some(Value::String(s)) => chrono::DateTime::parse_from_rfc3339(s)
+            .map(|t| Some(t.timestamp_millis()))
+            .map_err(|_| at_invalid(at)),
+        Some(_) => Err(at_invalid(at)),
+    }
 }
 
 /// Parse `at` (ISO 8601 or epoch milliseconds) and check an event.
@@ -217,28 +233,7 @@ fn prepare(mut e: Event, at: &str) -> AppResult<Event> {
             AppError::new(Code::StateInvalid, "to must be a state id").at(format!("{at}.to"))
         );
     }
-    e.at_ms = match &e.at {
-        None | Some(Value::Null) => None,
-        Some(Value::Number(n)) => Some(n.as_i64().ok_or_else(|| {
-            AppError::new(Code::AtInvalid, "at must be epoch milliseconds or ISO 8601")
-                .at(format!("{at}.at"))
-        })?),
-        Some(Value::String(s)) => Some(
-            chrono::DateTime::parse_from_rfc3339(s)
-                .map_err(|_| {
-                    AppError::new(Code::AtInvalid, "at must be epoch milliseconds or ISO 8601")
-                        .at(format!("{at}.at"))
-                })?
-                .timestamp_millis(),
-        ),
-        Some(_) => {
-            return Err(AppError::new(
-                Code::AtInvalid,
-                "at must be epoch milliseconds or ISO 8601",
-            )
-            .at(format!("{at}.at")));
-        }
-    };
+    e.at_ms = parse_at(e.at.as_ref(), at)?;
     if e.event_id
         .as_ref()
         .is_some_and(|id| id.is_empty() || id.len() > 200)
@@ -256,46 +251,57 @@ fn prepare(mut e: Event, at: &str) -> AppResult<Event> {
     Ok(e)
 }
 
+/// A rejected single transition as an error (409, or 400 for an unknown
+/// state) that lists the allowed states.
+fn rejection(reason: RejectReason, state: Option<&str>, allowed: Vec<String>) -> AppError {
+    // The state is quoted, as it always was (`move from "1" is not allowed`).
+    let state = format!("{:?}", state.unwrap_or_default());
+    let (code, text) = match reason {
+        RejectReason::NotInitial => (
+            Code::TransitionNotAllowed,
+            "a new entity must enter an initial state".to_owned(),
+        ),
+        RejectReason::Closed => (
+            Code::TransitionNotAllowed,
+            format!("the entity is closed (terminal state {state})"),
+        ),
+        RejectReason::UnknownState => (Code::StateUnknown, "unknown state".to_owned()),
+        RejectReason::NotAllowed => (
+            Code::TransitionNotAllowed,
+            format!("move from {state} is not allowed"),
+        ),
+    };
+    AppError::new(code, text)
+        .at("body.to")
+        .with("allowed", Value::from(allowed))
+}
+
 /// Move one entity: `{"to", "at"?, "data"?, "event_id"?}`. 409 lists the allowed states.
 #[utoipa::path(post, path = "/api/statemachines/{sm}/entities/{entity}/transitions", tag = "statemachines",
     params(("sm" = String, Path), ("entity" = String, Path)),
-    request_body(content = Object, description = r#"{"to": "2", "at": "2026-11-23T10:00:00Z", "data": {...}, "event_id": "evt-1"}"#),
-    responses((status = 200, description = r#"{"status": "applied"|"duplicate", from, to, closed}"#),
+    request_body(content = Event, description = r#"{"to": "2", "at": "2026-11-23T10:00:00Z", "data": {...}, "event_id": "evt-1"}"#),
+    responses((status = 200, description = r#"{"status": "applied"|"duplicate", from, to, closed}"#, body = TransitionResult),
               (status = 409, description = "Move not allowed: allowed states listed"), (status = 404, description = "state machine not found")))]
 pub(crate) async fn transition(
     State(st): State<MachinesApi>,
     Path((sm, entity)): Path<(String, String)>,
     JsonBody(mut e): JsonBody<Event>,
-) -> AppResult<Response> {
+) -> AppResult<Json<TransitionResult>> {
     check_sm(&sm)?;
     e.entity = entity;
     let e = prepare(e, "body")?;
     let def = st.machines.definition(&sm).await?;
-    let r = st
-        .machines
-        .transition(&def, &[e])
-        .await?
-        .into_iter()
-        .next()
-        .unwrap_or(Value::Null);
-    match r["status"].as_str() {
-        Some("rejected") => {
-            let reason = match r["reason"].as_str() {
-                Some("not_initial") => "a new entity must enter an initial state".to_owned(),
-                Some("closed") => format!("the entity is closed (terminal state {})", r["state"]),
-                Some("unknown_state") => "unknown state".to_owned(),
-                _ => format!("move from {} is not allowed", r["state"]),
-            };
-            let code = if r["reason"] == "unknown_state" {
-                Code::StateUnknown
-            } else {
-                Code::TransitionNotAllowed
-            };
-            Err(AppError::new(code, reason)
-                .at("body.to")
-                .with("allowed", r["allowed"].clone()))
-        }
-        _ => Ok(Json(r).into_response()),
+    let result = st.machines.transition(&def, &[e]).await?.into_iter().next();
+    match result {
+        Some(TransitionResult::Rejected {
+            reason,
+            state,
+            allowed,
+        }) => Err(rejection(reason, state.as_deref(), allowed)),
+        Some(r) => Ok(Json(r)),
+        None => Err(AppError::internal(
+            "the transition script answered no result",
+        )),
     }
 }
 
@@ -305,16 +311,30 @@ pub(crate) struct Batch {
     events: Vec<Event>,
 }
 
+/// A batch's outcomes, in the order of its events.
+#[derive(Serialize, utoipa::ToSchema)]
+pub(crate) struct BatchResults {
+    results: Vec<BatchResult>,
+}
+
+/// One event's outcome and its index in the batch.
+#[derive(Serialize, utoipa::ToSchema)]
+pub(crate) struct BatchResult {
+    index: usize,
+    #[serde(flatten)]
+    result: TransitionResult,
+}
+
 /// Up to 1,000 events in one call: `{"events": [{entity, to, at?, data?, event_id?}]}`; each gets its outcome.
 #[utoipa::path(post, path = "/api/statemachines/{sm}/transitions", tag = "statemachines", params(("sm" = String, Path)),
     request_body(content = Object, description = r#"{"events": [{"entity": "p1", "to": "1"}]}"#),
-    responses((status = 200, description = r#"{"results": [{index, status, ...}]}"#), (status = 400, description = "Bad event (named by index)"),
+    responses((status = 200, description = "One outcome per event", body = BatchResults), (status = 400, description = "Bad event (named by index)"),
               (status = 404, description = "state machine not found")))]
 pub(crate) async fn batch(
     State(st): State<MachinesApi>,
     Path(sm): Path<String>,
     JsonBody(b): JsonBody<Batch>,
-) -> AppResult<Json<Value>> {
+) -> AppResult<Json<BatchResults>> {
     check_sm(&sm)?;
     if b.events.is_empty() || b.events.len() > BATCH_MAX {
         return Err(AppError::new(
@@ -330,29 +350,26 @@ pub(crate) async fn batch(
         .map(|(i, e)| prepare(e, &format!("body.events[{i}]")))
         .collect::<AppResult<Vec<_>>>()?;
     let def = st.machines.definition(&sm).await?;
-    let results: Vec<Value> = st
+    let results = st
         .machines
         .transition(&def, &events)
         .await?
         .into_iter()
         .enumerate()
-        .map(|(i, mut r)| {
-            r["index"] = json!(i);
-            r
-        })
+        .map(|(index, result)| BatchResult { index, result })
         .collect();
     check_soon(&st, &def);
-    Ok(Json(json!({"results": results})))
+    Ok(Json(BatchResults { results }))
 }
 
 /// An entity's current state and history.
 #[utoipa::path(get, path = "/api/statemachines/{sm}/entities/{entity}", tag = "statemachines",
     params(("sm" = String, Path), ("entity" = String, Path)),
-    responses((status = 200, description = "state, entered, closed, history"), (status = 404, description = "unknown machine or entity")))]
+    responses((status = 200, description = "state, entered, closed, history", body = EntityView), (status = 404, description = "unknown machine or entity")))]
 pub(crate) async fn entity(
     State(st): State<MachinesApi>,
     Path((sm, entity)): Path<(String, String)>,
-) -> AppResult<Json<Value>> {
+) -> AppResult<Json<EntityView>> {
     check_sm(&sm)?;
     st.machines.definition(&sm).await?;
     match st.machines.entity(&sm, &entity).await? {
@@ -361,22 +378,18 @@ pub(crate) async fn entity(
     }
 }
 
-/// Per state: count, oldest age, time-in-state percentiles, entries/exits over 1m/5m/1h; per edge; rejections.
+/// Per state: count, oldest age, time-in-state percentiles, entries/exits over 1m/5m/1h; per edge; rejections; thresholds.
 #[utoipa::path(get, path = "/api/statemachines/{sm}/metrics", tag = "statemachines", params(("sm" = String, Path)),
-    responses((status = 200, description = "Metrics"), (status = 404, description = "state machine not found")))]
+    responses((status = 200, description = "Metrics", body = MetricsReport), (status = 404, description = "state machine not found")))]
 pub(crate) async fn metrics_json(
     State(st): State<MachinesApi>,
     Path(sm): Path<String>,
-) -> AppResult<Json<Value>> {
+) -> AppResult<Json<MetricsReport>> {
     check_sm(&sm)?;
     let def = st.machines.definition(&sm).await?;
-    let mut m = st.machines.metrics(&def).await?;
+    let m = st.machines.metrics(&def).await?;
     let evaluated = st.machines.evaluate(&def, &m).await?;
-    m["thresholds"] = json!(evaluated
-        .iter()
-        .map(|(t, firing, msg)| json!({"id": t.id, "state": t.state, "kind": t.kind, "severity": t.severity, "firing": firing, "message": msg}))
-        .collect::<Vec<_>>());
-    Ok(Json(m))
+    Ok(Json(MetricsReport::new(m, &evaluated)))
 }
 
 /// Nagios plugin style: `OK|WARNING|CRITICAL - … | perfdata`.
@@ -390,7 +403,7 @@ pub(crate) async fn check(
     let def = st.machines.definition(&sm).await?;
     let m = st.machines.metrics(&def).await?;
     let evaluated = st.machines.evaluate(&def, &m).await?;
-    let (_, text) = MachineStore::nagios(&def, &m, &evaluated);
+    let (_, text) = nagios::check(&def, &m, &evaluated);
     Ok((
         [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
         text + "\n",
