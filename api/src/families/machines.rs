@@ -292,6 +292,7 @@ pub(crate) async fn transition(
     let e = prepare(e, "body")?;
     let def = st.machines.definition(&sm).await?;
     let result = st.machines.transition(&def, &[e]).await?.into_iter().next();
+    check_soon(&st, &def);
     match result {
         Some(TransitionResult::Rejected {
             reason,

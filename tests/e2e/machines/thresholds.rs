@@ -6,7 +6,7 @@ use serde_json::{Value, json};
 
 use super::provisioning;
 use crate::support::Receiver;
-use crate::support::{eventually, spawn_app};
+use crate::support::{TestApp, eventually, spawn_app};
 
 #[tokio::test]
 async fn thresholds_fire_once_respect_cooldown_and_recover() {
@@ -111,5 +111,34 @@ async fn an_alert_held_back_by_the_cooldown_is_sent_when_it_ends() {
     assert_eq!(
         (s, e["where"].as_str()),
         (StatusCode::BAD_REQUEST, Some("body.thresholds[1].id"))
+    );
+}
+
+#[tokio::test]
+async fn a_single_transition_checks_thresholds_right_away() {
+    // The scheduler is configured to check once an hour and is not even
+    // running: only the check right after the transition can send this alert.
+    let app = TestApp::builder()
+        .with_config(|c| c.families.machines.sm_check_interval = Duration::from_secs(3600))
+        .spawn()
+        .await;
+    let rx = Receiver::ok().await;
+    let _w = app.run_worker_only("w");
+    let mut def = provisioning();
+    def["thresholds"] = json!([{"id": "any-waiting", "state": "1", "kind": "count_above", "value": 0,
+        "severity": "critical", "action": {"type": "webhook", "url": rx.url}}]);
+    let (s, b) = app.post("/api/statemachines", def).await;
+    assert_eq!(s, StatusCode::CREATED, "{b}");
+    let (s, b) = app.machines().transition("PROVISIONING", "a", "1").await;
+    assert_eq!(
+        (s, b["status"].as_str()),
+        (StatusCode::OK, Some("applied")),
+        "{b}"
+    );
+    eventually(Duration::from_secs(5), || async { rx.count() == 1 }).await;
+    let alert: Value = serde_json::from_str(&rx.received()[0].body).unwrap();
+    assert_eq!(
+        (alert["threshold"].as_str(), alert["status"].as_str()),
+        (Some("any-waiting"), Some("firing"))
     );
 }
