@@ -689,24 +689,13 @@ pub(crate) async fn tas_services(
     q: Result<Query<TasQuery>, axum::extract::rejection::QueryRejection>,
     JsonBody(body): JsonBody<TasV0>,
 ) -> AppResult<Json<Value>> {
-    let queue = queue_flag(query(q)?)?;
-    check_ticket(&body.ticket)?;
-    check_link(&body.link)?;
-    let mut gates = Vec::new();
-    for (service, envs) in body.services {
-        let at = format!("body.services.{service}");
-        push_gates(&mut gates, None, service, envs, &at)?;
-    }
-    tas(
-        &st,
-        &actor,
-        TasRequest {
-            gates,
-            ticket: body.ticket,
-            queue,
-            link: body.link,
-        },
-    )
+    tas_checked(&st, &actor, q, body.ticket, body.link, |gates| {
+        for (service, envs) in body.services {
+            let at = format!("body.services.{service}");
+            push_gates(gates, None, service, envs, &at)?;
+        }
+        Ok(())
+    })
     .await
 }
 
@@ -722,25 +711,42 @@ pub(crate) async fn tas_gates(
     q: Result<Query<TasQuery>, axum::extract::rejection::QueryRejection>,
     JsonBody(body): JsonBody<TasGrouped>,
 ) -> AppResult<Json<Value>> {
-    let queue = queue_flag(query(q)?)?;
-    check_ticket(&body.ticket)?;
-    check_link(&body.link)?;
-    let mut gates = Vec::new();
-    for (group, services) in body.gates {
-        check_name(&group, &format!("body.gates.{group}"))?;
-        for (service, envs) in services {
-            let at = format!("body.gates.{group}.{service}");
-            push_gates(&mut gates, Some(&group), service, envs, &at)?;
+    tas_checked(&st, &actor, q, body.ticket, body.link, |gates| {
+        for (group, services) in body.gates {
+            check_name(&group, &format!("body.gates.{group}"))?;
+            for (service, envs) in services {
+                let at = format!("body.gates.{group}.{service}");
+                push_gates(gates, Some(&group), service, envs, &at)?;
+            }
         }
-    }
+        Ok(())
+    })
+    .await
+}
+
+/// What both test-and-set shapes share: the query flag, ticket and link
+/// checks (in that order), then the gates `collect` gathers.
+async fn tas_checked(
+    st: &GatesApi,
+    actor: &Actor,
+    q: Result<Query<TasQuery>, axum::extract::rejection::QueryRejection>,
+    ticket: Option<String>,
+    link: Option<String>,
+    collect: impl FnOnce(&mut Vec<GateRef>) -> AppResult<()>,
+) -> AppResult<Json<Value>> {
+    let queue = queue_flag(query(q)?)?;
+    check_ticket(&ticket)?;
+    check_link(&link)?;
+    let mut gates = Vec::new();
+    collect(&mut gates)?;
     tas(
-        &st,
-        &actor,
+        st,
+        actor,
         TasRequest {
             gates,
-            ticket: body.ticket,
+            ticket,
             queue,
-            link: body.link,
+            link,
         },
     )
     .await
