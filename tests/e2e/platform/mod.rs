@@ -2,4 +2,5 @@
 
 mod bad_input;
 mod health;
+mod owners;
 mod worker;
