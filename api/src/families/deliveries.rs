@@ -12,7 +12,9 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 use std::sync::Arc;
 
-use switchyard_shared::families::deliveries::{DeliveryError, DeliveryStore, NewDelivery, STATES};
+use switchyard_shared::families::deliveries::{
+    DeliveryError, DeliveryStore, DeliveryView, NewDelivery, STATES,
+};
 use switchyard_shared::platform::outbox::Policies;
 
 use crate::error::{AppError, AppResult, Code};
@@ -243,7 +245,7 @@ fn location(id: &str) -> HeaderValue {
 /// 201 with `Location`; the same idempotency key again answers 200 with the first delivery.
 #[utoipa::path(post, path = "/v1/deliveries", tag = "deliveries",
     request_body(content = Object, description = r#"{"url": "https://example.com/hook", "method": "POST", "headers": {"x-team": "a"}, "body": {"event": "x"}, "policy": "svix", "idempotency_key": "order-42"}"#),
-    responses((status = 201, description = "Created; Location header"), (status = 200, description = "Existing delivery of this idempotency key"),
+    responses((status = 201, description = "Created; Location header", body = DeliveryView), (status = 200, description = "Existing delivery of this idempotency key", body = DeliveryView),
               (status = 400, description = "Invalid url, method, header, policy or key")))]
 pub(crate) async fn create(
     State(st): State<DeliveriesApi>,
@@ -323,7 +325,7 @@ pub(crate) async fn list(
 /// One delivery with its attempt log (newest first).
 #[utoipa::path(get, path = "/v1/deliveries/{id}", tag = "deliveries",
     params(("id" = String, Path)),
-    responses((status = 200, description = "The delivery"), (status = 404, description = "delivery not found")))]
+    responses((status = 200, description = "The delivery, with its attempt log", body = DeliveryView), (status = 404, description = "delivery not found")))]
 pub(crate) async fn show(
     State(st): State<DeliveriesApi>,
     Path(id): Path<String>,

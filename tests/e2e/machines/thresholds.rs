@@ -142,3 +142,31 @@ async fn a_single_transition_checks_thresholds_right_away() {
         (Some("any-waiting"), Some("firing"))
     );
 }
+
+/// The scheduler's alerts go out with the configured default retry policy
+/// (it used to hard-code `svix`).
+#[tokio::test]
+async fn scheduler_alerts_use_the_default_retry_policy() {
+    let app = spawn_app().await;
+    let rx = Receiver::ok().await;
+    let mut def = provisioning();
+    def["thresholds"] = json!([
+        {"state": "1", "kind": "oldest_age_above", "age_seconds": 1, "severity": "warning",
+         "action": {"type": "webhook", "url": rx.url}}
+    ]);
+    let (s, b) = app.post("/api/statemachines", def).await;
+    assert_eq!(s, StatusCode::CREATED, "{b}");
+    app.machines().transition("PROVISIONING", "a", "1").await;
+    // Nothing is old yet, so the check right after the transition sends
+    // nothing; only the scheduler's later check can.
+    let sched = app.scheduler();
+    eventually(Duration::from_secs(10), || async {
+        sched.step("machines.thresholds").await.unwrap() > 0
+    })
+    .await;
+    let (_, list) = app.get("/v1/deliveries").await;
+    let alerts = list["deliveries"].as_array().unwrap();
+    assert_eq!(alerts.len(), 1, "{list}");
+    assert_eq!(alerts[0]["policy"], app.config.outbox.default_retry_policy);
+    assert_eq!(alerts[0]["policy"], "fast");
+}

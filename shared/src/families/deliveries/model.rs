@@ -26,7 +26,8 @@ pub fn timer_member(id: &str) -> String {
     crate::platform::work::timer_member(KIND, id)
 }
 
-#[derive(Serialize, Debug, Clone)]
+/// One attempt of a delivery, as the attempt log shows it.
+#[derive(Serialize, Debug, Clone, utoipa::ToSchema)]
 pub struct Attempt {
     pub at: String,
     pub outcome: String,
@@ -37,7 +38,8 @@ pub struct Attempt {
     pub latency_ms: u64,
 }
 
-#[derive(Serialize, Debug, Clone)]
+/// A delivery as the API shows it.
+#[derive(Serialize, Debug, Clone, utoipa::ToSchema)]
 pub struct DeliveryView {
     pub id: String,
     pub state: String,

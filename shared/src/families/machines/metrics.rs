@@ -106,7 +106,7 @@ impl MachineMetrics {
 
 impl MachineStore {
     /// Read a machine's figures now.
-    #[tracing::instrument(skip_all, fields(machine_id = %def.id), err)]
+    #[tracing::instrument(skip_all, fields(machine_id = %def.id), err(level = "debug"))]
     pub async fn metrics(&self, def: &Definition) -> Result<MachineMetrics, MachineError> {
         let k = self.keys(&def.id);
         let now = now_ms();

@@ -170,7 +170,7 @@ impl MachineStore {
         Ok(self.pool.get().await?)
     }
 
-    #[tracing::instrument(skip_all, fields(machine_id = %def.id), err)]
+    #[tracing::instrument(skip_all, fields(machine_id = %def.id), err(level = "debug"))]
     pub async fn create(&self, def: &Definition) -> Result<(), MachineError> {
         let k = self.keys(&def.id);
         let json = serde_json::to_string(def).map_err(|e| StoreError::Encode(e.to_string()))?;
@@ -187,14 +187,14 @@ impl MachineStore {
         Ok(())
     }
 
-    #[tracing::instrument(skip_all, fields(machine_id = %id), err)]
+    #[tracing::instrument(skip_all, fields(machine_id = %id), err(level = "debug"))]
     pub async fn definition(&self, id: &str) -> Result<Definition, MachineError> {
         let raw: Option<String> = self.conn().await?.hget(self.keys(id).meta(), "def").await?;
         let raw = raw.ok_or(MachineError::NotFound)?;
         Ok(serde_json::from_str(&raw).map_err(|e| StoreError::Reply(e.to_string()))?)
     }
 
-    #[tracing::instrument(skip_all, fields(machine_id = %id), err)]
+    #[tracing::instrument(skip_all, fields(machine_id = %id), err(level = "debug"))]
     pub async fn delete(&self, id: &str) -> Result<(), MachineError> {
         let def = self.definition(id).await?;
         let k = self.keys(id);
@@ -215,7 +215,7 @@ impl MachineStore {
     }
 
     /// Every machine, by id.
-    #[tracing::instrument(skip_all, err)]
+    #[tracing::instrument(skip_all, err(level = "debug"))]
     pub async fn list(&self) -> Result<Vec<MachineSummary>, MachineError> {
         let mut conn = self.conn().await?;
         let mut out = vec![];
@@ -234,7 +234,7 @@ impl MachineStore {
     }
 
     /// Ids of every machine.
-    #[tracing::instrument(skip_all, err)]
+    #[tracing::instrument(skip_all, err(level = "debug"))]
     pub async fn ids(&self) -> Result<Vec<String>, MachineError> {
         let mut conn = self.conn().await?;
         let mut out = vec![];
@@ -246,7 +246,7 @@ impl MachineStore {
     }
 
     /// Apply events (one call); one result per event, in order.
-    #[tracing::instrument(skip_all, fields(machine_id = %def.id), err)]
+    #[tracing::instrument(skip_all, fields(machine_id = %def.id), err(level = "debug"))]
     pub async fn transition(
         &self,
         def: &Definition,
@@ -280,7 +280,7 @@ impl MachineStore {
     }
 
     /// An entity's state and history (newest first).
-    #[tracing::instrument(skip_all, fields(machine_id = %id), err)]
+    #[tracing::instrument(skip_all, fields(machine_id = %id), err(level = "debug"))]
     pub async fn entity(&self, id: &str, entity: &str) -> Result<Option<EntityView>, MachineError> {
         let k = self.keys(id);
         let (h, hist): (HashMap<String, String>, Vec<String>) = redis::pipe()

@@ -89,7 +89,7 @@ struct AlertReply {
 
 impl MachineStore {
     /// Evaluate every threshold of `def` against `metrics`.
-    #[tracing::instrument(skip_all, fields(machine_id = %def.id), err)]
+    #[tracing::instrument(skip_all, fields(machine_id = %def.id), err(level = "debug"))]
     pub async fn evaluate(
         &self,
         def: &Definition,
@@ -175,7 +175,7 @@ impl MachineStore {
 
     /// Move alert states and send notifications; returns (threshold id,
     /// "alert" | "recovery") for each sent.
-    #[tracing::instrument(skip_all, fields(machine_id = %def.id), err)]
+    #[tracing::instrument(skip_all, fields(machine_id = %def.id), err(level = "debug"))]
     pub async fn alert(
         &self,
         def: &Definition,
@@ -257,7 +257,7 @@ impl MachineStore {
     }
 
     /// [`check`](Self::check) every machine; returns notifications sent.
-    #[tracing::instrument(skip_all, err)]
+    #[tracing::instrument(skip_all, err(level = "debug"))]
     pub async fn check_all(&self, policy: &str) -> Result<usize, MachineError> {
         let mut sent = 0;
         for id in self.ids().await? {

@@ -185,7 +185,7 @@ impl NetStore {
 
     /// Store a validated net and fire its initial marking. Returns false
     /// when the same net already existed under this id.
-    #[tracing::instrument(skip_all, fields(net_id = %id), err)]
+    #[tracing::instrument(skip_all, fields(net_id = %id), err(level = "debug"))]
     pub async fn create(
         &self,
         id: &str,
@@ -209,7 +209,7 @@ impl NetStore {
     }
 
     /// Put a token of `color` (optionally checking its group) into `place`.
-    #[tracing::instrument(skip_all, fields(net_id = %id), err)]
+    #[tracing::instrument(skip_all, fields(net_id = %id), err(level = "debug"))]
     pub async fn put(
         &self,
         id: &str,
@@ -231,7 +231,7 @@ impl NetStore {
     }
 
     /// Put a token of a new colour in a new root group of size 1.
-    #[tracing::instrument(skip_all, fields(net_id = %id), err)]
+    #[tracing::instrument(skip_all, fields(net_id = %id), err(level = "debug"))]
     pub async fn post(&self, id: &str, place: usize, data: &str) -> Result<PutOutcome, NetError> {
         let k = self.keys(id);
         let mut inv = self.invoke(&k, "post", id);
@@ -240,7 +240,7 @@ impl NetStore {
     }
 
     /// Fire what is enabled (a chain continued as stream work).
-    #[tracing::instrument(skip_all, fields(net_id = %id), err)]
+    #[tracing::instrument(skip_all, fields(net_id = %id), err(level = "debug"))]
     pub async fn cont(&self, id: &str) -> Result<u64, NetError> {
         let k = self.keys(id);
         let inv = self.invoke(&k, "continue", id);
@@ -248,7 +248,7 @@ impl NetStore {
     }
 
     /// Pause, or resume (firing what is enabled).
-    #[tracing::instrument(skip_all, fields(net_id = %id), err)]
+    #[tracing::instrument(skip_all, fields(net_id = %id), err(level = "debug"))]
     pub async fn set_active(&self, id: &str, active: bool) -> Result<(), NetError> {
         let k = self.keys(id);
         if active {
@@ -264,7 +264,7 @@ impl NetStore {
     }
 
     /// Delete the net and every key of it.
-    #[tracing::instrument(skip_all, fields(net_id = %id), err)]
+    #[tracing::instrument(skip_all, fields(net_id = %id), err(level = "debug"))]
     pub async fn delete(&self, id: &str) -> Result<(), NetError> {
         let k = self.keys(id);
         let mut conn = self.pool.get().await?;
@@ -284,7 +284,7 @@ impl NetStore {
     }
 
     /// Mark the net failed; false when there is no such net or it had failed already.
-    #[tracing::instrument(skip_all, fields(net_id = %id), err)]
+    #[tracing::instrument(skip_all, fields(net_id = %id), err(level = "debug"))]
     pub async fn fail(&self, id: &str, reason: &str) -> Result<bool, NetError> {
         let k = self.keys(id);
         let mut conn = self.pool.get().await?;
@@ -299,14 +299,14 @@ impl NetStore {
         Ok(n == 1)
     }
 
-    #[tracing::instrument(skip_all, fields(net_id = %id), err)]
+    #[tracing::instrument(skip_all, fields(net_id = %id), err(level = "debug"))]
     pub async fn exists(&self, id: &str) -> Result<bool, NetError> {
         let mut conn = self.pool.get().await?;
         Ok(conn.exists(self.keys(id).meta).await?)
     }
 
     /// Meta fields and the compiled definition.
-    #[tracing::instrument(skip_all, fields(net_id = %id), err)]
+    #[tracing::instrument(skip_all, fields(net_id = %id), err(level = "debug"))]
     pub async fn load(&self, id: &str) -> Result<(Meta, Compiled), NetError> {
         let mut conn = self.pool.get().await?;
         let mut meta: Meta = conn.hgetall(self.keys(id).meta).await?;
@@ -317,7 +317,7 @@ impl NetStore {
     }
 
     /// The marking: place index → colour → token data; and the groups.
-    #[tracing::instrument(skip_all, fields(net_id = %id), err)]
+    #[tracing::instrument(skip_all, fields(net_id = %id), err(level = "debug"))]
     pub async fn marking(&self, id: &str) -> Result<Marking, NetError> {
         let k = self.keys(id);
         let mut conn = self.pool.get().await?;
@@ -357,28 +357,28 @@ impl NetStore {
     }
 
     /// The net: status, counters, places (with token counts) and transitions.
-    #[tracing::instrument(skip_all, fields(net_id = %id), err)]
+    #[tracing::instrument(skip_all, fields(net_id = %id), err(level = "debug"))]
     pub async fn view(&self, id: &str) -> Result<NetView, NetError> {
         let (meta, c, marking) = self.snapshot(id).await?;
         Ok(NetView::new(id, &meta, &c, &marking))
     }
 
     /// The tokens of every place, with their data, and the colour groups.
-    #[tracing::instrument(skip_all, fields(net_id = %id), err)]
+    #[tracing::instrument(skip_all, fields(net_id = %id), err(level = "debug"))]
     pub async fn places(&self, id: &str) -> Result<PlacesView, NetError> {
         let (_, c, marking) = self.snapshot(id).await?;
         Ok(PlacesView::new(&c, marking))
     }
 
     /// Which transitions are enabled, and what the waiting ones wait for.
-    #[tracing::instrument(skip_all, fields(net_id = %id), err)]
+    #[tracing::instrument(skip_all, fields(net_id = %id), err(level = "debug"))]
     pub async fn explain(&self, id: &str) -> Result<ExplainView, NetError> {
         let (meta, c, marking) = self.snapshot(id).await?;
         Ok(ExplainView::new(id, &meta, &c, &marking))
     }
 
     /// Graphviz DOT with the current marking.
-    #[tracing::instrument(skip_all, fields(net_id = %id), err)]
+    #[tracing::instrument(skip_all, fields(net_id = %id), err(level = "debug"))]
     pub async fn dot(&self, id: &str) -> Result<String, NetError> {
         let (_, c, marking) = self.snapshot(id).await?;
         let esc = |s: &str| s.replace('\\', "\\\\").replace('"', "\\\"");
@@ -426,7 +426,7 @@ impl NetStore {
     }
 
     /// Nets, newest first, `limit` per page from `cursor` ("ms:id").
-    #[tracing::instrument(skip_all, err)]
+    #[tracing::instrument(skip_all, err(level = "debug"))]
     pub async fn list(
         &self,
         limit: usize,
