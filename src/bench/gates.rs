@@ -132,7 +132,7 @@ async fn lua_phase(g: &GatesBench, pool: &Redis, gk: &GateKeys, url: &str) -> an
     let prefix = gk.state("rb", "");
     let made = fill_keyspace(pool, &prefix, g.keyspace).await?;
     println!(
-        "redis-benchmark phase: {} EVALSHA gates_tas.lua calls over {} pre-created gates ({made} made), 50 clients",
+        "redis-benchmark phase: {} EVALSHA lua/gates/tas.lua calls over {} pre-created gates ({made} made), 50 clients",
         g.redis.requests, g.keyspace
     );
     let (rps, _) = g
@@ -166,7 +166,7 @@ async fn fill_keyspace(pool: &Redis, prefix: &str, keyspace: u64) -> anyhow::Res
     Ok(made)
 }
 
-/// `EVALSHA gates_tas.lua …`: one test-and-set of environment `live` on a
+/// `EVALSHA lua/gates/tas.lua …`: one test-and-set of environment `live` on a
 /// random pre-created gate.
 fn tas_command(gk: &GateKeys, prefix: &str) -> Vec<String> {
     let today = switchyard_shared::time::today(switchyard_shared::time::utc_now());

@@ -179,12 +179,12 @@ async fn script_phase(
         .await
         .unwrap_or(0);
     println!(
-        "redis-benchmark, EVALSHA sm_transition.lua (one new entity per call): {rps:.0} calls/s ({entered} entities now in state 1)"
+        "redis-benchmark, EVALSHA lua/machines/transition.lua (one new entity per call): {rps:.0} calls/s ({entered} entities now in state 1)"
     );
     Ok(rps)
 }
 
-/// `EVALSHA sm_transition.lua …`: a new entity `rb<random>` enters state 1.
+/// `EVALSHA lua/machines/transition.lua …`: a new entity `rb<random>` enters state 1.
 fn enter_command(k: &MachineKeys) -> Vec<String> {
     let mut args: Vec<String> = vec![
         "EVALSHA".into(),

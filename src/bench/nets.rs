@@ -172,7 +172,7 @@ async fn script_phase(
     let fired1 = fired(nets, "rb").await?;
     let firing_share = (fired1 - fired0) as f64 / n.redis.requests as f64;
     println!(
-        "(c) redis-benchmark, EVALSHA net.lua put+fire: {rps:.0} calls/s ({:.0} firings/s; {:.1}% of calls fired, the rest repeated a colour)",
+        "(c) redis-benchmark, EVALSHA lua/nets/fire.lua put+fire: {rps:.0} calls/s ({:.0} firings/s; {:.1}% of calls fired, the rest repeated a colour)",
         rps * firing_share,
         firing_share * 100.0
     );
@@ -195,7 +195,7 @@ async fn debug_one_call(pool: &Redis, k: &NetKeys, place: &str, text: &str) -> a
     Ok(())
 }
 
-/// The keys of net.lua, in order.
+/// The keys of lua/nets/fire.lua, in order.
 fn net_keys(k: &NetKeys) -> [&str; 9] {
     [
         &k.meta, &k.marking, &k.groups, &k.fired, &k.seen, &k.agenda, &k.stream, &k.index,
@@ -203,7 +203,7 @@ fn net_keys(k: &NetKeys) -> [&str; 9] {
     ]
 }
 
-/// The arguments of net.lua's `put` of colour `color` into place `place` of net `rb`.
+/// The arguments of lua/nets/fire.lua's `put` of colour `color` into place `place` of net `rb`.
 fn put_args<'a>(place: &'a str, color: &'a str) -> [&'a str; 8] {
     ["put", "rb", "256", "3600000", place, color, "-", "{}"]
 }

@@ -1,7 +1,12 @@
 //! Key layout. Every key starts with the deployment prefix and carries its
-//! shard as a Redis hash tag (`sy:{<tag>}:…`, tags from [`super::shards`]), so all keys of one entity hash to
-//! one Cluster slot and every script runs unchanged on Redis Cluster.
-//! Nothing outside this module formats key strings.
+//! shard as a Redis hash tag (`sy:{<tag>}:…`, tags from [`super::shards`]),
+//! so all keys of one entity hash to one Cluster slot and every script runs
+//! unchanged on Redis Cluster.
+//!
+//! This module formats the platform's keys (work streams, timers, dead
+//! letters) and gives families their bases ([`Keys::entity`],
+//! [`Keys::index`]); each family's `keys.rs` formats the rest of its own keys
+//! from those, and nothing else formats key strings.
 
 use std::sync::Arc;
 

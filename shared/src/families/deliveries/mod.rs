@@ -3,9 +3,9 @@
 //! A delivery is a Redis hash (`sy:{NN}:dlv:<id>`) plus an attempt log; its
 //! id names its shard (`d<shard>-<uuid>`), so any replica finds it without a
 //! lookup, and a script of any other entity on that shard can create one in
-//! its own atomic call ([`lua/prelude.lua`]'s `outbox_delivery`). Attempts
+//! its own atomic call (`outbox_delivery` in `lua/platform/outbox.lua`). Attempts
 //! run from the shard's work stream; retries wait in the shard's timer set
-//! and are moved back into the stream by the scheduler (`timers_move.lua`).
+//! and are moved back into the stream by the scheduler (`lua/platform/timers_move.lua`).
 //!
 //! * [`RetryPolicy`] — named retry schedules (`svix`, `scriptoria`,
 //!   configurable `exponential` and `schedule`), pure functions of the attempt
