@@ -1,6 +1,6 @@
 //! The families, and the registry that lists them: **adding a family is a
 //! new folder here plus one line in each list below** (its options in
-//! [`FamiliesOpts`], its scripts in [`scripts`], its owner hooks in
+//! [`FamiliesOpts`], its scripts in `SCRIPTS`, its owner hooks in
 //! [`owners`] if it sends callbacks, its work kinds in [`WorkKind`] if it
 //! queues work). Each family folder holds `config.rs` (options), `keys.rs`
 //! (key layout), `scripts.rs` (its Lua scripts) and its store and model.
@@ -17,7 +17,7 @@ use clap::Args;
 use crate::platform::keys::Keys;
 use crate::platform::outbox::{Outbox, Owners};
 use crate::platform::redis::Redis;
-use crate::platform::scripts::Named;
+use crate::platform::scripts::{Named, ScriptModule};
 
 /// The options of every family; every role flattens all of them, so one
 /// environment file configures every role.
@@ -33,26 +33,25 @@ pub struct FamiliesOpts {
     pub machines: machines::MachineOpts,
 }
 
+/// Every family's scripts, one module per family.
+const SCRIPTS: &[ScriptModule] = &[
+    gates::scripts::MODULE,
+    deliveries::scripts::MODULE,
+    nets::scripts::MODULE,
+    machines::scripts::MODULE,
+];
+
 /// Every family's scripts.
 pub fn scripts() -> Vec<Named> {
-    [
-        gates::scripts::all(),
-        deliveries::scripts::all(),
-        nets::scripts::all(),
-        machines::scripts::all(),
-    ]
-    .concat()
+    SCRIPTS.iter().flat_map(|m| (m.all)()).collect()
 }
 
 /// Helper files prepended to some family's scripts.
 pub fn script_libs() -> Vec<&'static str> {
-    [
-        gates::scripts::LIBS,
-        deliveries::scripts::LIBS,
-        nets::scripts::LIBS,
-        machines::scripts::LIBS,
-    ]
-    .concat()
+    SCRIPTS
+        .iter()
+        .flat_map(|m| m.libs.iter().copied())
+        .collect()
 }
 
 /// The owner hooks of every family that owns callbacks.

@@ -13,6 +13,13 @@
 /// A script and the file it was built from (relative to `lua/`).
 pub type Named = (&'static str, &'static redis::Script);
 
+/// One module's scripts (`all`) and the helper files prepended to them.
+#[derive(Clone, Copy)]
+pub struct ScriptModule {
+    pub all: fn() -> Vec<Named>,
+    pub libs: &'static [&'static str],
+}
+
 /// Declare the scripts of one module: `lua_scripts! { lib: ["gates/_lib.lua"];
 /// TAS => "gates/tas.lua", … }` makes a `static TAS: LazyLock<Script>` per
 /// entry and `pub fn all() -> Vec<Named>` listing them. `lib` files are
@@ -29,6 +36,10 @@ macro_rules! lua_scripts {
 
         /// Helper files prepended to this module's scripts (relative to `lua/`).
         pub const LIBS: &[&str] = &$libs;
+
+        /// This module's scripts and helpers, for the families' registry.
+        pub const MODULE: $crate::platform::scripts::ScriptModule =
+            $crate::platform::scripts::ScriptModule { all, libs: LIBS };
     };
 }
 
