@@ -7,17 +7,19 @@ use serde_json::json;
 use crate::support::spawn_app;
 
 #[tokio::test]
-async fn idempotency_keys_and_bad_input() {
+async fn a_repeated_idempotency_key_returns_the_first_delivery() {
     let app = spawn_app().await;
     let body = json!({"url": "http://127.0.0.1:9/x", "idempotency_key": "order-42"});
     let (s1, a) = app.deliveries().post(body.clone()).await;
     let (s2, b) = app.deliveries().post(body).await;
     assert_eq!((s1, s2), (StatusCode::CREATED, StatusCode::OK));
     assert_eq!(a["id"], b["id"]);
-    let before = {
-        let mut conn = app.server.conn();
-        redis::cmd("DBSIZE").query::<usize>(&mut conn).unwrap()
-    };
+}
+
+#[tokio::test]
+async fn bad_delivery_bodies_are_refused_where_they_are_wrong() {
+    let app = spawn_app().await;
+    let before = app.dbsize();
     for (body, loc) in [
         (json!({"url": "ftp://x/y"}), "body.url"),
         (
@@ -47,6 +49,13 @@ async fn idempotency_keys_and_bad_input() {
         assert_eq!(s, StatusCode::BAD_REQUEST, "{body}: {e}");
         assert_eq!(e["where"], loc, "{body}: {e}");
     }
+    assert_eq!(before, app.dbsize(), "bad requests wrote nothing");
+}
+
+#[tokio::test]
+async fn bad_listing_queries_are_refused() {
+    let app = spawn_app().await;
+    let before = app.dbsize();
     for q in [
         "state=bogus",
         "limit=0",
@@ -57,6 +66,13 @@ async fn idempotency_keys_and_bad_input() {
         let (s, e) = app.get(&format!("/v1/deliveries?{q}")).await;
         assert_eq!(s, StatusCode::BAD_REQUEST, "{q}: {e}");
     }
+    assert_eq!(before, app.dbsize(), "bad requests wrote nothing");
+}
+
+#[tokio::test]
+async fn unknown_or_malformed_delivery_ids_are_not_found() {
+    let app = spawn_app().await;
+    let before = app.dbsize();
     for id in [
         "nope",
         "d99-00000000000000000000000000000000",
@@ -67,11 +83,7 @@ async fn idempotency_keys_and_bad_input() {
         let (s, _) = app.delete(&format!("/v1/deliveries/{id}")).await;
         assert_eq!(s, StatusCode::NOT_FOUND, "{id}");
     }
-    let after = {
-        let mut conn = app.server.conn();
-        redis::cmd("DBSIZE").query::<usize>(&mut conn).unwrap()
-    };
-    assert_eq!(before, after, "bad requests wrote nothing");
+    assert_eq!(before, app.dbsize(), "bad requests wrote nothing");
 }
 
 #[tokio::test]

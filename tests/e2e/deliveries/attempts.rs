@@ -3,6 +3,7 @@
 
 use std::collections::HashSet;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use reqwest::StatusCode;
@@ -63,17 +64,13 @@ async fn failing_twice_then_succeeding_logs_three_attempts() {
         }),
     )
     .await;
-    let _stop = app.run_worker_and_scheduler("w");
-    let (_, d) = app
+    let id = app
         .deliveries()
-        .post(json!({"url": rx.url, "body": {"x": 1}, "policy": "fast"}))
+        .create(json!({"url": rx.url, "body": {"x": 1}, "policy": "fast"}))
         .await;
-    let id = d["id"].as_str().unwrap().to_owned();
-    eventually(Duration::from_secs(10), || async {
-        app.deliveries().get(&id).await["state"] == "succeeded"
-    })
-    .await;
+    app.settle().await;
     let v = app.deliveries().get(&id).await;
+    assert_eq!(v["state"], "succeeded", "{v}");
     assert_eq!(v["attempts"], 3);
     let outcomes: Vec<&str> = v["attempt_log"]
         .as_array()
@@ -93,30 +90,25 @@ async fn failing_twice_then_succeeding_logs_three_attempts() {
     assert_eq!(ids.len(), 1, "every retry carries the same webhook-id");
 }
 
+/// A delivery to `url` (with `policy`, if any), attempted until it is dead
+/// or waits for a timer further out than the test delays.
+async fn settled_delivery(app: &TestApp, url: &str, policy: Option<&str>) -> String {
+    let mut body = json!({ "url": url });
+    if let Some(p) = policy {
+        body["policy"] = json!(p);
+    }
+    let id = app.deliveries().create(body).await;
+    app.settle().await;
+    id
+}
+
 #[tokio::test]
-async fn a_permanent_4xx_is_dead_and_a_replay_delivers_it() {
+async fn a_permanent_4xx_is_dead_without_a_retry() {
     let app = spawn_app().await;
-    let fail = Arc::new(std::sync::atomic::AtomicBool::new(true));
-    let f2 = fail.clone();
-    let rx = Receiver::start(
-        Duration::ZERO,
-        Arc::new(move |_, _| {
-            if f2.load(std::sync::atomic::Ordering::SeqCst) {
-                (StatusCode::BAD_REQUEST, vec![])
-            } else {
-                (StatusCode::OK, vec![])
-            }
-        }),
-    )
-    .await;
-    let _stop = app.run_worker_and_scheduler("w");
-    let (_, d) = app.deliveries().post(json!({"url": rx.url})).await;
-    let id = d["id"].as_str().unwrap().to_owned();
-    eventually(Duration::from_secs(10), || async {
-        app.deliveries().get(&id).await["state"] == "dead"
-    })
-    .await;
+    let rx = Receiver::answering(StatusCode::BAD_REQUEST).await;
+    let id = settled_delivery(&app, &rx.url, None).await;
     let v = app.deliveries().get(&id).await;
+    assert_eq!(v["state"], "dead", "{v}");
     assert_eq!(v["attempts"], 1, "4xx is not retried");
     assert!(
         v["last_error"].as_str().unwrap().contains("permanent"),
@@ -124,17 +116,43 @@ async fn a_permanent_4xx_is_dead_and_a_replay_delivers_it() {
     );
     let (_, l) = app.get("/v1/deliveries?state=dead").await;
     assert_eq!(l["deliveries"][0]["id"], id.as_str());
+}
 
-    fail.store(false, std::sync::atomic::Ordering::SeqCst);
+#[tokio::test]
+async fn a_replay_delivers_a_dead_delivery() {
+    let app = spawn_app().await;
+    let fail = Arc::new(AtomicBool::new(true));
+    let f2 = fail.clone();
+    let rx = Receiver::start(
+        Duration::ZERO,
+        Arc::new(move |_, _| {
+            if f2.load(Ordering::SeqCst) {
+                (StatusCode::BAD_REQUEST, vec![])
+            } else {
+                (StatusCode::OK, vec![])
+            }
+        }),
+    )
+    .await;
+    let id = settled_delivery(&app, &rx.url, None).await;
+    assert_eq!(app.deliveries().get(&id).await["state"], "dead");
+
+    fail.store(false, Ordering::SeqCst);
     let (s, r) = app
         .post(&format!("/v1/deliveries/{id}/retry"), json!({}))
         .await;
     assert_eq!(s, StatusCode::ACCEPTED, "{r}");
-    eventually(Duration::from_secs(10), || async {
-        app.deliveries().get(&id).await["state"] == "succeeded"
-    })
-    .await;
+    app.drain().await;
+    assert_eq!(app.deliveries().get(&id).await["state"], "succeeded");
     assert_eq!(rx.count(), 2);
+}
+
+#[tokio::test]
+async fn a_succeeded_delivery_is_not_replayed() {
+    let app = spawn_app().await;
+    let rx = Receiver::ok().await;
+    let id = settled_delivery(&app, &rx.url, None).await;
+    assert_eq!(app.deliveries().get(&id).await["state"], "succeeded");
     let (s, _) = app
         .post(&format!("/v1/deliveries/{id}/retry"), json!({}))
         .await;
@@ -146,9 +164,28 @@ async fn a_permanent_4xx_is_dead_and_a_replay_delivers_it() {
 }
 
 #[tokio::test]
-async fn gone_stops_and_retry_after_is_honoured_and_4xx_can_be_retried_by_policy() {
+async fn a_410_stops_even_when_4xx_are_retried() {
     let app = spawn_app().await;
-    let gone = Receiver::start(Duration::ZERO, Arc::new(|_, _| (StatusCode::GONE, vec![]))).await;
+    let gone = Receiver::answering(StatusCode::GONE).await;
+    let a = settled_delivery(&app, &gone.url, Some("fast4xx")).await;
+    let v = app.deliveries().get(&a).await;
+    assert_eq!(v["state"], "dead", "{v}");
+    assert_eq!(v["attempts"], 1, "410 stops even when 4xx are retried");
+}
+
+#[tokio::test]
+async fn a_policy_can_retry_4xx_until_it_gives_up() {
+    let app = spawn_app().await;
+    let notfound = Receiver::answering(StatusCode::NOT_FOUND).await;
+    let c = settled_delivery(&app, &notfound.url, Some("fast4xx")).await;
+    let v = app.deliveries().get(&c).await;
+    assert_eq!(v["state"], "dead", "{v}");
+    assert_eq!(v["attempts"], 3, "fast4xx retries 404 until it gives up");
+}
+
+/// A receiver that answers 429 with `Retry-After: 3600`, and a delivery to
+/// it that has been attempted once and now waits.
+async fn a_delivery_told_to_retry_after_an_hour(app: &TestApp) -> (Receiver, String) {
     let busy = Receiver::start(
         Duration::ZERO,
         Arc::new(|_, _| {
@@ -159,39 +196,15 @@ async fn gone_stops_and_retry_after_is_honoured_and_4xx_can_be_retried_by_policy
         }),
     )
     .await;
-    let notfound = Receiver::start(
-        Duration::ZERO,
-        Arc::new(|_, _| (StatusCode::NOT_FOUND, vec![])),
-    )
-    .await;
-    let _stop = app.run_worker_and_scheduler("w");
-    let (_, a) = app
-        .deliveries()
-        .post(json!({"url": gone.url, "policy": "fast4xx"}))
-        .await;
-    let (_, b) = app.deliveries().post(json!({"url": busy.url})).await;
-    let (_, c) = app
-        .deliveries()
-        .post(json!({"url": notfound.url, "policy": "fast4xx"}))
-        .await;
-    let (a, b, c) = (
-        a["id"].as_str().unwrap().to_owned(),
-        b["id"].as_str().unwrap().to_owned(),
-        c["id"].as_str().unwrap().to_owned(),
-    );
-    eventually(Duration::from_secs(10), || async {
-        app.deliveries().get(&a).await["state"] == "dead"
-    })
-    .await;
-    assert_eq!(
-        app.deliveries().get(&a).await["attempts"],
-        1,
-        "410 stops even when 4xx are retried"
-    );
-    eventually(Duration::from_secs(10), || async {
-        app.deliveries().get(&b).await["state"] == "failed_retrying"
-    })
-    .await;
+    let b = settled_delivery(app, &busy.url, None).await;
+    assert_eq!(app.deliveries().get(&b).await["state"], "failed_retrying");
+    (busy, b)
+}
+
+#[tokio::test]
+async fn retry_after_is_honoured() {
+    let app = spawn_app().await;
+    let (_busy, b) = a_delivery_told_to_retry_after_an_hour(&app).await;
     let next = app.deliveries().get(&b).await["next_attempt_at"]
         .as_str()
         .unwrap()
@@ -202,16 +215,12 @@ async fn gone_stops_and_retry_after_is_honoured_and_4xx_can_be_retried_by_policy
         (3500..=3600).contains(&wait),
         "Retry-After: 3600 → next attempt in ~1h, got {wait}s"
     );
-    eventually(Duration::from_secs(10), || async {
-        app.deliveries().get(&c).await["state"] == "dead"
-    })
-    .await;
-    assert_eq!(
-        app.deliveries().get(&c).await["attempts"],
-        3,
-        "fast4xx retries 404 until it gives up"
-    );
+}
 
+#[tokio::test]
+async fn cancelling_a_waiting_delivery_removes_its_retry_timer() {
+    let app = spawn_app().await;
+    let (_busy, b) = a_delivery_told_to_retry_after_an_hour(&app).await;
     // Cancel the waiting one: no more attempts; cancelling again is a conflict.
     let (s, v) = app.delete(&format!("/v1/deliveries/{b}")).await;
     assert_eq!(
@@ -267,7 +276,7 @@ async fn a_slow_receiver_does_not_stall_the_others() {
 }
 
 #[tokio::test]
-async fn attempts_time_out_and_big_responses_are_cut() {
+async fn an_attempt_to_a_hanging_receiver_times_out() {
     let app = TestApp::builder()
         .with_config(|c| c.families.deliveries.delivery_timeout = Duration::from_millis(300))
         .spawn()
@@ -277,17 +286,13 @@ async fn attempts_time_out_and_big_responses_are_cut() {
         Arc::new(|_, _| (StatusCode::OK, vec![])),
     )
     .await;
-    let _stop = app.run_worker_and_scheduler("w");
-    let (_, d) = app
+    let id = app
         .deliveries()
-        .post(json!({"url": hang.url, "policy": "fast"}))
+        .create(json!({"url": hang.url, "policy": "fast"}))
         .await;
-    let id = d["id"].as_str().unwrap().to_owned();
-    eventually(Duration::from_secs(10), || async {
-        app.deliveries().get(&id).await["attempts"].as_u64() >= Some(1)
-    })
-    .await;
+    app.drain().await;
     let v = app.deliveries().get(&id).await;
+    assert!(v["attempts"].as_u64() >= Some(1), "{v}");
     let err = v["attempt_log"][0]["error"].as_str().unwrap();
     assert!(err.contains("timeout"), "{err}");
     assert!(v["attempt_log"][0]["latency_ms"].as_u64().unwrap() < 2000);

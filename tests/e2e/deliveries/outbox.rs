@@ -1,22 +1,22 @@
 //! The outbox seen from a script, retention and metrics.
-use std::time::Duration;
-
 use serde_json::json;
 
 use crate::support::Receiver;
-use crate::support::{eventually, spawn_app};
+use crate::support::{TestApp, spawn_app};
+
+/// One delivery to a receiver that accepts it, delivered; returns its id.
+async fn a_delivered_delivery(app: &TestApp, rx: &Receiver) -> String {
+    let id = app.deliveries().create(json!({"url": rx.url})).await;
+    app.drain().await;
+    assert_eq!(app.deliveries().get(&id).await["state"], "succeeded");
+    id
+}
 
 #[tokio::test]
-async fn finished_deliveries_expire_after_the_retention_and_metrics_report_the_engine() {
+async fn finished_deliveries_expire_after_the_retention() {
     let app = spawn_app().await;
     let rx = Receiver::ok().await;
-    let stop = app.run_worker_and_scheduler("w");
-    let (_, d) = app.deliveries().post(json!({"url": rx.url})).await;
-    let id = d["id"].as_str().unwrap().to_owned();
-    eventually(Duration::from_secs(10), || async {
-        app.deliveries().get(&id).await["state"] == "succeeded"
-    })
-    .await;
+    let id = a_delivered_delivery(&app, &rx).await;
     let shard =
         switchyard_shared::families::deliveries::shard_of_id(&id, app.keys.shards()).unwrap();
     let k = app.keys.delivery(shard, &id);
@@ -36,7 +36,13 @@ async fn finished_deliveries_expire_after_the_retention_and_metrics_report_the_e
     assert!(ttl > 0, "attempt log expires too");
     let len: usize = redis::cmd("XLEN").arg(&k.stream).query(&mut conn).unwrap();
     assert_eq!(len, 0, "acknowledged entries are deleted from the stream");
-    stop.cancel();
+}
+
+#[tokio::test]
+async fn metrics_report_the_delivery_engine() {
+    let app = spawn_app().await;
+    let rx = Receiver::ok().await;
+    a_delivered_delivery(&app, &rx).await;
     let scheduler = app.scheduler();
     scheduler.step("streams.gauges").await.unwrap();
     scheduler.step("deliveries.prune").await.unwrap();
@@ -59,7 +65,6 @@ async fn a_script_changes_state_and_queues_its_callback_in_one_call() {
     // in the same atomic call as its state change.
     let app = spawn_app().await;
     let rx = Receiver::ok().await;
-    let _stop = app.run_worker_and_scheduler("w");
     let shard = 5;
     let id = switchyard_shared::families::deliveries::new_id(shard);
     let k = app.keys.delivery(shard, &id);
@@ -83,7 +88,8 @@ async fn a_script_changes_state_and_queues_its_callback_in_one_call() {
         .invoke_async(&mut conn)
         .await
         .unwrap();
-    eventually(Duration::from_secs(10), || async { rx.count() == 1 }).await;
+    app.drain().await;
+    assert_eq!(rx.count(), 1);
     assert_eq!(rx.received()[0].id(), id);
     assert_eq!(rx.received()[0].body, r#"{"approved":true}"#);
 }

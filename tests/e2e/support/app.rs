@@ -24,6 +24,9 @@ use super::redis::RedisServer;
 /// Shards of the test deployment (the production default).
 pub const SHARDS: u16 = 64;
 
+/// How far ahead [`TestApp::settle`] waits for timers.
+pub const SETTLE_HORIZON: Duration = Duration::from_secs(2);
+
 /// The webhook signing secret of test workers (Standard Webhooks form).
 pub const TEST_SECRET: &str = "whsec_c3dpdGNoeWFyZC10ZXN0LXNlY3JldC0zMmJ5dGVzISE=";
 
@@ -259,6 +262,49 @@ impl TestApp {
                 return handled;
             }
         }
+    }
+
+    /// [`drain`](Self::drain), then wait for each timer that falls due
+    /// within [`SETTLE_HORIZON`] (retries with the short test delays) and
+    /// drain again, until no timer is due that soon. Timers further out
+    /// (e.g. a `Retry-After` of an hour) are left alone. Returns how many
+    /// entries were handled.
+    pub async fn settle(&self) -> usize {
+        let mut handled = self.drain().await;
+        while let Some(wait) = self.next_timer_in().await {
+            if wait > SETTLE_HORIZON {
+                break;
+            }
+            tokio::time::sleep(wait + Duration::from_millis(1)).await;
+            handled += self.drain().await;
+        }
+        handled
+    }
+
+    /// How long until the earliest timer of any shard is due (by Redis
+    /// time, which the scripts use), or `None` without timers.
+    async fn next_timer_in(&self) -> Option<Duration> {
+        let mut conn = self.server.conn();
+        let (secs, micros): (u64, u64) = redis::cmd("TIME").query(&mut conn).unwrap();
+        let now_ms = secs * 1000 + micros / 1000;
+        (0..self.keys.shards())
+            .filter_map(|shard| {
+                let first: Vec<(String, f64)> = redis::cmd("ZRANGE")
+                    .arg(self.keys.timers(shard))
+                    .arg(0)
+                    .arg(0)
+                    .arg("WITHSCORES")
+                    .query(&mut conn)
+                    .unwrap();
+                first.first().map(|(_, due)| *due as u64)
+            })
+            .min()
+            .map(|due| Duration::from_millis(due.saturating_sub(now_ms)))
+    }
+
+    /// How many keys the test's Redis holds.
+    pub fn dbsize(&self) -> usize {
+        redis::cmd("DBSIZE").query(&mut self.server.conn()).unwrap()
     }
 
     /// The production worker and the scheduler, running until the returned

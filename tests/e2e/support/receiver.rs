@@ -110,6 +110,11 @@ impl Receiver {
         .await
     }
 
+    /// A receiver that answers every request with `status`.
+    pub async fn answering(status: StatusCode) -> Self {
+        Self::start(Duration::ZERO, Arc::new(move |_, _| (status, vec![]))).await
+    }
+
     pub fn received(&self) -> Vec<Received> {
         self.got.lock().unwrap().clone()
     }

@@ -19,6 +19,13 @@ impl Deliveries<'_> {
         self.0.post("/v1/deliveries", body).await
     }
 
+    /// POST /v1/deliveries, asserting it was created; returns its id.
+    pub async fn create(&self, body: Value) -> String {
+        let (s, d) = self.post(body).await;
+        assert_eq!(s, StatusCode::CREATED, "{d}");
+        d["id"].as_str().unwrap().to_owned()
+    }
+
     /// A delivery as GET /v1/deliveries/{id} shows it.
     pub async fn get(&self, id: &str) -> Value {
         self.0.get(&format!("/v1/deliveries/{id}")).await.1
