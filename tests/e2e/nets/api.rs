@@ -1,12 +1,10 @@
 //! The nets API: validation and maintenance (client keys, tokens, pause, resume, delete, expire).
-use std::time::Duration;
-
 use reqwest::StatusCode;
 use serde_json::json;
 
 use super::bodies;
 use crate::support::Receiver;
-use crate::support::{eventually, spawn_app};
+use crate::support::{TestApp, spawn_app};
 
 #[tokio::test]
 async fn expire_puts_a_ttl_on_every_key() {
@@ -46,7 +44,7 @@ async fn expire_puts_a_ttl_on_every_key() {
 #[tokio::test]
 async fn invalid_nets_are_refused_before_anything_is_stored() {
     let app = spawn_app().await;
-    let before: usize = redis::cmd("DBSIZE").query(&mut app.server.conn()).unwrap();
+    let before = app.dbsize();
     for (spec, at) in [
         (
             json!({"transitions": [{"inputs": ["a"], "outputs": ["b"]}, {"inputs": ["b"], "action": {"type": "nope"}}]}),
@@ -71,22 +69,33 @@ async fn invalid_nets_are_refused_before_anything_is_stored() {
         assert_eq!(s, StatusCode::BAD_REQUEST, "{spec}: {e}");
         assert_eq!(e["where"], at, "{spec}: {e}");
     }
-    let after: usize = redis::cmd("DBSIZE").query(&mut app.server.conn()).unwrap();
-    assert_eq!(before, after, "nothing stored");
+    assert_eq!(before, app.dbsize(), "nothing stored");
+}
+
+/// The net `my-net`, put under its client key, with one transition that
+/// needs `start` and `go` and calls back `url`.
+fn my_net(url: &str) -> serde_json::Value {
+    json!({"transitions": [
+        {"inputs": ["start", "go"], "outputs": ["end"], "action": {"type": "notify", "url": url}}
+    ]})
+}
+
+async fn put_my_net(app: &TestApp, url: &str) {
+    let (s, b) = app.put("/v1/nets/my-net", my_net(url)).await;
+    assert_eq!(s, StatusCode::CREATED, "{b}");
 }
 
 #[tokio::test]
-async fn client_keys_tokens_pause_resume_and_delete() {
+async fn a_net_under_a_client_key_can_be_put_again_but_not_changed() {
     let app = spawn_app().await;
-    let rx = Receiver::ok().await;
-    let _w = app.run_worker_and_scheduler("w");
-    let spec = json!({"transitions": [
-        {"inputs": ["start", "go"], "outputs": ["end"], "action": {"type": "notify", "url": rx.url}}
-    ]});
-    let (s, b) = app.put("/v1/nets/my-net", spec.clone()).await;
+    let (s, b) = app
+        .put("/v1/nets/my-net", my_net("http://127.0.0.1:9/x"))
+        .await;
     assert_eq!(s, StatusCode::CREATED, "{b}");
     assert_eq!(b["places"]["go"]["index"], 1);
-    let (s, _) = app.put("/v1/nets/my-net", spec).await;
+    let (s, _) = app
+        .put("/v1/nets/my-net", my_net("http://127.0.0.1:9/x"))
+        .await;
     assert_eq!(s, StatusCode::OK, "same net again");
     let (s, _) = app
         .put(
@@ -95,8 +104,12 @@ async fn client_keys_tokens_pause_resume_and_delete() {
         )
         .await;
     assert_eq!(s, StatusCode::CONFLICT);
+}
 
-    // Errors on tokens.
+#[tokio::test]
+async fn tokens_for_unknown_nets_places_or_colours_are_refused() {
+    let app = spawn_app().await;
+    put_my_net(&app, "http://127.0.0.1:9/x").await;
     assert_eq!(
         app.put("/v1/nets/nope/places/start/tokens?color=0", json!({}))
             .await
@@ -144,8 +157,13 @@ async fn client_keys_tokens_pause_resume_and_delete() {
         (s, e["reason"].as_str()),
         (StatusCode::BAD_REQUEST, Some("Json was not valid"))
     );
+}
 
-    // Paused: tokens are accepted, nothing fires; resume fires.
+#[tokio::test]
+async fn a_paused_net_takes_tokens_but_fires_only_when_resumed() {
+    let app = spawn_app().await;
+    let rx = Receiver::ok().await;
+    put_my_net(&app, &rx.url).await;
     let (s, _) = app
         .call(
             reqwest::Method::PATCH,
@@ -169,7 +187,7 @@ async fn client_keys_tokens_pause_resume_and_delete() {
             .0,
         StatusCode::CREATED
     );
-    tokio::time::sleep(Duration::from_millis(200)).await;
+    app.drain().await;
     assert_eq!(rx.count(), 0);
     let (_, ex) = app.get("/v1/nets/my-net/explain").await;
     assert!(ex["notes"][0].as_str().unwrap().contains("paused"), "{ex}");
@@ -182,15 +200,26 @@ async fn client_keys_tokens_pause_resume_and_delete() {
         )
         .await;
     assert_eq!(s, StatusCode::NO_CONTENT);
-    eventually(Duration::from_secs(10), || async { rx.count() == 1 }).await;
+    app.drain().await;
+    assert_eq!(rx.count(), 1);
     assert_eq!(bodies(&rx)[0]["data"]["by"], "index");
+}
 
+#[tokio::test]
+async fn a_net_is_listed_with_a_dot_drawing() {
+    let app = spawn_app().await;
+    put_my_net(&app, "http://127.0.0.1:9/x").await;
     let (s, dot) = app.get("/v1/nets/my-net/dot").await;
     assert_eq!(s, StatusCode::OK);
     assert!(dot.as_str().unwrap().starts_with("digraph"), "{dot}");
     let (_, l) = app.get("/v1/nets").await;
     assert_eq!(l["nets"][0]["id"], "my-net");
+}
 
+#[tokio::test]
+async fn a_deleted_net_leaves_no_keys() {
+    let app = spawn_app().await;
+    put_my_net(&app, "http://127.0.0.1:9/x").await;
     assert_eq!(
         app.delete("/v1/nets/my-net").await.0,
         StatusCode::NO_CONTENT

@@ -1,14 +1,12 @@
 //! Petri nets through HTTP: the acceptance nets of the original
 //! implementation, nested splits, validation, the maintenance API.
 
-use std::time::Duration;
-
 use reqwest::StatusCode;
 use serde_json::json;
 
 use super::{bodies, distinct};
 use crate::support::Receiver;
-use crate::support::{eventually, spawn_app};
+use crate::support::spawn_app;
 
 #[tokio::test]
 async fn one_notify_fires_once_and_the_net_completes() {
@@ -57,14 +55,14 @@ async fn two_notifies_in_a_row_each_call_back_once() {
 async fn a_two_input_transition_waits_for_the_callback() {
     let app = spawn_app().await;
     let (first, second) = (Receiver::ok().await, Receiver::ok().await);
-    let _w = app.run_worker_and_scheduler("w");
     let id = app.nets().create(json!({"initialMarking": ["start"], "transitions": [
         {"inputs": ["start"], "outputs": ["wait"],
          "action": {"type": "notify", "url": first.url, "response_places": {"done": "response"}}},
         {"inputs": ["wait", "response"], "outputs": ["end"], "action": {"type": "notify", "url": second.url}}
     ]}))
     .await;
-    eventually(Duration::from_secs(10), || async { first.count() == 1 }).await;
+    app.drain().await;
+    assert_eq!(first.count(), 1);
     let (_, ex) = app.get(&format!("/v1/nets/{id}/explain")).await;
     assert_eq!(
         ex["transitions"][1]["waiting"][0]["missing"],
@@ -86,16 +84,15 @@ async fn a_two_input_transition_waits_for_the_callback() {
             .await,
         StatusCode::OK
     );
-    eventually(Duration::from_secs(10), || async { second.count() == 1 }).await;
+    app.drain().await;
+    assert_eq!(second.count(), 1);
     assert_eq!(
         bodies(&second)[0]["data"]["result"],
         "fine",
         "response data travels with the token"
     );
-    eventually(Duration::from_secs(5), || async {
-        app.nets().get(&id).await["status"] == "completed"
-    })
-    .await;
+    let n = app.nets().get(&id).await;
+    assert_eq!(n["status"], "completed", "{n}");
 }
 
 #[tokio::test]
@@ -107,7 +104,6 @@ async fn split_join_sends_1_1_3_1_callbacks() {
         Receiver::ok().await,
         Receiver::ok().await,
     );
-    let _w = app.run_worker_and_scheduler("w");
     let id = app.nets().create(json!({"initialMarking": ["start"], "transitions": [
         {"inputs": ["start"], "outputs": ["wait"],
          "action": {"type": "notify", "url": size.url, "response_places": {"size": "size"}, "requested_data": ["color_group_size"]}},
@@ -118,13 +114,15 @@ async fn split_join_sends_1_1_3_1_callbacks() {
         {"inputs": ["joined"], "outputs": ["end"], "action": {"type": "notify", "url": fin.url}}
     ]}))
     .await;
-    eventually(Duration::from_secs(10), || async { size.count() == 1 }).await;
+    app.drain().await;
+    assert_eq!(size.count(), 1);
     let cb = &bodies(&size)[0];
     assert_eq!(cb["requested_data"], json!(["color_group_size"]));
     app.nets()
         .answer(cb, "size", json!({"color_group_size": 3}))
         .await;
-    eventually(Duration::from_secs(10), || async { fin.count() == 1 }).await;
+    app.drain().await;
+    assert_eq!(fin.count(), 1);
     assert_eq!(
         (
             distinct(&size),
@@ -150,17 +148,14 @@ async fn split_join_sends_1_1_3_1_callbacks() {
         0,
         "the join emits the parent colour"
     );
-    eventually(Duration::from_secs(5), || async {
-        app.nets().get(&id).await["status"] == "completed"
-    })
-    .await;
+    let n = app.nets().get(&id).await;
+    assert_eq!(n["status"], "completed", "{n}");
 }
 
 #[tokio::test]
 async fn convert_to_parent_color_fires_once_for_the_first_child() {
     let app = spawn_app().await;
     let rx = Receiver::ok().await;
-    let _w = app.run_worker_and_scheduler("w");
     let id = app.nets().create(json!({"transitions": [
         {"inputs": ["start"], "outputs": ["s"], "action": {"type": "create-color-group"}},
         {"inputs": ["s"], "outputs": ["kids"], "action": {"type": "split"}},
@@ -176,8 +171,9 @@ async fn convert_to_parent_color_fires_once_for_the_first_child() {
         .await;
     assert_eq!(s, StatusCode::CREATED, "{t}");
     let root = t["color"].as_i64().unwrap();
-    eventually(Duration::from_secs(10), || async { rx.count() == 1 }).await;
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    app.drain().await;
+    assert_eq!(rx.count(), 1);
+    assert_eq!(app.drain().await, 0, "nothing more to do");
     assert_eq!(rx.count(), 1, "fires once");
     assert_eq!(bodies(&rx)[0]["color"], root);
 }
@@ -186,7 +182,6 @@ async fn convert_to_parent_color_fires_once_for_the_first_child() {
 async fn nested_split_inside_split_keeps_lineage() {
     let app = spawn_app().await;
     let rx = Receiver::ok().await;
-    let _w = app.run_worker_and_scheduler("w");
     let id = app.nets().create(json!({"initialMarking": [], "transitions": [
         {"inputs": ["start"], "outputs": ["g1"], "action": {"type": "create-color-group"}},
         {"inputs": ["g1"], "outputs": ["outer"], "action": {"type": "split"}},
@@ -205,7 +200,8 @@ async fn nested_split_inside_split_keeps_lineage() {
         )
         .await;
     let root = t["color"].clone();
-    eventually(Duration::from_secs(10), || async { rx.count() == 4 }).await;
+    app.drain().await;
+    assert_eq!(rx.count(), 4);
     let bs = bodies(&rx);
     for b in &bs {
         let cl = b["group"]["color_lineage"].as_array().unwrap();
@@ -225,47 +221,39 @@ async fn nested_split_inside_split_keeps_lineage() {
     colors.sort();
     colors.dedup();
     assert_eq!(colors.len(), 4);
-    eventually(Duration::from_secs(5), || async {
-        let (_, p) = app.get(&format!("/v1/nets/{id}/places")).await;
+    let (_, p) = app.get(&format!("/v1/nets/{id}/places")).await;
+    assert!(
         p["places"]["outer_joined"]["tokens"]
             .get(root.to_string())
-            .is_some()
-    })
-    .await;
+            .is_some(),
+        "{p}"
+    );
 }
 
 #[tokio::test]
 async fn a_callback_that_finally_fails_marks_the_net_failed() {
     let app = spawn_app().await;
-    let rx = Receiver::start(
-        Duration::ZERO,
-        std::sync::Arc::new(|_, _| (StatusCode::BAD_REQUEST, vec![])),
-    )
-    .await;
-    let _w = app.run_worker_and_scheduler("w");
+    let rx = Receiver::answering(StatusCode::BAD_REQUEST).await;
     let id = app
         .nets()
         .create(json!({"initialMarking": ["start"], "transitions": [
             {"inputs": ["start"], "outputs": ["x"], "action": {"type": "notify", "url": rx.url}}
         ]}))
         .await;
-    eventually(Duration::from_secs(10), || async {
-        app.nets().get(&id).await["status"] == "failed"
-    })
-    .await;
+    app.settle().await;
     let n = app.nets().get(&id).await;
+    assert_eq!(n["status"], "failed", "{n}");
     assert!(n["failure"].as_str().unwrap().contains("callback"), "{n}");
 }
 
 #[tokio::test]
-async fn the_seed_sample_with_a_success_failure_subnet() {
+async fn only_the_first_answer_to_a_success_failure_subnet_counts() {
     let app = spawn_app().await;
     let (sub, ok, ko) = (
         Receiver::ok().await,
         Receiver::ok().await,
         Receiver::ok().await,
     );
-    let _w = app.run_worker_and_scheduler("w");
     let id = app
         .nets()
         .create(json!({
@@ -279,13 +267,14 @@ async fn the_seed_sample_with_a_success_failure_subnet() {
         .await;
     app.post(&format!("/v1/nets/{id}/places/start/tokens"), json!({}))
         .await;
-    eventually(Duration::from_secs(10), || async { sub.count() == 1 }).await;
+    app.drain().await;
+    assert_eq!(sub.count(), 1);
     let cb = &bodies(&sub)[0];
     // Both answers arrive; only the first counts (one of N responses).
     app.nets().answer(cb, "success", json!({})).await;
     app.nets().answer(cb, "failure", json!({})).await;
-    eventually(Duration::from_secs(10), || async { ok.count() == 1 }).await;
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    app.drain().await;
+    assert_eq!(ok.count(), 1);
     assert_eq!(ko.count(), 0);
 }
 
@@ -293,7 +282,6 @@ async fn the_seed_sample_with_a_success_failure_subnet() {
 async fn a_data_request_subnet_attaches_the_answer_to_the_token() {
     let app = spawn_app().await;
     let (ask, done) = (Receiver::ok().await, Receiver::ok().await);
-    let _w = app.run_worker_and_scheduler("w");
     let id = app.nets().create(json!({
         "subnets": {"need": {"type": "data-request", "url": ask.url, "requested_data": ["split_size"]}},
         "transitions": [
@@ -307,7 +295,8 @@ async fn a_data_request_subnet_attaches_the_answer_to_the_token() {
         json!({"job": 7}),
     )
     .await;
-    eventually(Duration::from_secs(10), || async { ask.count() == 1 }).await;
+    app.drain().await;
+    assert_eq!(ask.count(), 1);
     let cb = &bodies(&ask)[0];
     assert_eq!(cb["requested_data"], json!(["split_size"]));
     assert!(
@@ -317,7 +306,8 @@ async fn a_data_request_subnet_attaches_the_answer_to_the_token() {
     app.nets()
         .answer(cb, "data", json!({"split_size": 23}))
         .await;
-    eventually(Duration::from_secs(10), || async { done.count() == 1 }).await;
+    app.drain().await;
+    assert_eq!(done.count(), 1);
     let d = &bodies(&done)[0]["data"];
     assert_eq!(
         (d["job"].as_i64(), d["split_size"].as_i64()),
@@ -335,7 +325,6 @@ async fn a_data_request_subnet_attaches_the_answer_to_the_token() {
 async fn a_join_waits_for_every_colour_even_when_both_inputs_arrive_together() {
     let app = spawn_app().await;
     let fin = Receiver::ok().await;
-    let _w = app.run_worker_and_scheduler("w");
     let id = app.nets().create(json!({"transitions": [
         {"inputs": ["start"], "outputs": ["s"], "action": {"type": "create-color-group"}},
         {"inputs": ["s"], "outputs": ["w"], "action": {"type": "split"}},
@@ -365,12 +354,13 @@ async fn a_join_waits_for_every_colour_even_when_both_inputs_arrive_together() {
         }
     };
     assert_eq!(put(c1).await, StatusCode::CREATED);
-    tokio::time::sleep(Duration::from_millis(200)).await;
+    app.drain().await;
     assert_eq!(fin.count(), 0, "one colour of two is not a group");
     let n = app.nets().get(&id).await;
     assert_eq!(n["status"], "running", "{n}");
     assert_eq!(put(c2).await, StatusCode::CREATED);
-    eventually(Duration::from_secs(10), || async { fin.count() == 1 }).await;
+    app.drain().await;
+    assert_eq!(fin.count(), 1);
     assert_eq!(bodies(&fin)[0]["color"], root);
     let n = app.nets().get(&id).await;
     assert_eq!(
@@ -384,7 +374,6 @@ async fn a_join_waits_for_every_colour_even_when_both_inputs_arrive_together() {
 async fn a_transition_firing_again_for_a_colour_calls_back_again() {
     let app = spawn_app().await;
     let rx = Receiver::ok().await;
-    let _w = app.run_worker_and_scheduler("w");
     let id = app
         .nets()
         .create(json!({"initialMarking": ["a"], "transitions": [
@@ -392,20 +381,21 @@ async fn a_transition_firing_again_for_a_colour_calls_back_again() {
             {"inputs": ["b", "again"], "outputs": ["a"]}
         ]}))
         .await;
-    eventually(Duration::from_secs(10), || async { rx.count() == 1 }).await;
+    app.drain().await;
+    assert_eq!(rx.count(), 1);
     app.put(
         &format!("/v1/nets/{id}/places/again/tokens?color=0"),
         json!({}),
     )
     .await;
-    eventually(Duration::from_secs(10), || async { distinct(&rx) == 2 }).await;
+    app.drain().await;
+    assert_eq!(distinct(&rx), 2);
 }
 
 #[tokio::test]
-async fn a_group_notice_links_back_with_the_parents_own_group_and_expire_is_bounded() {
+async fn a_group_notice_links_back_with_the_parents_own_group() {
     let app = spawn_app().await;
     let rx = Receiver::ok().await;
-    let _w = app.run_worker_and_scheduler("w");
     let id = app.nets().create(json!({"transitions": [
         {"inputs": ["start"], "outputs": ["s"], "action": {"type": "create-color-group", "url": rx.url, "response_places": {"ack": "acks"}}}
     ]}))
@@ -415,7 +405,8 @@ async fn a_group_notice_links_back_with_the_parents_own_group_and_expire_is_boun
         json!({"color_group_size": 2}),
     )
     .await;
-    eventually(Duration::from_secs(10), || async { rx.count() == 1 }).await;
+    app.drain().await;
+    assert_eq!(rx.count(), 1);
     let cb = &bodies(&rx)[0];
     assert_eq!(
         cb["group"]["end"].as_i64().unwrap() - cb["group"]["begin"].as_i64().unwrap(),
@@ -427,6 +418,11 @@ async fn a_group_notice_links_back_with_the_parents_own_group_and_expire_is_boun
         StatusCode::CREATED,
         "its link is usable: {cb}"
     );
+}
+
+#[tokio::test]
+async fn an_expire_ttl_beyond_the_limit_is_refused() {
+    let app = spawn_app().await;
     let (s, e) = app
         .post("/v1/nets", json!({"transitions": [{"inputs": ["a"], "action": {"type": "expire", "ttl_seconds": 10_000_000_000_000_000u64}}]}))
         .await;
@@ -472,7 +468,6 @@ async fn a_put_onto_a_token_a_transition_left_keeps_it_and_says_so() {
 async fn a_barrier_does_not_count_a_colour_a_competing_transition_took() {
     let app = spawn_app().await;
     let (fin, other) = (Receiver::ok().await, Receiver::ok().await);
-    let _w = app.run_worker_and_scheduler("w");
     let id = app.nets().create(json!({"transitions": [
         {"inputs": ["start"], "outputs": ["g"], "action": {"type": "create-color-group"}},
         {"inputs": ["d", "x"], "outputs": ["y"], "action": {"type": "notify", "url": other.url}},
@@ -503,10 +498,11 @@ async fn a_barrier_does_not_count_a_colour_a_competing_transition_took() {
     assert_eq!(put("d", c1).await, StatusCode::CREATED);
     // …then the competing transition takes child 1's token…
     assert_eq!(put("x", c1).await, StatusCode::CREATED);
-    eventually(Duration::from_secs(10), || async { other.count() == 1 }).await;
+    app.drain().await;
+    assert_eq!(other.count(), 1);
     // …so child 2 alone does not complete the group.
     assert_eq!(put("d", c2).await, StatusCode::CREATED);
-    tokio::time::sleep(Duration::from_millis(200)).await;
+    app.drain().await;
     assert_eq!(fin.count(), 0, "a join fired without every colour");
     let (_, ex) = app.get(&format!("/v1/nets/{id}/explain")).await;
     assert_eq!(
