@@ -7,25 +7,40 @@ use serde_json::{Value, json};
 use super::provisioning;
 use crate::support::Receiver;
 use crate::support::{TestApp, eventually, spawn_app};
+use switchyard_scheduler::Scheduler;
 
-#[tokio::test]
-async fn thresholds_fire_once_respect_cooldown_and_recover() {
-    let app = spawn_app().await;
-    let rx = Receiver::ok().await;
-    // The worker delivers; this test steps the scheduler's checks itself.
-    let _w = app.run_worker_only("w");
+/// PROVISIONING with two thresholds: more than 2 entities in "1" alerts
+/// `rx` (critical, an hour's cooldown, with recovery); anything older than
+/// an hour in "2" is a warning. Entities "a" and "b" wait in "1".
+async fn two_waiting_with_thresholds(app: &TestApp, rx: &Receiver) -> Scheduler {
     let mut def = provisioning();
     def["thresholds"] = json!([
         {"id": "too-many-waiting", "state": "1", "kind": "count_above", "value": 2, "severity": "critical",
          "action": {"type": "webhook", "url": rx.url}, "cooldown_seconds": 3600, "recovery": true},
         {"state": "2", "kind": "older_than", "value": 0, "age_seconds": 3600, "severity": "warning"}
     ]);
-    let (s, b) = app.post("/api/statemachines", def).await;
-    assert_eq!(s, StatusCode::CREATED, "{b}");
-    let sched = app.scheduler();
+    app.machines().create(def).await;
     for e in ["a", "b"] {
         app.machines().transition("PROVISIONING", e, "1").await;
     }
+    app.scheduler()
+}
+
+/// A third entity "c" enters "1": the threshold is crossed and its alert
+/// delivered, whether the check right after the transition or the
+/// scheduler's got there first.
+async fn cross(app: &TestApp, sched: &Scheduler, rx: &Receiver) {
+    app.machines().transition("PROVISIONING", "c", "1").await;
+    sched.step("machines.thresholds").await.unwrap();
+    app.drain().await;
+    assert_eq!(rx.count(), 1);
+}
+
+#[tokio::test]
+async fn a_count_at_the_threshold_does_not_cross_it() {
+    let app = spawn_app().await;
+    let rx = Receiver::ok().await;
+    let sched = two_waiting_with_thresholds(&app, &rx).await;
     assert_eq!(
         sched.step("machines.thresholds").await.unwrap(),
         0,
@@ -33,11 +48,14 @@ async fn thresholds_fire_once_respect_cooldown_and_recover() {
     );
     let (_, text) = app.get("/api/statemachines/PROVISIONING/check").await;
     assert!(text.as_str().unwrap().starts_with("OK - "), "{text}");
-    // Crossing: one alert, whether the check right after the transition or
-    // the scheduler's gets there first; checking again does not repeat it.
-    app.machines().transition("PROVISIONING", "c", "1").await;
-    sched.step("machines.thresholds").await.unwrap();
-    eventually(Duration::from_secs(10), || async { rx.count() == 1 }).await;
+}
+
+#[tokio::test]
+async fn a_crossed_threshold_alerts_once() {
+    let app = spawn_app().await;
+    let rx = Receiver::ok().await;
+    let sched = two_waiting_with_thresholds(&app, &rx).await;
+    cross(&app, &sched, &rx).await;
     assert_eq!(
         sched.step("machines.thresholds").await.unwrap(),
         0,
@@ -52,17 +70,41 @@ async fn thresholds_fire_once_respect_cooldown_and_recover() {
         (alert["status"].as_str(), alert["severity"].as_str()),
         (Some("firing"), Some("critical"))
     );
+}
 
+/// Entity "c" leaves "1" again: the recovery notice is delivered.
+async fn recover(app: &TestApp, sched: &Scheduler, rx: &Receiver) {
     app.machines().transition("PROVISIONING", "c", "3").await;
     sched.step("machines.thresholds").await.unwrap();
-    eventually(Duration::from_secs(10), || async { rx.count() == 2 }).await;
+    app.drain().await;
+    assert_eq!(rx.count(), 2);
+}
+
+#[tokio::test]
+async fn a_threshold_that_clears_sends_a_recovery() {
+    let app = spawn_app().await;
+    let rx = Receiver::ok().await;
+    let sched = two_waiting_with_thresholds(&app, &rx).await;
+    cross(&app, &sched, &rx).await;
+    recover(&app, &sched, &rx).await;
     let rec: Value = serde_json::from_str(&rx.received()[1].body).unwrap();
     assert_eq!(rec["status"], "recovered");
-    // Crossing again within the cooldown: firing, but no new notification.
+}
+
+#[tokio::test]
+async fn crossing_again_within_the_cooldown_fires_without_a_notification() {
+    let app = spawn_app().await;
+    let rx = Receiver::ok().await;
+    let sched = two_waiting_with_thresholds(&app, &rx).await;
+    cross(&app, &sched, &rx).await;
+    recover(&app, &sched, &rx).await;
     app.machines().transition("PROVISIONING", "d", "1").await;
     sched.step("machines.thresholds").await.unwrap();
-    tokio::time::sleep(Duration::from_millis(1200)).await; // any after-transition check has run
+    // The after-transition check runs in the API's background, at most
+    // once a second: wait until any of it has run.
+    tokio::time::sleep(Duration::from_millis(1200)).await;
     sched.step("machines.thresholds").await.unwrap();
+    app.drain().await;
     assert_eq!(rx.count(), 2, "no alert within the cooldown");
     let (_, m) = app.get("/api/statemachines/PROVISIONING/metrics").await;
     assert_eq!(m["thresholds"][0]["firing"], true);
@@ -78,28 +120,35 @@ async fn thresholds_fire_once_respect_cooldown_and_recover() {
 async fn an_alert_held_back_by_the_cooldown_is_sent_when_it_ends() {
     let app = spawn_app().await;
     let rx = Receiver::ok().await;
-    let _w = app.run_worker_only("w");
     let mut def = provisioning();
     def["thresholds"] = json!([{"id": "busy", "state": "1", "kind": "count_above", "value": 0, "severity": "warning",
         "action": {"type": "webhook", "url": rx.url}, "cooldown_seconds": 1}]);
-    app.post("/api/statemachines", def).await;
+    app.machines().create(def).await;
     let sched = app.scheduler();
     app.machines().transition("PROVISIONING", "a", "1").await;
     sched.step("machines.thresholds").await.unwrap();
-    eventually(Duration::from_secs(10), || async { rx.count() == 1 }).await;
+    app.drain().await;
+    assert_eq!(rx.count(), 1);
     app.machines().transition("PROVISIONING", "a", "3").await; // clears: recovery
     sched.step("machines.thresholds").await.unwrap();
-    eventually(Duration::from_secs(10), || async { rx.count() == 2 }).await;
+    app.drain().await;
+    assert_eq!(rx.count(), 2);
     app.machines().transition("PROVISIONING", "b", "1").await; // fires again inside the 1 s cooldown: held back…
     sched.step("machines.thresholds").await.unwrap();
     // …and announced once the cooldown has passed, while still true.
     eventually(Duration::from_secs(10), || async {
         sched.step("machines.thresholds").await.unwrap();
+        app.drain().await;
         rx.count() == 3
     })
     .await;
     let third: Value = serde_json::from_str(&rx.received()[2].body).unwrap();
     assert_eq!(third["status"], "firing");
+}
+
+#[tokio::test]
+async fn duplicate_threshold_ids_are_refused() {
+    let app = spawn_app().await;
     let (s, e) = app
         .post(
             "/api/statemachines",

@@ -14,6 +14,12 @@ impl TestApp {
 }
 
 impl Machines<'_> {
+    /// Create a machine, asserting it was created.
+    pub async fn create(&self, spec: Value) {
+        let (s, b) = self.0.post("/api/statemachines", spec).await;
+        assert_eq!(s, StatusCode::CREATED, "{b}");
+    }
+
     /// POST a machine definition as is.
     pub async fn post(&self, spec: Value) -> (StatusCode, Value) {
         self.0.post("/api/setup/statemachine/new", spec).await
