@@ -7,9 +7,9 @@ use std::time::Duration;
 
 use futures::future::BoxFuture;
 use switchyard_shared::WorkKind;
-use switchyard_worker::{Handler, Outcome, WorkEntry};
+use switchyard_worker::{Handler, Outcome, WorkEntry, Worker};
 
-use crate::support::{eventually, spawn_app, worker_opts};
+use crate::support::{TestApp, eventually, spawn_app, worker_opts};
 
 struct Counting {
     seen: AtomicUsize,
@@ -42,78 +42,90 @@ fn xlen(conn: &mut redis::Connection, stream: &str) -> usize {
     redis::cmd("XLEN").arg(stream).query(conn).unwrap()
 }
 
-#[tokio::test]
-async fn entries_are_acked_after_handling_and_unknown_kinds_are_dead_lettered() {
-    let app = spawn_app().await;
-    let ok = Arc::new(Counting {
+/// A bare worker called `name` whose delivery handler counts its calls and
+/// answers `outcome`; its stream groups exist.
+async fn counting_worker(
+    app: &TestApp,
+    name: &str,
+    outcome: Outcome,
+) -> (Arc<Worker>, Arc<Counting>) {
+    let counting = Arc::new(Counting {
         seen: AtomicUsize::new(0),
-        outcome: Outcome::Done,
+        outcome,
     });
     let w = Arc::new(
-        app.bare_worker("w1")
-            .with_handler(WorkKind::Delivery, ok.clone()),
+        app.bare_worker(name)
+            .with_handler(WorkKind::Delivery, counting.clone()),
     );
     w.ensure_groups().await.unwrap();
+    (w, counting)
+}
+
+/// Step `w` until it has read `n` entries.
+async fn step_until(app: &TestApp, w: &Arc<Worker>, n: usize) {
+    let mut conn = app.redis.dedicated(Duration::from_secs(5)).await.unwrap();
+    let mut read = 0;
+    while read < n {
+        read += w.step(&mut conn).await.unwrap();
+    }
+}
+
+fn dead_letters(app: &TestApp, shard: u16) -> Vec<redis::Value> {
+    redis::cmd("XRANGE")
+        .arg(app.keys.dead_letters(shard))
+        .arg("-")
+        .arg("+")
+        .query(&mut app.server.conn())
+        .unwrap()
+}
+
+#[tokio::test]
+async fn handled_entries_are_acked_and_deleted() {
+    let app = spawn_app().await;
+    let (w, ok) = counting_worker(&app, "w1", Outcome::Done).await;
     let mut redis = app.server.conn();
     let s3 = app.keys.work_stream(3);
     for _ in 0..5 {
         xadd(&mut redis, &s3, DELIVERY);
     }
-    xadd(&mut redis, &app.keys.work_stream(9), "nobody.handles.this");
-    let mut conn = app.redis.dedicated(Duration::from_secs(5)).await.unwrap();
-    let mut n = 0;
-    while n < 6 {
-        n += w.step(&mut conn).await.unwrap();
-    }
+    step_until(&app, &w, 5).await;
     assert_eq!(ok.seen.load(Ordering::SeqCst), 5);
     assert_eq!(
         xlen(&mut redis, &s3),
         0,
         "done entries are acked and deleted"
     );
-    let dead: Vec<redis::Value> = redis::cmd("XRANGE")
-        .arg(app.keys.dead_letters(9))
-        .arg("-")
-        .arg("+")
-        .query(&mut redis)
-        .unwrap();
+}
+
+#[tokio::test]
+async fn entries_of_an_unknown_kind_are_dead_lettered() {
+    let app = spawn_app().await;
+    let (w, _) = counting_worker(&app, "w1", Outcome::Done).await;
+    xadd(
+        &mut app.server.conn(),
+        &app.keys.work_stream(9),
+        "nobody.handles.this",
+    );
+    step_until(&app, &w, 1).await;
+    let dead = dead_letters(&app, 9);
     assert_eq!(dead.len(), 1);
     let text = format!("{dead:?}");
     assert!(text.contains("no handler for kind"), "{text}");
 }
 
 #[tokio::test]
-async fn entries_of_a_dead_worker_are_reclaimed_and_poison_goes_to_dead_letters() {
+async fn entries_of_a_dead_worker_are_reclaimed() {
     let app = spawn_app().await;
     let mut redis = app.server.conn();
     let s = app.keys.work_stream(1);
     // Worker A takes the entries and "dies" (never acks: its handler says retry).
-    let flaky = Arc::new(Counting {
-        seen: AtomicUsize::new(0),
-        outcome: Outcome::Retry("busy".into()),
-    });
-    let a = Arc::new(
-        app.bare_worker("a")
-            .with_handler(WorkKind::Delivery, flaky.clone()),
-    );
-    a.ensure_groups().await.unwrap();
+    let (a, _) = counting_worker(&app, "a", Outcome::Retry("busy".into())).await;
     for _ in 0..3 {
         xadd(&mut redis, &s, DELIVERY);
     }
-    let mut conn = app.redis.dedicated(Duration::from_secs(5)).await.unwrap();
-    let mut n = 0;
-    while n < 3 {
-        n += a.step(&mut conn).await.unwrap();
-    }
+    step_until(&app, &a, 3).await;
     // Worker B reclaims them once they are idle past the visibility timeout.
-    let good = Arc::new(Counting {
-        seen: AtomicUsize::new(0),
-        outcome: Outcome::Done,
-    });
-    let b = Arc::new(
-        app.bare_worker("b")
-            .with_handler(WorkKind::Delivery, good.clone()),
-    );
+    let (b, good) = counting_worker(&app, "b", Outcome::Done).await;
     // Claims accumulate: entries read at different moments turn idle apart.
     let claimed = std::sync::atomic::AtomicUsize::new(0);
     eventually(Duration::from_secs(5), || async {
@@ -123,24 +135,22 @@ async fn entries_of_a_dead_worker_are_reclaimed_and_poison_goes_to_dead_letters(
     .await;
     assert_eq!(good.seen.load(Ordering::SeqCst), 3);
     assert_eq!(xlen(&mut redis, &s), 0);
+}
 
+#[tokio::test]
+async fn an_entry_that_always_fails_is_dead_lettered_after_max_deliveries() {
+    let app = spawn_app().await;
+    let s = app.keys.work_stream(1);
+    let (a, _) = counting_worker(&app, "a", Outcome::Retry("busy".into())).await;
     // An entry that always fails is dead-lettered after max deliveries (3).
-    xadd(&mut redis, &s, DELIVERY);
-    let mut n = 0;
-    while n < 1 {
-        n += a.step(&mut conn).await.unwrap();
-    }
+    xadd(&mut app.server.conn(), &s, DELIVERY);
+    step_until(&app, &a, 1).await;
     eventually(Duration::from_secs(10), || async {
         a.reclaim().await.unwrap();
         xlen(&mut app.server.conn(), &s) == 0
     })
     .await;
-    let dead: Vec<redis::Value> = redis::cmd("XRANGE")
-        .arg(app.keys.dead_letters(1))
-        .arg("-")
-        .arg("+")
-        .query(&mut redis)
-        .unwrap();
+    let dead = dead_letters(&app, 1);
     assert_eq!(dead.len(), 1);
     assert!(
         format!("{dead:?}").contains("delivered 4 times"),
