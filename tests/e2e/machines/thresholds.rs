@@ -26,14 +26,15 @@ async fn two_waiting_with_thresholds(app: &TestApp, rx: &Receiver) -> Scheduler 
     app.scheduler()
 }
 
-/// A third entity "c" enters "1": the threshold is crossed and its alert
-/// delivered, whether the check right after the transition or the
-/// scheduler's got there first.
-async fn cross(app: &TestApp, sched: &Scheduler, rx: &Receiver) {
-    app.machines().transition("PROVISIONING", "c", "1").await;
+/// Entity "c" moves to `to` (into "1": the threshold is crossed; out of it:
+/// it clears) and the notification is delivered, whether the check right
+/// after the transition or the scheduler's got there first: `rx` has then
+/// heard `heard` requests.
+async fn move_c(app: &TestApp, sched: &Scheduler, rx: &Receiver, to: &str, heard: usize) {
+    app.machines().transition("PROVISIONING", "c", to).await;
     sched.step("machines.thresholds").await.unwrap();
     app.drain().await;
-    assert_eq!(rx.count(), 1);
+    assert_eq!(rx.count(), heard);
 }
 
 #[tokio::test]
@@ -55,7 +56,7 @@ async fn a_crossed_threshold_alerts_once() {
     let app = spawn_app().await;
     let rx = Receiver::ok().await;
     let sched = two_waiting_with_thresholds(&app, &rx).await;
-    cross(&app, &sched, &rx).await;
+    move_c(&app, &sched, &rx, "1", 1).await;
     assert_eq!(
         sched.step("machines.thresholds").await.unwrap(),
         0,
@@ -72,21 +73,13 @@ async fn a_crossed_threshold_alerts_once() {
     );
 }
 
-/// Entity "c" leaves "1" again: the recovery notice is delivered.
-async fn recover(app: &TestApp, sched: &Scheduler, rx: &Receiver) {
-    app.machines().transition("PROVISIONING", "c", "3").await;
-    sched.step("machines.thresholds").await.unwrap();
-    app.drain().await;
-    assert_eq!(rx.count(), 2);
-}
-
 #[tokio::test]
 async fn a_threshold_that_clears_sends_a_recovery() {
     let app = spawn_app().await;
     let rx = Receiver::ok().await;
     let sched = two_waiting_with_thresholds(&app, &rx).await;
-    cross(&app, &sched, &rx).await;
-    recover(&app, &sched, &rx).await;
+    move_c(&app, &sched, &rx, "1", 1).await;
+    move_c(&app, &sched, &rx, "3", 2).await;
     let rec: Value = serde_json::from_str(&rx.received()[1].body).unwrap();
     assert_eq!(rec["status"], "recovered");
 }
@@ -96,8 +89,8 @@ async fn crossing_again_within_the_cooldown_fires_without_a_notification() {
     let app = spawn_app().await;
     let rx = Receiver::ok().await;
     let sched = two_waiting_with_thresholds(&app, &rx).await;
-    cross(&app, &sched, &rx).await;
-    recover(&app, &sched, &rx).await;
+    move_c(&app, &sched, &rx, "1", 1).await;
+    move_c(&app, &sched, &rx, "3", 2).await;
     app.machines().transition("PROVISIONING", "d", "1").await;
     sched.step("machines.thresholds").await.unwrap();
     // The after-transition check runs in the API's background, at most
