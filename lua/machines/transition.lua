@@ -1,9 +1,14 @@
 -- Apply a batch of entity transitions of one state machine, each validated
 -- against the definition: an unknown entity must enter an initial state, a
 -- move must be listed in `next`, a closed entity moves no more, an event id
--- seen before is applied once. Counts, time-in-state sets, windowed counters
--- and histories change in the same call.
--- KEYS: 1 meta (def), 2 counts, 3 events, 4 current minute bucket,
+-- seen before for the same entity is applied once (ids are scoped per entity:
+-- the events ZSET holds `<entity>|<event id>`; entity ids have no `|`). The
+-- events ZSET is pruned of ids older than the retention on every call and
+-- expires a retention after its last write, so an idle machine keeps none.
+-- Counts, time-in-state sets, windowed counters and histories change in the
+-- same call.
+-- KEYS: 1 meta (def), 2 counts, 3 events (ZSET `<entity>|<event id>` → applied at),
+--       4 current minute bucket,
 --       5 .. 4+S: per state ZSET entity → entered at (definition order),
 --       then per event: entity hash, entity history
 -- ARGV: 1 history cap, 2 retention ms (closed entities, event ids), 3 n,
@@ -46,7 +51,7 @@ for e = 1, n do
   local r
   if not idx[to] then
     r = '{"status":"rejected","reason":"unknown_state","allowed":' .. json_list(def.states_ids) .. '}'
-  elseif eid ~= '' and redis.call('ZSCORE', KEYS[3], eid) then
+  elseif eid ~= '' and redis.call('ZSCORE', KEYS[3], entity .. '|' .. eid) then
     r = '{"status":"duplicate"}'
   else
     local cur = redis.call('HMGET', ek, 'state', 'closed', 'gen')
@@ -93,7 +98,10 @@ for e = 1, n do
         (eid ~= '' and (',"event_id":' .. cjson.encode(eid)) or '') .. '}'
       hist(hk, cap, h)
       if terminal[to] then redis.call('PEXPIRE', hk, retention) end
-      if eid ~= '' then redis.call('ZADD', KEYS[3], now, eid) end
+      if eid ~= '' then
+        redis.call('ZADD', KEYS[3], now, entity .. '|' .. eid)
+        redis.call('PEXPIRE', KEYS[3], retention)
+      end
       r = '{"status":"applied","from":' .. (from and cjson.encode(from) or 'null') .. ',"to":' .. cjson.encode(to) ..
         ',"closed":' .. tostring(terminal[to]) .. '}'
     end

@@ -1,5 +1,6 @@
 //! State machines.
 
+mod event_ids;
 mod thresholds;
 mod transitions;
 

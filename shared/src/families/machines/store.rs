@@ -64,7 +64,9 @@ pub struct Event {
     /// An object kept in the entity's history.
     #[serde(default)]
     pub data: Option<Value>,
-    /// An id applied once (a repeat answers `duplicate`).
+    /// An id applied once per entity (a repeat for the same entity answers
+    /// `duplicate`; another entity may use the same id). Remembered for the
+    /// retention.
     #[serde(default)]
     pub event_id: Option<String>,
 }
