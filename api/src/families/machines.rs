@@ -12,8 +12,9 @@ use serde_json::Value;
 use std::sync::Arc;
 
 use switchyard_shared::families::machines::{
-    BATCH_MAX, Definition, EntityView, Event, MachineError, MachineSpec, MachineStore,
-    MachineSummary, MetricsReport, RejectReason, TransitionResult, nagios, valid_id, validate,
+    BATCH_MAX, Definition, EVENT_ID_MAX, EntityView, Event, MachineError, MachineSpec,
+    MachineStore, MachineSummary, MetricsReport, RejectReason, TransitionResult, nagios,
+    valid_entity_id, valid_event_id, valid_id, validate,
 };
 use switchyard_shared::platform::outbox::Policies;
 
@@ -219,29 +220,36 @@ fn parse_at(raw: Option<&Value>, at: &str) -> AppResult<Option<i64>> {
     }
 }
 
-/// Parse `at` (ISO 8601 or epoch milliseconds) and check an event.
-fn prepare(mut e: Event, at: &str) -> AppResult<Event> {
-    if !valid_id(&e.entity) {
-        return Err(AppError::new(
-            Code::EntityInvalid,
-            "entity ids are 1–100 letters, digits, '-', '_' or '.'",
-        )
-        .at(format!("{at}.entity")));
+/// An entity id (named by `at`: `path.entity` or `body.events[i].entity`).
+fn check_entity(entity: &str, at: &str) -> AppResult<()> {
+    if valid_entity_id(entity) {
+        return Ok(());
     }
+    Err(AppError::new(
+        Code::EntityInvalid,
+        "entity ids are 1–100 letters, digits, '-', '_' or '.', and not '.' or '..'",
+    )
+    .at(at))
+}
+
+/// Parse `at` (ISO 8601 or epoch milliseconds) and check an event; its
+/// entity is named by `entity_at` (the path's or the event's).
+fn prepare(mut e: Event, at: &str, entity_at: &str) -> AppResult<Event> {
+    check_entity(&e.entity, entity_at)?;
     if !valid_id(&e.to) {
         return Err(
             AppError::new(Code::StateInvalid, "to must be a state id").at(format!("{at}.to"))
         );
     }
     e.at_ms = parse_at(e.at.as_ref(), at)?;
-    if e.event_id
-        .as_ref()
-        .is_some_and(|id| id.is_empty() || id.len() > 200)
-    {
-        return Err(
-            AppError::new(Code::EventIdInvalid, "event_id: 1–200 characters")
-                .at(format!("{at}.event_id")),
-        );
+    if e.event_id.as_deref().is_some_and(|id| !valid_event_id(id)) {
+        return Err(AppError::new(
+            Code::EventIdInvalid,
+            format!(
+                "event_id: 1–{EVENT_ID_MAX} bytes, no control characters or bidirectional overrides"
+            ),
+        )
+        .at(format!("{at}.event_id")));
     }
     if e.data.as_ref().is_some_and(|d| !d.is_object()) {
         return Err(
@@ -289,7 +297,7 @@ pub(crate) async fn transition(
 ) -> AppResult<Json<TransitionResult>> {
     check_sm(&sm)?;
     e.entity = entity;
-    let e = prepare(e, "body")?;
+    let e = prepare(e, "body", "path.entity")?;
     let def = st.machines.definition(&sm).await?;
     let result = st.machines.transition(&def, &[e]).await?.into_iter().next();
     check_soon(&st, &def);
@@ -348,7 +356,10 @@ pub(crate) async fn batch(
         .events
         .into_iter()
         .enumerate()
-        .map(|(i, e)| prepare(e, &format!("body.events[{i}]")))
+        .map(|(i, e)| {
+            let at = format!("body.events[{i}]");
+            prepare(e, &at, &format!("{at}.entity"))
+        })
         .collect::<AppResult<Vec<_>>>()?;
     let def = st.machines.definition(&sm).await?;
     let results = st
@@ -372,6 +383,7 @@ pub(crate) async fn entity(
     Path((sm, entity)): Path<(String, String)>,
 ) -> AppResult<Json<EntityView>> {
     check_sm(&sm)?;
+    check_entity(&entity, "path.entity")?;
     st.machines.definition(&sm).await?;
     match st.machines.entity(&sm, &entity).await? {
         Some(v) => Ok(Json(v)),

@@ -1,6 +1,7 @@
 //! State machines.
 
 mod event_ids;
+mod limits;
 mod thresholds;
 mod transitions;
 

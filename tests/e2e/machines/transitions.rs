@@ -152,7 +152,7 @@ async fn bad_machine_requests_are_refused_where_they_are_wrong() {
             "/api/statemachines/PROVISIONING/entities/a:b/transitions",
             json!({"to": "1"}),
             StatusCode::BAD_REQUEST,
-            Some("body.entity"),
+            Some("path.entity"),
         ),
         (
             "/api/statemachines/PROVISIONING/transitions",

@@ -33,8 +33,9 @@ pub use config::MachineOpts;
 pub use keys::MachineKeys;
 pub use metrics::{MachineMetrics, Percentiles, StateMetrics, Windows};
 pub use spec::{
-    ActionSpec, Definition, MachineSpec, STATES_MAX, Severity, SpecError, StateSpec,
-    THRESHOLDS_MAX, ThresholdKind, ThresholdSpec, valid_id, validate,
+    ACTION_URL_MAX, ActionSpec, Definition, EVENT_ID_MAX, MachineSpec, NAME_MAX, STATES_MAX,
+    Severity, SpecError, StateSpec, THRESHOLDS_MAX, ThresholdKind, ThresholdSpec, valid_entity_id,
+    valid_event_id, valid_id, validate,
 };
 pub use store::{
     BATCH_MAX, EntityView, Event, HISTORY_CAP, HistoryEntry, MachineError, MachineStore,

@@ -6,6 +6,10 @@ use serde::{Deserialize, Serialize};
 
 pub const STATES_MAX: usize = 100;
 pub const THRESHOLDS_MAX: usize = 100;
+/// The longest machine or state `name`, in characters.
+pub const NAME_MAX: usize = 200;
+/// The longest threshold action `url`, in bytes.
+pub const ACTION_URL_MAX: usize = 2048;
 /// The longest `age_seconds` or `cooldown_seconds`: ten years.
 const SECONDS_MAX: u64 = 10 * 365 * 86_400;
 
@@ -14,6 +18,27 @@ pub fn valid_id(s: &str) -> bool {
         && s.len() <= 100
         && s.bytes()
             .all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b))
+}
+
+/// An entity id: a [`valid_id`] other than `.` and `..` (which clients
+/// that normalise dot-segments could not address). Control characters are
+/// refused by [`valid_id`] already.
+pub fn valid_entity_id(s: &str) -> bool {
+    valid_id(s) && s != "." && s != ".."
+}
+
+/// The longest event id, in bytes.
+pub const EVENT_ID_MAX: usize = 200;
+
+/// An event id: 1–[`EVENT_ID_MAX`] bytes without control characters
+/// (U+0000–U+001F, U+007F–U+009F) or bidirectional overrides and isolates
+/// (U+202A–U+202E, U+2066–U+2069).
+pub fn valid_event_id(s: &str) -> bool {
+    !s.is_empty()
+        && s.len() <= EVENT_ID_MAX
+        && !s.chars().any(|c| {
+            c.is_control() || matches!(c, '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}')
+        })
 }
 
 #[derive(Deserialize, Serialize, Debug, Clone, PartialEq, utoipa::ToSchema)]
@@ -178,6 +203,7 @@ pub fn validate(spec: MachineSpec) -> Result<Definition, SpecError> {
             "ids are 1–100 letters, digits, '-', '_' or '.'",
         ));
     }
+    check_name("body.name", &spec.name)?;
     let states_ids = check_states(&spec.states)?;
     let thresholds = check_thresholds(&spec.states, &spec.thresholds)?;
     Ok(Definition {
@@ -216,6 +242,7 @@ fn check_states(states: &[StateSpec]) -> Result<Vec<String>, SpecError> {
         if ids.contains(&s.id) {
             return Err(problem(at, format!("duplicate state id {:?}", s.id)));
         }
+        check_name(&format!("body.states[{i}].name"), &s.name)?;
         ids.push(s.id.clone());
     }
     for (i, s) in states.iter().enumerate() {
@@ -227,6 +254,17 @@ fn check_states(states: &[StateSpec]) -> Result<Vec<String>, SpecError> {
         }
     }
     Ok(ids)
+}
+
+/// A display name: at most [`NAME_MAX`] characters.
+fn check_name(at: &str, name: &str) -> Result<(), SpecError> {
+    if name.chars().count() > NAME_MAX {
+        return Err(problem(
+            at,
+            format!("names are at most {NAME_MAX} characters"),
+        ));
+    }
+    Ok(())
 }
 
 /// The states marked initial, else the first.
@@ -346,6 +384,12 @@ fn check_action(at: &str, a: &ActionSpec) -> Result<(), SpecError> {
             "action type must be webhook",
         ));
     }
+    if a.url.len() > ACTION_URL_MAX {
+        return Err(problem(
+            format!("{at}.action.url"),
+            format!("urls are at most {ACTION_URL_MAX} bytes"),
+        ));
+    }
     let ok = url::Url::parse(&a.url)
         .is_ok_and(|u| matches!(u.scheme(), "http" | "https") && u.host().is_some());
     if !ok {
@@ -368,6 +412,55 @@ mod tests {
             "thresholds": thresholds,
         }))
         .expect("a spec")
+    }
+
+    #[test]
+    fn entity_and_event_ids_refuse_dot_segments_controls_and_bidi_overrides() {
+        assert!(valid_entity_id("a.b") && valid_entity_id("..."));
+        for bad in [".", "..", "a\u{0}", "a\nb", "a\u{7f}", "a\u{202e}b", ""] {
+            assert!(!valid_entity_id(bad), "{bad:?}");
+        }
+        assert!(valid_event_id("E-1 / ok é"));
+        for bad in [
+            "",
+            "a\u{0}",
+            "a\r\nb",
+            "\t",
+            "a\u{7f}",
+            "a\u{85}",
+            "a\u{202a}",
+            "a\u{202e}",
+            "a\u{2066}",
+            "a\u{2069}",
+        ] {
+            assert!(!valid_event_id(bad), "{bad:?}");
+        }
+        assert!(valid_event_id(&"x".repeat(EVENT_ID_MAX)));
+        assert!(!valid_event_id(&"x".repeat(EVENT_ID_MAX + 1)));
+    }
+
+    #[test]
+    fn names_and_action_urls_have_a_maximum_length() {
+        let mut s = spec(serde_json::json!([]));
+        s.name = "n".repeat(NAME_MAX);
+        s.states[1].name = "é".repeat(NAME_MAX);
+        assert!(validate(s.clone()).is_ok(), "the limit is in characters");
+        let mut long = s.clone();
+        long.name.push('n');
+        assert_eq!(validate(long).expect_err("long").location, "body.name");
+        let mut long = s.clone();
+        long.states[1].name.push('n');
+        assert_eq!(
+            validate(long).expect_err("long").location,
+            "body.states[1].name"
+        );
+        let url = format!("http://h/{}", "u".repeat(ACTION_URL_MAX));
+        let e = validate(spec(
+            serde_json::json!([{"state": "a", "kind": "count_above", "value": 1,
+            "action": {"type": "webhook", "url": url}}]),
+        ))
+        .expect_err("long url");
+        assert_eq!(e.location, "body.thresholds[0].action.url");
     }
 
     #[test]
