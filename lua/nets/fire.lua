@@ -4,8 +4,8 @@
 -- stream in the same call (outbox).
 --
 -- KEYS: 1 meta, 2 marking (field "place:color" → token data JSON), 3 groups
---       (idx → JSON), 4 fired (markers and barrier counters), 5 seen (puts
---       already applied), 6 agenda (LIST of "place:color" to examine),
+--       (idx → JSON), 4 fired (markers and barrier counters), 5 seen (puts and
+--       posts already applied, field "place:color"), 6 agenda (LIST of "place:color" to examine),
 --       7 work stream, 8 net index (ZSET), 9 group begins (ZSET begin → idx)
 -- ARGV: 1 mode (create | put | post | continue | resume), 2 net id,
 --       3 bound (firings per call), 4 retention ms, then by mode:
@@ -290,6 +290,9 @@ elseif mode == 'put' or mode == 'post' then
     save_group({ idx = gidx, b = c, e = c + 1, cl = {}, bl = {} })
     raw = ARGV[6]
     result.color_group = gidx
+    -- The PUT to the Location this answers is the idempotent retry of this
+    -- POST: it finds the colour seen, like a repeated PUT.
+    redis.call('HSET', SEEN, field(p, c), 1)
   else
     c = tonumber(ARGV[6])
     raw = ARGV[8]

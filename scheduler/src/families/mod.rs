@@ -5,6 +5,7 @@
 pub mod deliveries;
 pub mod gates;
 pub mod machines;
+pub mod nets;
 
 use std::sync::Arc;
 
@@ -17,6 +18,7 @@ pub fn tasks(ctx: &Ctx) -> anyhow::Result<Vec<Arc<dyn Periodic>>> {
         gates::tasks(ctx)?,
         deliveries::tasks(ctx)?,
         machines::tasks(ctx)?,
+        nets::tasks(ctx)?,
     ]
     .concat())
 }

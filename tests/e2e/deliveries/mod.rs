@@ -4,6 +4,7 @@ mod api;
 mod attempts;
 mod crashes;
 mod outbox;
+mod paging;
 
 use std::collections::HashMap;
 

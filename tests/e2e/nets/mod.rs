@@ -3,6 +3,7 @@
 mod api;
 mod callbacks;
 mod model;
+mod retention;
 
 use serde_json::Value;
 

@@ -125,22 +125,15 @@ impl DeliveryStore {
     ) -> Result<(Vec<DeliveryView>, Option<String>), DeliveryError> {
         const BUDGET: usize = 2000;
         let mut conn = self.pool.conn();
-        // With filters, look further per shard; the budget bounds the work.
-        let per_shard = if state.is_some() || destination.is_some() {
-            BUDGET
-        } else {
-            limit + 1
-        };
         let indexes = (0..self.keys.shards()).map(|s| (s, self.keys.delivery_index(s)));
-        let cands =
-            crate::paging::newest_first(&mut conn, indexes, per_shard, cursor.as_ref()).await?;
-        let mut out = Vec::new();
-        let mut next = None;
-        for (examined, (created, id, shard)) in cands.into_iter().enumerate() {
-            if out.len() == limit || examined >= BUDGET {
-                next = Some(crate::paging::cursor(created, &id));
-                break;
-            }
+        // Each index is read further as needed; the budget bounds the work.
+        let mut it = crate::paging::NewestFirst::new(indexes, limit + 1, cursor.as_ref());
+        let mut page = crate::paging::Page::new(limit, BUDGET);
+        let next = loop {
+            let (_, id, shard) = match page.next(&mut it, &mut conn).await? {
+                Ok(entry) => entry,
+                Err(next) => break next,
+            };
             let k = self.keys.delivery(shard, &id);
             let rec: HashMap<String, String> = conn.hgetall(&k.record).await?;
             if rec.is_empty() {
@@ -154,9 +147,9 @@ impl DeliveryStore {
             {
                 continue;
             }
-            out.push(v);
-        }
-        Ok((out, next))
+            page.items.push(v);
+        };
+        Ok((page.items, next))
     }
 
     /// Replay a dead, failed or cancelled delivery.

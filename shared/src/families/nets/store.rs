@@ -117,6 +117,9 @@ impl From<FireReply> for PutOutcome {
     }
 }
 
+/// Most index entries one `GET /v1/nets` examines (live or stale).
+pub const LIST_BUDGET: usize = 1000;
+
 /// A net's meta fields (status, active, counters, times).
 pub type Meta = HashMap<String, String>;
 
@@ -360,7 +363,16 @@ impl NetStore {
     #[tracing::instrument(skip_all, fields(net_id = %id), err(level = "debug"))]
     pub async fn view(&self, id: &str) -> Result<NetView, NetError> {
         let (meta, c, marking) = self.snapshot(id).await?;
-        Ok(NetView::new(id, &meta, &c, &marking))
+        let mut view = NetView::new(id, &meta, &c, &marking);
+        if view.expires_at.is_none() {
+            // A finished net carries its retention as a TTL on its keys.
+            let mut conn = self.pool.get().await?;
+            let ttl: i64 = conn.pttl(self.keys(id).meta).await?;
+            if ttl > 0 {
+                view.expires_at = Some(iso_ms(crate::platform::time::now_ms() + ttl));
+            }
+        }
+        Ok(view)
     }
 
     /// The tokens of every place, with their data, and the colour groups.
@@ -425,7 +437,10 @@ impl NetStore {
         Ok(s)
     }
 
-    /// Nets, newest first, `limit` per page from `cursor` ("ms:id").
+    /// Nets, newest first, `limit` per page from `cursor` ("ms:id"). Entries
+    /// of expired nets are skipped (and dropped from the index) however many
+    /// there are; at most [`LIST_BUDGET`] entries are examined per call, and
+    /// the next cursor is returned whenever more may exist.
     #[tracing::instrument(skip_all, err(level = "debug"))]
     pub async fn list(
         &self,
@@ -434,15 +449,13 @@ impl NetStore {
     ) -> Result<(Vec<NetSummary>, Option<String>), NetError> {
         let mut conn = self.pool.get().await?;
         let indexes = (0..self.keys.shards()).map(|s| (s, self.keys.net_index(s)));
-        let cands =
-            crate::paging::newest_first(&mut conn, indexes, limit + 1, cursor.as_ref()).await?;
-        let mut out = vec![];
-        let mut next = None;
-        for (created, id, _) in cands {
-            if out.len() == limit {
-                next = Some(crate::paging::cursor(created, &id));
-                break;
-            }
+        let mut it = crate::paging::NewestFirst::new(indexes, limit + 1, cursor.as_ref());
+        let mut page = crate::paging::Page::new(limit, LIST_BUDGET);
+        let next = loop {
+            let (created, id, _) = match page.next(&mut it, &mut conn).await? {
+                Ok(entry) => entry,
+                Err(next) => break next,
+            };
             let k = self.keys(&id);
             let f: (Option<String>, Option<String>) = redis::cmd("HMGET")
                 .arg(&k.meta)
@@ -451,7 +464,7 @@ impl NetStore {
                 .query_async(&mut conn)
                 .await?;
             match f {
-                (Some(status), active) => out.push(NetSummary {
+                (Some(status), active) => page.items.push(NetSummary {
                     id,
                     status,
                     active: active.as_deref() == Some("1"),
@@ -461,7 +474,53 @@ impl NetStore {
                     let _: i64 = conn.zrem(&k.index, &id).await?;
                 }
             }
+        };
+        Ok((page.items, next))
+    }
+
+    /// Drop from shard `shard`'s net index up to `batch` entries of nets
+    /// that no longer exist, among those created before the retention
+    /// (a net lives at least that long after it was created, unless it
+    /// expired by its own `expire` action or was deleted). `skip` entries of
+    /// live nets are passed over (the caller's rolling position). Returns
+    /// (entries examined, entries removed).
+    #[tracing::instrument(skip_all, err(level = "debug"))]
+    pub async fn prune_index(
+        &self,
+        shard: u16,
+        skip: usize,
+        batch: usize,
+    ) -> Result<(usize, usize), NetError> {
+        let cutoff = crate::platform::time::now_ms() - ms(self.retention) as i64;
+        let index = self.keys.net_index(shard);
+        let mut conn = self.pool.get().await?;
+        let ids: Vec<String> = redis::cmd("ZRANGEBYSCORE")
+            .arg(&index)
+            .arg("-inf")
+            .arg(format!("({cutoff}"))
+            .arg("LIMIT")
+            .arg(skip)
+            .arg(batch)
+            .query_async(&mut conn)
+            .await?;
+        if ids.is_empty() {
+            return Ok((0, 0));
         }
-        Ok((out, next))
+        let mut pipe = redis::pipe();
+        for id in &ids {
+            pipe.exists(self.keys(id).meta);
+        }
+        let exists: Vec<bool> = pipe.query_async(&mut conn).await?;
+        let gone: Vec<&String> = ids
+            .iter()
+            .zip(exists)
+            .filter_map(|(id, e)| (!e).then_some(id))
+            .collect();
+        let removed = if gone.is_empty() {
+            0
+        } else {
+            conn.zrem(&index, gone).await?
+        };
+        Ok((ids.len(), removed))
     }
 }
