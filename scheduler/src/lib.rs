@@ -77,10 +77,17 @@ impl Scheduler {
                         () = shutdown.cancelled() => break,
                         _ = every.tick() => {}
                     }
-                    if let Err(e) = task.run_once().await {
+                    // A panicking step is a bug; it must not silently stop
+                    // this task while the others run on.
+                    let step = std::panic::AssertUnwindSafe(task.run_once());
+                    let res = match futures::FutureExt::catch_unwind(step).await {
+                        Ok(res) => res,
+                        Err(_) => Err(anyhow::anyhow!("the step panicked")),
+                    };
+                    if let Err(e) = res {
                         metrics::counter!("switchyard_scheduler_errors_total", "task" => task.name())
                             .increment(1);
-                        tracing::warn!(task = task.name(), error = %format!("{e:#}"), "scheduler step failed; retrying next tick");
+                        tracing::error!(task = task.name(), error = %format!("{e:#}"), "scheduler step failed; retrying next tick");
                     }
                 }
             }));

@@ -45,15 +45,20 @@ impl Periodic for Timers {
     }
     fn run_once(&self) -> BoxFuture<'_, anyhow::Result<usize>> {
         Box::pin(async move {
-            let mut total = 0;
-            for shard in 0..self.keys.shards() {
+            // Every shard at once: the shared connection pipelines the calls.
+            let shards = (0..self.keys.shards()).map(|shard| async move {
+                let mut moved = 0;
                 loop {
                     let n = move_timers(&self.redis, &self.keys, shard, self.batch).await?;
-                    total += n;
+                    moved += n;
                     if n < self.batch {
-                        break;
+                        return Ok::<usize, anyhow::Error>(moved);
                     }
                 }
+            });
+            let mut total = 0;
+            for moved in futures::future::join_all(shards).await {
+                total += moved?;
             }
             if total > 0 {
                 metrics::counter!("switchyard_timers_fired_total").increment(total as u64);

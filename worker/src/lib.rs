@@ -251,7 +251,14 @@ impl Worker {
         let streams = self.streams();
         // COUNT is per stream: ask each shard for its share of the free
         // slots, so a read returns about as many entries as can start now.
-        let per_stream = permits.len().div_ceil(streams.len()).max(1);
+        // With many shards that share is small (64 slots over 64 shards is
+        // 1), so a busy shard would start one entry per read: ask each for
+        // at least 16 (or all free slots); the backlog keeps the overflow.
+        let per_stream = permits
+            .len()
+            .div_ceil(streams.len())
+            .max(permits.len().min(16))
+            .max(1);
         let mut cmd = redis::cmd("XREADGROUP");
         cmd.arg("GROUP")
             .arg(GROUP)
