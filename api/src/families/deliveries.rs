@@ -2,7 +2,6 @@
 //! inspect (with the attempt log), replay and cancel.
 
 use std::collections::BTreeMap;
-use std::net::IpAddr;
 
 use axum::Json;
 use axum::extract::{Path, Query, State};
@@ -15,6 +14,7 @@ use std::sync::Arc;
 use switchyard_shared::families::deliveries::{
     DeliveryError, DeliveryStore, DeliveryView, NewDelivery, STATES,
 };
+use switchyard_shared::platform::ids::CallbackUrl;
 use switchyard_shared::platform::outbox::Policies;
 
 use crate::error::{AppError, AppResult, Code};
@@ -24,7 +24,6 @@ use crate::state::Ctx;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-pub const URL_MAX: usize = 2048;
 pub const HEADERS_MAX: usize = 32;
 pub const HEADER_VALUE_MAX: usize = 4096;
 pub const IDEMPOTENCY_KEY_MAX: usize = 200;
@@ -204,36 +203,12 @@ fn check_idempotency_key(k: &str) -> AppResult<()> {
     Ok(())
 }
 
-/// Check a destination URL with the same parser the worker uses; answers `host:port`.
+/// Check a destination URL with the platform's one validator
+/// ([`CallbackUrl`]); answers `host:port`.
 pub fn check_url(raw: &str, allow_link_local: bool) -> AppResult<String> {
-    let bad = |why: &str| AppError::new(Code::UrlInvalid, why.to_owned()).at("body.url");
-    if raw.len() > URL_MAX {
-        return Err(bad(&format!("url is longer than {URL_MAX} bytes")));
-    }
-    let url =
-        url::Url::parse(raw).map_err(|e| bad(&format!("url is not a valid absolute URL: {e}")))?;
-    if url.scheme() != "http" && url.scheme() != "https" {
-        return Err(bad("url scheme must be http or https"));
-    }
-    let ip = match url.host() {
-        None => return Err(bad("url has no host")),
-        Some(url::Host::Ipv4(v4)) => Some(IpAddr::V4(v4)),
-        Some(url::Host::Ipv6(v6)) => Some(IpAddr::V6(v6)),
-        Some(url::Host::Domain(_)) => None,
-    };
-    if let Some(ip) = ip
-        && !allow_link_local
-        && switchyard_shared::platform::ids::address_forbidden(ip)
-    {
-        return Err(bad(
-            "link-local and metadata addresses are refused (see --allow-link-local)",
-        ));
-    }
-    let host = url.host_str().unwrap_or_default();
-    Ok(format!(
-        "{host}:{}",
-        url.port_or_known_default().unwrap_or(0)
-    ))
+    CallbackUrl::parse(raw, allow_link_local)
+        .map(|u| u.destination().to_owned())
+        .map_err(|e| AppError::new(Code::UrlInvalid, e.to_string()).at("body.url"))
 }
 
 fn location(id: &str) -> HeaderValue {

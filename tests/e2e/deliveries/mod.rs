@@ -5,6 +5,7 @@ mod attempts;
 mod crashes;
 mod outbox;
 mod paging;
+mod ssrf;
 
 use std::collections::HashMap;
 
