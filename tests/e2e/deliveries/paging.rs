@@ -36,8 +36,9 @@ async fn paging_to_the_end_sees_every_live_delivery_exactly_once() {
             app.deliveries().create(json!({"url": ok.url})).await;
         }
     }
-    // The newest entries are all expiring ones: more than a page of them.
-    for _ in 0..40 {
+    // The newest entries are all expiring ones: several pages of them on
+    // every shard (64 shards).
+    for _ in 0..300 {
         app.deliveries().create(json!({"url": ok.url})).await;
     }
     app.settle().await;
