@@ -7,7 +7,8 @@
 -- KEYS: 1 record, 2 attempt log, 3 work stream, 4 timers, 5 dead set
 -- ARGV: 1 lease, 2 outcome (succeeded | retry | dead), 3 status code ('' = none),
 --       4 error (''), 5 latency ms, 6 next attempt at (ms, for retry), 7 stream entry id,
---       8 consumer group, 9 retention ms, 10 attempt log cap, 11 timer member, 12 started at
+--       8 consumer group, 9 retention ms, 10 attempt log cap, 11 timer member, 12 started at,
+--       13 '1' when the owner's family wants `owner.succeeded` notices, else '0'
 -- Returns: JSON {state: <state after the call>} or {stale: true} (lease not current).
 local cur = redis.call('HMGET', KEYS[1], 'lease', 'entry')
 if tostring(cur[1]) ~= ARGV[1] then
@@ -30,7 +31,7 @@ if state ~= 'in_flight' then
   -- Cancelled (or killed) while in flight: keep the attempt, keep the state.
 elseif outcome == 'succeeded' then
   redis.call('HSET', KEYS[1], 'state', 'succeeded', 'next_at', '')
-  owner_notice(KEYS[3], 'owner.succeeded', KEYS[1], nil)
+  if ARGV[13] == '1' then owner_notice(KEYS[3], 'owner.succeeded', KEYS[1], nil) end
 elseif outcome == 'retry' then
   redis.call('HSET', KEYS[1], 'state', 'failed_retrying', 'next_at', ARGV[6])
   redis.call('ZADD', KEYS[4], ARGV[6], ARGV[11])

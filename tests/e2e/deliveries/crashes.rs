@@ -324,6 +324,7 @@ async fn a_stale_attempt_cannot_revive_or_fork_a_delivery() {
             started_ms: 0,
             entry_id: entry,
             group: "switchyard",
+            tell_owner_success: false,
         }
     };
     assert_eq!(

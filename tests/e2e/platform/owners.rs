@@ -54,6 +54,10 @@ impl OwnerHooks for Probe {
         Box::pin(async { Ok(()) })
     }
 
+    fn wants_succeeded(&self) -> bool {
+        true
+    }
+
     fn succeeded<'a>(
         &'a self,
         id: &'a str,

@@ -103,6 +103,9 @@ pub struct Finish<'a> {
     pub started_ms: i64,
     pub entry_id: &'a str,
     pub group: &'a str,
+    /// Queue an `owner.succeeded` notice on success (the owner's family
+    /// asked for them; see `OwnerHooks::wants_succeeded`).
+    pub tell_owner_success: bool,
 }
 
 pub(crate) fn view(rec: HashMap<String, String>, log: Option<Vec<String>>) -> DeliveryView {

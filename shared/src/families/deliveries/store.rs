@@ -240,6 +240,7 @@ impl DeliveryStore {
             .arg(ATTEMPT_LOG_CAP)
             .arg(timer_member(f.id))
             .arg(f.started_ms)
+            .arg(if f.tell_owner_success { "1" } else { "0" })
             .invoke_async(&mut conn)
             .await?;
         let v = reply(&raw)?;

@@ -112,7 +112,15 @@ pub trait OwnerHooks: Send + Sync {
         Box::pin(async { Ok(()) })
     }
 
-    /// A callback was delivered.
+    /// Whether [`OwnerHooks::succeeded`] does anything: only then is an
+    /// `owner.succeeded` notice queued for each delivered callback (a
+    /// stream entry per callback is not free).
+    fn wants_succeeded(&self) -> bool {
+        false
+    }
+
+    /// A callback was delivered (only called when
+    /// [`OwnerHooks::wants_succeeded`]).
     fn succeeded<'a>(
         &'a self,
         _id: &'a str,
@@ -146,6 +154,11 @@ impl Owners {
             Some((h, id)) => h.exists(id).await,
             None => Ok(true),
         }
+    }
+
+    /// Whether the owner's family wants `owner.succeeded` notices.
+    pub fn wants_succeeded(&self, owner: &str) -> bool {
+        self.of(owner).is_some_and(|(h, _)| h.wants_succeeded())
     }
 
     pub fn families(&self) -> Vec<&'static str> {

@@ -220,6 +220,7 @@ impl DeliveryHandler {
                 started_ms,
                 entry_id: &e.id,
                 group: GROUP,
+                tell_owner_success: self.owners.wants_succeeded(&a.owner),
             })
             .await?;
         let label = match &state {
@@ -257,6 +258,7 @@ impl DeliveryHandler {
                 started_ms: now,
                 entry_id: &e.id,
                 group: GROUP,
+                tell_owner_success: false,
             })
             .await?;
         metrics::counter!("switchyard_deliveries_total", "outcome" => "dead").increment(1);
