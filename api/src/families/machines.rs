@@ -10,9 +10,10 @@ use axum::routing::post;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use switchyard_shared::families::machines::{
-    BATCH_MAX, Definition, EVENT_ID_MAX, EntityView, Event, MachineError, MachineSpec,
+    BATCH_MAX, Definition, EVENT_ID_MAX, EntityView, Event, IdCursor, MachineError, MachineSpec,
     MachineStore, MachineSummary, MetricsReport, RejectReason, TransitionResult, nagios,
     valid_entity_id, valid_event_id, valid_id, validate,
 };
@@ -69,20 +70,55 @@ impl MachinesApi {
     }
 }
 
-/// Refresh every machine's gauges before a scrape.
+/// A scrape refreshes the state-machine gauges at most once every
+/// [`GAUGES_REFRESH_EVERY`] per API process, and then those of at most
+/// [`GAUGES_MACHINES_PER_REFRESH`] machines: the next ones, round-robin
+/// over every machine, so with N machines each gauge is at most
+/// `ceil(N / 32) × 5 s` old (plus the scrape interval). Between refreshes a
+/// scrape reads nothing from Redis and shows the gauges as they were. The
+/// threshold checks (scheduler, and the API after transitions) publish the
+/// gauges of the machines they check too.
+///
+/// Redis cost of one refresh: at most one `ZRANGE` per shard to find the
+/// next machines, then two pipelines: one `HGET` per machine, and per
+/// machine one `HGETALL` of its counts, five of its minute buckets and one
+/// `ZRANGE 0 0` per non-terminal state ([`MachineStore::export_gauges`]).
+pub const GAUGES_REFRESH_EVERY: Duration = Duration::from_secs(5);
+/// See [`GAUGES_REFRESH_EVERY`].
+pub const GAUGES_MACHINES_PER_REFRESH: usize = 32;
+
+/// When the gauges were last refreshed, and where the next refresh starts.
+#[derive(Default)]
+struct GaugesRefresh {
+    last: Option<Instant>,
+    next: IdCursor,
+}
+
+/// Refresh some machines' gauges before a scrape (bounded: see
+/// [`GAUGES_REFRESH_EVERY`]). A scrape that arrives while another refreshes
+/// does not wait for it.
 fn scrape_hook(state: &MachinesApi) -> crate::families::ScrapeHook {
     let machines = state.machines.clone();
+    let refresh = Arc::new(tokio::sync::Mutex::new(GaugesRefresh::default()));
     Arc::new(move || {
-        let machines = machines.clone();
+        let (machines, refresh) = (machines.clone(), refresh.clone());
         Box::pin(async move {
-            if let Ok(ids) = machines.ids().await {
-                for id in ids {
-                    if let Ok(def) = machines.definition(&id).await
-                        && let Ok(m) = machines.metrics(&def).await
-                    {
-                        m.export();
+            let Ok(mut r) = refresh.try_lock() else {
+                return;
+            };
+            if r.last.is_some_and(|t| t.elapsed() < GAUGES_REFRESH_EVERY) {
+                return;
+            }
+            r.last = Some(Instant::now());
+            let page = machines.ids_page(r.next, GAUGES_MACHINES_PER_REFRESH).await;
+            match page {
+                Ok((ids, next)) => {
+                    r.next = next;
+                    if let Err(e) = machines.export_gauges(&ids).await {
+                        tracing::warn!(error = %e, "refreshing state-machine gauges failed");
                     }
                 }
+                Err(e) => tracing::warn!(error = %e, "listing state machines for gauges failed"),
             }
         })
     })

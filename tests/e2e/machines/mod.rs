@@ -2,6 +2,7 @@
 
 mod event_ids;
 mod limits;
+mod scrape;
 mod thresholds;
 mod transitions;
 

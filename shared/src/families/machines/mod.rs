@@ -38,7 +38,7 @@ pub use spec::{
     valid_event_id, valid_id, validate,
 };
 pub use store::{
-    BATCH_MAX, EntityView, Event, HISTORY_CAP, HistoryEntry, MachineError, MachineStore,
+    BATCH_MAX, EntityView, Event, HISTORY_CAP, HistoryEntry, IdCursor, MachineError, MachineStore,
     MachineSummary, RejectReason, TransitionResult,
 };
 pub use thresholds::{Evaluated, MetricsReport, ThresholdStatus};

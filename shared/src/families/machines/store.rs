@@ -150,6 +150,14 @@ pub struct MachineStore {
     retention: Duration,
 }
 
+/// Where a walk over every machine's id stands: a shard and an offset in
+/// its index ([`MachineStore::ids_page`]).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct IdCursor {
+    pub shard: u16,
+    pub offset: usize,
+}
+
 /// The current epoch minute (the counters' bucket).
 pub(super) fn minute(now_ms: i64) -> i64 {
     now_ms / 60_000
@@ -233,6 +241,50 @@ impl MachineStore {
         }
         out.sort_by(|a, b| a.id.cmp(&b.id));
         Ok(out)
+    }
+
+    /// Up to `limit` machine ids from `from` on, walking the shards' indexes
+    /// in order and wrapping around after the last shard; each shard is read
+    /// at most once (at most `shards` `ZRANGE`s). Returns the ids and where
+    /// the next page starts, so that successive pages visit every machine
+    /// in turn (round-robin).
+    #[tracing::instrument(skip_all, err(level = "debug"))]
+    pub async fn ids_page(
+        &self,
+        from: IdCursor,
+        limit: usize,
+    ) -> Result<(Vec<String>, IdCursor), MachineError> {
+        let shards = self.keys.shards();
+        let mut at = IdCursor {
+            shard: from.shard % shards.max(1),
+            offset: from.offset,
+        };
+        let mut out = Vec::new();
+        let mut conn = self.conn().await?;
+        for _ in 0..shards {
+            let want = limit - out.len();
+            if want == 0 {
+                break;
+            }
+            let ids: Vec<String> = conn
+                .zrange(
+                    self.keys.machine_index(at.shard),
+                    at.offset as isize,
+                    (at.offset + want - 1) as isize,
+                )
+                .await?;
+            let got = ids.len();
+            out.extend(ids);
+            if got == want {
+                at.offset += got;
+            } else {
+                at = IdCursor {
+                    shard: (at.shard + 1) % shards,
+                    offset: 0,
+                };
+            }
+        }
+        Ok((out, at))
     }
 
     /// Ids of every machine.
