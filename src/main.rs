@@ -157,8 +157,8 @@ fn main() -> anyhow::Result<()> {
 fn dev(mut c: DevConfig) -> anyhow::Result<()> {
     telemetry::init_logging(&c.log);
     // Response links must point at this API unless told otherwise.
-    if c.api.public_url == ApiOpts::default().public_url {
-        c.api.public_url = format!("http://{}", c.api.listen);
+    if c.outbox.public_url == OutboxOpts::default().public_url {
+        c.outbox.public_url = format!("http://{}", c.api.listen);
     }
     // The child is started from the main thread, before any other thread
     // exists: its parent-death signal is tied to the thread that forked it.

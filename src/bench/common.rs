@@ -133,7 +133,7 @@ pub async fn connect(url: &str) -> anyhow::Result<Redis> {
 /// `bench` with a 1 h grant, links pointing at `base`.
 pub fn bench_config(base: &str) -> ApiConfig {
     let mut c = ApiConfig::default();
-    c.api.public_url = base.to_owned();
+    c.outbox.public_url = base.to_owned();
     c.families.gates.gate_namespace = "bench".into();
     c.families.gates.gate_grant_ttl = Duration::from_secs(3600);
     c

@@ -14,7 +14,7 @@ use std::sync::Arc;
 
 use switchyard_shared::families::nets::{
     Compiled, ExplainView, NetCreated, NetError, NetPage, NetStore, NetView, PlacesView,
-    PutOutcome, compile, valid_id,
+    PutOutcome, compile_with, valid_id,
 };
 use switchyard_shared::platform::outbox::Policies;
 
@@ -32,6 +32,8 @@ pub struct NetsApi {
     pub policies: Arc<Policies>,
     pub public_url: String,
     pub net_callback_policy: String,
+    /// `--allow-link-local`: callback URLs may name forbidden addresses.
+    pub allow_link_local: bool,
 }
 
 /// The nets endpoints.
@@ -68,8 +70,9 @@ impl NetsApi {
                 opts.net_retention,
             ),
             policies: ctx.policies.clone(),
-            public_url: ctx.config.api.public_url.clone(),
+            public_url: ctx.config.outbox.public_url.clone(),
             net_callback_policy: opts.net_callback_policy.clone(),
+            allow_link_local: ctx.config.outbox.allow_link_local,
         })
     }
 }
@@ -103,8 +106,8 @@ fn check_id(id: &str) -> AppResult<()> {
     }
 }
 
-fn compile_body(v: &Value) -> AppResult<(Compiled, bool)> {
-    let compiled = compile(v).map_err(|e| {
+fn compile_body(v: &Value, allow_link_local: bool) -> AppResult<(Compiled, bool)> {
+    let compiled = compile_with(v, allow_link_local).map_err(|e| {
         let at = if e.location.starts_with("body") {
             e.location.clone()
         } else {
@@ -125,7 +128,7 @@ fn compile_body(v: &Value) -> AppResult<(Compiled, bool)> {
 }
 
 async fn store_net(st: &NetsApi, id: &str, v: &Value) -> AppResult<(bool, NetCreated)> {
-    let (compiled, active) = compile_body(v)?;
+    let (compiled, active) = compile_body(v, st.allow_link_local)?;
     let created = st
         .nets
         .create(

@@ -103,6 +103,14 @@ pub struct OutboxOpts {
     #[arg(long, env = "SWITCHYARD_DEFAULT_RETRY_POLICY", default_value = "svix")]
     pub default_retry_policy: String,
 
+    /// Base URL receivers use to reach this API (for response links in callbacks).
+    #[arg(
+        long,
+        env = "SWITCHYARD_PUBLIC_URL",
+        default_value = "http://127.0.0.1:8080"
+    )]
+    pub public_url: String,
+
     /// Allow callbacks to link-local and cloud metadata addresses (169.254.0.0/16, fe80::/10).
     #[arg(long, env = "SWITCHYARD_ALLOW_LINK_LOCAL", default_value_t = false)]
     pub allow_link_local: bool,
@@ -122,14 +130,6 @@ pub struct ApiOpts {
     /// Address to listen on.
     #[arg(long, env = "SWITCHYARD_LISTEN", default_value = "127.0.0.1:8080")]
     pub listen: String,
-
-    /// Base URL receivers use to reach this API (for response links in callbacks).
-    #[arg(
-        long,
-        env = "SWITCHYARD_PUBLIC_URL",
-        default_value = "http://127.0.0.1:8080"
-    )]
-    pub public_url: String,
 
     /// Bearer token accepted on every non-health endpoint (repeatable; in the
     /// environment, comma-separated). Without tokens the API is open.

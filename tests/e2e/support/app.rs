@@ -98,7 +98,7 @@ impl TestAppBuilder {
         let keys = Keys::new("sy", SHARDS);
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
-        config.api.public_url = format!("http://{addr}");
+        config.outbox.public_url = format!("http://{addr}");
         let app = switchyard_api::build(redis.clone(), keys.clone(), config.clone()).unwrap();
         let shutdown = CancellationToken::new();
         tokio::spawn(switchyard_api::serve(
