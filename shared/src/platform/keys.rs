@@ -52,6 +52,9 @@ impl Keys {
 
     /// `prefix:{tag}`: the start of every key on `shard`.
     pub fn shard_base(&self, shard: u16) -> String {
+        // A shard past the end would get the empty tag `{}`, which Redis
+        // Cluster treats as no tag at all: a bug, never a key to write.
+        debug_assert!(shard < self.shards(), "shard {shard} out of range");
         let tag = self.tags.get(usize::from(shard)).map_or("", String::as_str);
         format!("{}:{{{tag}}}", self.prefix)
     }

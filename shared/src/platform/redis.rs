@@ -98,9 +98,16 @@ impl Redis {
     ) -> anyhow::Result<Self> {
         let deadline = tokio::time::Instant::now() + limit;
         loop {
-            let attempt = match Self::connect(url, timeouts, scripts.clone()).await {
-                Ok(redis) => redis.ensure_ready().await.map(|()| redis),
-                Err(e) => Err(e),
+            // One attempt is bounded too: the connection manager retries
+            // its first connect by itself.
+            let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+            let one = async {
+                let redis = Self::connect(url, timeouts, scripts.clone()).await?;
+                redis.ensure_ready().await.map(|()| redis)
+            };
+            let attempt = match tokio::time::timeout(left.max(timeouts.connect), one).await {
+                Ok(res) => res,
+                Err(_) => Err(anyhow::anyhow!("connecting took longer than {limit:?}")),
             };
             match attempt {
                 Ok(redis) => return Ok(redis),
