@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 use switchyard_shared::families::machines::{
     BATCH_MAX, Definition, EVENT_ID_MAX, EntityView, Event, IdCursor, MachineError, MachineSpec,
     MachineStore, MachineSummary, MetricsReport, RejectReason, TransitionResult, nagios,
-    valid_entity_id, valid_event_id, valid_id, validate,
+    valid_entity_id, valid_event_id, valid_id, validate_with,
 };
 use switchyard_shared::platform::outbox::Policies;
 
@@ -31,6 +31,8 @@ use utoipa_axum::routes;
 pub struct MachinesApi {
     pub machines: MachineStore,
     pub policies: Arc<Policies>,
+    /// `--allow-link-local`: threshold webhooks may name forbidden addresses.
+    pub allow_link_local: bool,
     /// When each machine's thresholds were last checked from this process.
     pub(crate) last_check:
         Arc<std::sync::Mutex<std::collections::HashMap<String, std::time::Instant>>>,
@@ -65,6 +67,7 @@ impl MachinesApi {
                 ctx.config.families.machines.sm_retention,
             ),
             policies: ctx.policies.clone(),
+            allow_link_local: ctx.config.outbox.allow_link_local,
             last_check: Arc::default(),
         })
     }
@@ -158,7 +161,7 @@ pub(crate) async fn create(
     State(st): State<MachinesApi>,
     JsonBody(spec): JsonBody<MachineSpec>,
 ) -> AppResult<Response> {
-    let def = validate(spec)
+    let def = validate_with(spec, st.allow_link_local)
         .map_err(|e| AppError::new(Code::StatemachineInvalid, e.message).at(e.location))?;
     st.machines.create(&def).await?;
     let mut h = HeaderMap::new();

@@ -5,6 +5,7 @@ mod limits;
 mod scrape;
 mod thresholds;
 mod transitions;
+mod webhook_urls;
 
 use serde_json::{Value, json};
 

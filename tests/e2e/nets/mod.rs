@@ -1,6 +1,7 @@
 //! Coloured Petri nets.
 
 mod api;
+mod callback_urls;
 mod callbacks;
 mod model;
 mod retention;

@@ -35,7 +35,7 @@ pub use metrics::{MachineMetrics, Percentiles, StateMetrics, Windows};
 pub use spec::{
     ACTION_URL_MAX, ActionSpec, Definition, EVENT_ID_MAX, MachineSpec, NAME_MAX, STATES_MAX,
     Severity, SpecError, StateSpec, THRESHOLDS_MAX, ThresholdKind, ThresholdSpec, valid_entity_id,
-    valid_event_id, valid_id, validate,
+    valid_event_id, valid_id, validate, validate_with,
 };
 pub use store::{
     BATCH_MAX, EntityView, Event, HISTORY_CAP, HistoryEntry, IdCursor, MachineError, MachineStore,

@@ -9,7 +9,7 @@ pub const THRESHOLDS_MAX: usize = 100;
 /// The longest machine or state `name`, in characters.
 pub const NAME_MAX: usize = 200;
 /// The longest threshold action `url`, in bytes.
-pub const ACTION_URL_MAX: usize = 2048;
+pub const ACTION_URL_MAX: usize = crate::platform::ids::URL_MAX;
 /// The longest `age_seconds` or `cooldown_seconds`: ten years.
 const SECONDS_MAX: u64 = 10 * 365 * 86_400;
 
@@ -195,8 +195,17 @@ fn problem(location: impl Into<String>, message: impl Into<String>) -> SpecError
     }
 }
 
-/// Check a posted machine and complete it into its [`Definition`].
+/// Check a posted machine and complete it into its [`Definition`];
+/// threshold webhooks to forbidden addresses (link-local, metadata) are
+/// refused.
 pub fn validate(spec: MachineSpec) -> Result<Definition, SpecError> {
+    validate_with(spec, false)
+}
+
+/// [`validate`], with threshold webhook URLs checked by the platform's
+/// [`CallbackUrl`](crate::platform::ids::CallbackUrl), which allows
+/// forbidden addresses only with `allow_link_local` (`--allow-link-local`).
+pub fn validate_with(spec: MachineSpec, allow_link_local: bool) -> Result<Definition, SpecError> {
     if !valid_id(&spec.id) {
         return Err(problem(
             "body.id",
@@ -205,7 +214,7 @@ pub fn validate(spec: MachineSpec) -> Result<Definition, SpecError> {
     }
     check_name("body.name", &spec.name)?;
     let states_ids = check_states(&spec.states)?;
-    let thresholds = check_thresholds(&spec.states, &spec.thresholds)?;
+    let thresholds = check_thresholds(&spec.states, &spec.thresholds, allow_link_local)?;
     Ok(Definition {
         initial: initial_states(&spec.states),
         id: spec.id,
@@ -285,6 +294,7 @@ fn initial_states(states: &[StateSpec]) -> Vec<String> {
 fn check_thresholds(
     states: &[StateSpec],
     thresholds: &[ThresholdSpec],
+    allow_link_local: bool,
 ) -> Result<Vec<ThresholdSpec>, SpecError> {
     if thresholds.len() > THRESHOLDS_MAX {
         return Err(problem(
@@ -295,7 +305,7 @@ fn check_thresholds(
     let mut out: Vec<ThresholdSpec> = Vec::with_capacity(thresholds.len());
     for (i, t) in thresholds.iter().enumerate() {
         let at = format!("body.thresholds[{i}]");
-        check_threshold(&at, t, states)?;
+        check_threshold(&at, t, states, allow_link_local)?;
         let id =
             t.id.clone()
                 .unwrap_or_else(|| format!("{}-{}-{i}", t.state, t.kind));
@@ -314,7 +324,12 @@ fn check_thresholds(
 }
 
 /// One threshold's fields, in the order their problems are reported.
-fn check_threshold(at: &str, t: &ThresholdSpec, states: &[StateSpec]) -> Result<(), SpecError> {
+fn check_threshold(
+    at: &str,
+    t: &ThresholdSpec,
+    states: &[StateSpec],
+    allow_link_local: bool,
+) -> Result<(), SpecError> {
     let Some(state) = states.iter().find(|s| s.id == t.state) else {
         return Err(problem(
             format!("{at}.state"),
@@ -329,7 +344,7 @@ fn check_threshold(at: &str, t: &ThresholdSpec, states: &[StateSpec]) -> Result<
         ));
     }
     if let Some(a) = &t.action {
-        check_action(at, a)?;
+        check_action(at, a, allow_link_local)?;
     }
     if t.age_seconds.is_some_and(|a| a > SECONDS_MAX) || t.cooldown_seconds > SECONDS_MAX {
         return Err(problem(
@@ -377,28 +392,16 @@ fn check_measure(at: &str, t: &ThresholdSpec) -> Result<(), SpecError> {
     Ok(())
 }
 
-fn check_action(at: &str, a: &ActionSpec) -> Result<(), SpecError> {
+fn check_action(at: &str, a: &ActionSpec, allow_link_local: bool) -> Result<(), SpecError> {
     if a.kind != "webhook" {
         return Err(problem(
             format!("{at}.action.type"),
             "action type must be webhook",
         ));
     }
-    if a.url.len() > ACTION_URL_MAX {
-        return Err(problem(
-            format!("{at}.action.url"),
-            format!("urls are at most {ACTION_URL_MAX} bytes"),
-        ));
-    }
-    let ok = url::Url::parse(&a.url)
-        .is_ok_and(|u| matches!(u.scheme(), "http" | "https") && u.host().is_some());
-    if !ok {
-        return Err(problem(
-            format!("{at}.action.url"),
-            "must be an http(s) URL",
-        ));
-    }
-    Ok(())
+    crate::platform::ids::CallbackUrl::parse(&a.url, allow_link_local)
+        .map(|_| ())
+        .map_err(|e| problem(format!("{at}.action.url"), e.to_string()))
 }
 
 #[cfg(test)]

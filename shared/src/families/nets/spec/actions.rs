@@ -21,6 +21,7 @@ pub(super) fn parse_action(
     at: &str,
     responses: &BTreeMap<String, String>,
     index: &HashMap<String, usize>,
+    allow_link_local: bool,
 ) -> Result<Action, SpecError> {
     let o = match v {
         Value::Null => return Ok(Action::Merge),
@@ -39,7 +40,7 @@ pub(super) fn parse_action(
         .iter()
         .map(|(k, p)| (k.clone(), index[p]))
         .collect();
-    build(canonical, o, at, places)
+    build(canonical, o, at, places, allow_link_local)
 }
 
 /// The action type's canonical name (kebab-case; snake_case is accepted)
@@ -78,6 +79,7 @@ fn build(
     o: &Map<String, Value>,
     at: &str,
     response_places: BTreeMap<String, usize>,
+    allow_link_local: bool,
 ) -> Result<Action, SpecError> {
     Ok(match kind {
         "split" => Action::Split,
@@ -85,7 +87,7 @@ fn build(
         "convert-to-parent-color" => Action::ConvertToParentColor,
         "notify" => {
             let url = required_str(o, "url", at)?;
-            check_url(url, &format!("{at}.url"))?;
+            check_url(url, &format!("{at}.url"), allow_link_local)?;
             Action::Notify {
                 url: url.to_owned(),
                 response_places,
@@ -95,7 +97,7 @@ fn build(
         "create-color-group" => {
             let url = str_field(o, "url", at)?;
             if let Some(u) = url {
-                check_url(u, &format!("{at}.url"))?;
+                check_url(u, &format!("{at}.url"), allow_link_local)?;
             }
             Action::CreateColorGroup {
                 url: url.map(str::to_owned),

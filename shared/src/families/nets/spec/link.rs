@@ -46,6 +46,7 @@ pub(super) fn link(
     user: Vec<UserTransition>,
     subnet: Vec<SubnetTransition>,
     bridges: Vec<Bridge>,
+    allow_link_local: bool,
 ) -> Result<Compiled, SpecError> {
     // In order of first appearance: user, subnet, then bridge transitions.
     let user_places = user.iter().flat_map(|t| {
@@ -67,7 +68,7 @@ pub(super) fn link(
     }
     let mut transitions = Vec::with_capacity(user.len() + subnet.len() + bridges.len());
     for t in user {
-        transitions.push(user_transition(&places, t)?);
+        transitions.push(user_transition(&places, t, allow_link_local)?);
     }
     transitions.extend(subnet.into_iter().map(|t| subnet_transition(&places, t)));
     transitions.extend(bridges.into_iter().map(|b| Transition {
@@ -96,13 +97,18 @@ pub(super) fn link(
 }
 
 /// A user transition: its action parsed, barrier and join checked together.
-fn user_transition(places: &Places, t: UserTransition) -> Result<Transition, SpecError> {
+fn user_transition(
+    places: &Places,
+    t: UserTransition,
+    allow_link_local: bool,
+) -> Result<Transition, SpecError> {
     let at = &t.at;
     let action = parse_action(
         &t.action,
         &format!("{at}.action"),
         &t.responses,
         &places.index,
+        allow_link_local,
     )?;
     match (&action, t.barrier) {
         (Action::Join, false) => {

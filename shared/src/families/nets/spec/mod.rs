@@ -122,8 +122,17 @@ impl Compiled {
     }
 }
 
-/// Validate and compile a net definition.
+/// Validate and compile a net definition; callback URLs to forbidden
+/// addresses (link-local, metadata) are refused.
 pub fn compile(spec: &Value) -> Result<Compiled, SpecError> {
+    compile_with(spec, false)
+}
+
+/// Validate and compile a net definition; callback URLs are checked by
+/// the platform's [`CallbackUrl`](crate::platform::ids::CallbackUrl), which
+/// allows forbidden addresses only with `allow_link_local`
+/// (`--allow-link-local`).
+pub fn compile_with(spec: &Value, allow_link_local: bool) -> Result<Compiled, SpecError> {
     let Value::Object(top) = spec else {
         return err("body", "a net must be a JSON object");
     };
@@ -134,7 +143,7 @@ pub fn compile(spec: &Value) -> Result<Compiled, SpecError> {
         places.number(&p);
     }
     let initial = parse::initial_marking(top)?;
-    let subnets = subnets::expand(top.get("subnets"))?;
+    let subnets = subnets::expand(top.get("subnets"), allow_link_local)?;
     for (i, p) in initial.iter().enumerate() {
         let at = format!("initialMarking[{i}]");
         let name = subnets
@@ -144,7 +153,14 @@ pub fn compile(spec: &Value) -> Result<Compiled, SpecError> {
     }
     let (mut user, names) = transitions::parse(top.get("transitions"), &subnets)?;
     let bridged = bridges::apply(top.get("bridges"), &names, &mut user, &subnets)?;
-    link::link(places, &initial, user, subnets.transitions, bridged)
+    link::link(
+        places,
+        &initial,
+        user,
+        subnets.transitions,
+        bridged,
+        allow_link_local,
+    )
 }
 
 #[cfg(test)]

@@ -3,7 +3,9 @@
 
 use serde_json::{Map, Value};
 
-use super::{NAME_MAX, SpecError, URL_MAX, err};
+#[cfg(doc)]
+use super::URL_MAX;
+use super::{NAME_MAX, SpecError, err};
 
 const TOP_FIELDS: &[&str] = &[
     "subnets",
@@ -23,15 +25,15 @@ pub(super) fn valid_name(s: &str) -> bool {
             .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
 }
 
-pub(super) fn check_url(u: &str, at: &str) -> Result<(), SpecError> {
-    let lower = u.to_ascii_lowercase();
-    if u.len() > URL_MAX
-        || !(lower.starts_with("http://") || lower.starts_with("https://"))
-        || u.len() < 10
-    {
-        return err(at, "must be an http(s) URL");
+/// A callback URL, by the platform's one validator
+/// ([`CallbackUrl`](crate::platform::ids::CallbackUrl)): http(s), absolute,
+/// with a host, at most [`URL_MAX`] bytes, not a forbidden address unless
+/// `allow_link_local`.
+pub(super) fn check_url(u: &str, at: &str, allow_link_local: bool) -> Result<(), SpecError> {
+    match crate::platform::ids::CallbackUrl::parse(u, allow_link_local) {
+        Ok(_) => Ok(()),
+        Err(e) => err(at, e.to_string()),
     }
-    Ok(())
 }
 
 /// The error of a required field that is absent.

@@ -72,13 +72,13 @@ pub(super) struct Subnets {
 }
 
 /// Expand the `subnets` object.
-pub(super) fn expand(v: Option<&Value>) -> Result<Subnets, SpecError> {
+pub(super) fn expand(v: Option<&Value>, allow_link_local: bool) -> Result<Subnets, SpecError> {
     let mut out = Subnets::default();
     match v {
         None | Some(Value::Null) => {}
         Some(Value::Object(m)) => {
             for (name, sv) in m {
-                out.add(name, sv)?;
+                out.add(name, sv, allow_link_local)?;
             }
         }
         Some(_) => return err("subnets", "must be an object"),
@@ -87,7 +87,7 @@ pub(super) fn expand(v: Option<&Value>) -> Result<Subnets, SpecError> {
 }
 
 impl Subnets {
-    fn add(&mut self, name: &str, v: &Value) -> Result<(), SpecError> {
+    fn add(&mut self, name: &str, v: &Value, allow_link_local: bool) -> Result<(), SpecError> {
         let at = format!("subnets.{name}");
         if !valid_name(name) {
             return err(at, "subnet names are 1–100 letters, digits, '-' or '_'");
@@ -105,7 +105,7 @@ impl Subnets {
         };
         let url_at = format!("{at}.{}", t.url_field);
         let url = url.ok_or_else(|| missing(url_at.clone()))?;
-        check_url(url, &url_at)?;
+        check_url(url, &url_at, allow_link_local)?;
         let requested = if t.requested_data {
             str_list(o.get("requested_data"), &format!("{at}.requested_data"))?
         } else {
