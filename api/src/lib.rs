@@ -80,6 +80,7 @@ pub fn build(redis: Redis, keys: Keys, config: ApiConfig) -> anyhow::Result<Rout
         openapi: Arc::new(doc),
     };
     let app = router
+        .route_layer(axum::middleware::from_fn(extract::path_params))
         .fallback(|| async { AppError::new(Code::RouteNotFound, "no such endpoint") })
         .method_not_allowed_fallback(|| async {
             AppError::new(

@@ -21,6 +21,13 @@ fn same(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
+/// The token of an `Authorization: Bearer <token>` value; the scheme is
+/// case-insensitive (RFC 7235 §2.1), spaces around the token are ignored.
+fn bearer(value: &str) -> Option<&str> {
+    let (scheme, token) = value.split_once(' ')?;
+    scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
+}
+
 pub async fn auth(State(state): State<AppState>, mut req: Request, next: Next) -> Response {
     let path = req.uri().path();
     let open = matches!(path, "/healthz" | "/readyz");
@@ -30,8 +37,7 @@ pub async fn auth(State(state): State<AppState>, mut req: Request, next: Next) -
             .headers()
             .get(header::AUTHORIZATION)
             .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.strip_prefix("Bearer "))
-            .map(str::trim);
+            .and_then(bearer);
         let found = presented.and_then(|p| {
             let mut hit = None;
             for (i, t) in state.tokens.iter().enumerate() {
@@ -49,7 +55,13 @@ pub async fn auth(State(state): State<AppState>, mut req: Request, next: Next) -
                 } else {
                     "missing Authorization: Bearer <token> header"
                 };
-                return AppError::new(Code::Unauthorized, reason).into_response();
+                let mut resp = AppError::new(Code::Unauthorized, reason).into_response();
+                // RFC 6750 §3: a 401 names the scheme it wants.
+                resp.headers_mut().insert(
+                    header::WWW_AUTHENTICATE,
+                    header::HeaderValue::from_static("Bearer"),
+                );
+                return resp;
             }
         }
     }

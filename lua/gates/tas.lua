@@ -2,16 +2,20 @@
 -- A ticket is granted only when it is first among the live tickets of every
 -- requested queue and no requested gate is closed (manually, by build window
 -- or by holiday). Tickets stay at the head of their queues while granted.
+-- A given ticket id that does not exist is created under that id (the client
+-- chose it), so re-sending a request whose answer was lost finds the same
+-- ticket: same fence, same grant, no second queue entry.
 --
 -- KEYS: 1 services, 2 tickets, 3 expiry, 4 fence, 5 holidays,
 --       then for gate i: 5+3i-2 state, 5+3i-1 queue, 5+3i history
--- ARGV: 1 ticket id, 2 given (0|1), 3 queue mode (0|1), 4 queued ttl ms,
+-- ARGV: 1 ticket id, 2 given by the client (0|1), 3 queue mode (0|1), 4 queued ttl ms,
 --       5 granted ttl ms (0 = never), 6 history cap, 7 today (YYYY-MM-DD),
 --       8 link ('' = none), 9 actor, 10 n,
 --       then per gate: service, env, window_closed (0|1), group ('' = any)
 -- Returns: JSON {status: "ok" | "queued", ticket, position, closed} (ok = granted or
 --          lease refreshed); {status: "denied", position, closed} (not queue mode);
---          {err: "ticket_not_found"}; {err: "service_not_found", service};
+--          {err: "ticket_not_found"} (the given ticket expired and is not swept yet);
+--          {err: "service_not_found", service};
 --          {err: "environment_not_found", service, environment};
 --          {err: "ticket_mismatch", gates: <the ticket's gates>}.
 local id, given, qmode = ARGV[1], ARGV[2] == '1', ARGV[3] == '1'
@@ -31,11 +35,13 @@ end
 local ticket
 if given then
   local raw = redis.call('HGET', KEYS[2], id)
-  if not raw then return cjson.encode({ err = 'ticket_not_found' }) end
-  ticket = cjson.decode(raw)
-  -- Expired but not yet swept: as good as gone.
-  if ticket.expires ~= 0 and ticket.expires <= now then
-    return cjson.encode({ err = 'ticket_not_found' })
+  if raw then
+    ticket = cjson.decode(raw)
+    -- Expired but not yet swept: its queue entries are still there, so the
+    -- id cannot be reused until the sweeper removed them.
+    if ticket.expires ~= 0 and ticket.expires <= now then
+      return cjson.encode({ err = 'ticket_not_found' })
+    end
   end
 end
 

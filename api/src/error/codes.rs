@@ -90,6 +90,7 @@ codes! {
     Internal = ("internal", INTERNAL_SERVER_ERROR, "a bug: the cause is logged"),
     NotReady = ("not_ready", SERVICE_UNAVAILABLE, "Redis unreachable or scripts not loaded"),
     BadRequest = ("bad_request", BAD_REQUEST, "a request the framework refused (see reason)"),
+    PathInvalid = ("path_invalid", BAD_REQUEST, "a path segment is not valid UTF-8 once percent-decoded (see where)"),
 }
 
 #[cfg(test)]

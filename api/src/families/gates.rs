@@ -598,7 +598,7 @@ pub(crate) struct TasQuery {
 fn queue_flag(q: TasQuery) -> AppResult<bool> {
     match q.queue.as_deref() {
         None | Some("false") | Some("0") => Ok(false),
-        Some("true") | Some("1") | Some("") => Ok(true),
+        Some("true") | Some("1") => Ok(true),
         Some(other) => Err(AppError::new(
             Code::QueryInvalid,
             format!("queue must be true or false, not {other:?}"),
@@ -607,13 +607,20 @@ fn queue_flag(q: TasQuery) -> AppResult<bool> {
     }
 }
 
+/// A ticket id: one the server chose (a UUID) or, on the first call, one the
+/// client chose so that a retry of a lost answer finds the same ticket.
 fn check_ticket(ticket: &Option<String>) -> AppResult<()> {
     if let Some(t) = ticket
         && (t.is_empty()
             || t.len() > NAME_MAX
-            || !t.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-'))
+            || !t
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_'))
     {
-        return Err(AppError::invalid("ticket must be a ticket id").at("body.ticket"));
+        return Err(AppError::invalid(format!(
+            "ticket must be 1–{NAME_MAX} letters, digits, '-' or '_'"
+        ))
+        .at("body.ticket"));
     }
     Ok(())
 }
@@ -680,7 +687,7 @@ async fn tas(st: &GatesApi, actor: &Actor, req: TasRequest) -> AppResult<Json<Va
 /// `?queue=true` a blocked request is queued instead of denied.
 #[utoipa::path(put, path = "/api/services", tag = "gates",
     params(("queue" = Option<bool>, Query, description = "queue when blocked instead of being denied")),
-    request_body(content = Object, description = r#"{"services": {"service12": ["live"], "pipeline": "meta"}, "ticket": "<id to re-send>"}"#),
+    request_body(content = Object, description = r#"{"services": {"service12": ["live"], "pipeline": "meta"}, "ticket": "<id to re-send, or a new client-chosen id>"}"#),
     responses((status = 200, description = r#"{"status": "ok"|"queued", "ticket": {id, status, expiration_date, updated, fence, …}, "position": n} or {"status": "denied"}"#),
               (status = 404, description = "Gate, environment or ticket not found")))]
 pub(crate) async fn tas_services(

@@ -3,5 +3,6 @@
 mod calendar;
 mod history;
 mod race;
+mod retries;
 mod services;
 mod tickets;

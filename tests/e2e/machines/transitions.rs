@@ -186,7 +186,12 @@ async fn bad_machine_requests_are_refused_where_they_are_wrong() {
         ),
         (
             "/api/statemachines",
-            provisioning(),
+            {
+                // The same id with another definition (the same one again is a retry).
+                let mut other = provisioning();
+                other["name"] = json!("Another");
+                other
+            },
             StatusCode::CONFLICT,
             Some("body.id"),
         ),

@@ -200,6 +200,9 @@ pub struct GateRef {
 #[derive(Debug, Clone, Default)]
 pub struct TasRequest {
     pub gates: Vec<GateRef>,
+    /// The ticket to re-send, or the id under which to create a new one
+    /// (client-chosen, so a retry of a lost answer finds the same ticket);
+    /// `None`: a new ticket with a server-chosen id.
     pub ticket: Option<String>,
     pub queue: bool,
     pub link: Option<String>,

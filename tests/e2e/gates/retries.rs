@@ -1,0 +1,221 @@
+//! Safe retries of the gate endpoints: a test-and-set under a client-chosen
+//! ticket id, re-sent because its answer was lost, finds the same ticket (same
+//! fence, same grant); a service create re-sent with the same definition is ok.
+
+use reqwest::StatusCode;
+use serde_json::json;
+
+use crate::support::api::gates::{queue_len, ticket_id};
+use crate::support::spawn_app;
+
+#[tokio::test]
+async fn a_test_and_set_under_a_client_ticket_id_is_granted_once_when_retried() {
+    let app = spawn_app().await;
+    app.gates().create("svc", "g", &["live"]).await;
+    let req = json!({"services": {"svc": ["live"]}, "ticket": "deploy-42_a"});
+    let (s, first) = app.gates().test_and_set(req.clone()).await;
+    assert_eq!(s, StatusCode::OK, "{first}");
+    assert_eq!(first["status"], "ok", "{first}");
+    assert_eq!(ticket_id(&first), "deploy-42_a");
+    assert_eq!(first["ticket"]["status"], "granted");
+    let fence = first["ticket"]["fence"].as_u64().unwrap();
+
+    // The answer was lost; the client re-sends the very same request.
+    let (s, again) = app.gates().test_and_set(req).await;
+    assert_eq!(s, StatusCode::OK, "{again}");
+    assert_eq!(again["status"], "ok", "the retry is not denied: {again}");
+    assert_eq!(ticket_id(&again), "deploy-42_a");
+    assert_eq!(again["ticket"]["status"], "granted");
+    assert_eq!(again["ticket"]["fence"].as_u64(), Some(fence), "same fence");
+
+    let (_, g) = app.get("/api/services/svc").await;
+    assert_eq!(queue_len(&g, "live"), 1, "one holder, one queue entry: {g}");
+    assert_eq!(g["environments"]["live"]["queue"][0]["id"], "deploy-42_a");
+    let (_, h) = app.get("/api/services/svc/live/history").await;
+    let grants = h["history"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["event"] == "granted")
+        .count();
+    assert_eq!(grants, 1, "no second grant: {h}");
+}
+
+#[tokio::test]
+async fn another_client_ticket_id_for_a_held_gate_is_denied_or_queued() {
+    let app = spawn_app().await;
+    app.gates().create("svc", "g", &["live"]).await;
+    let (_, b) = app
+        .gates()
+        .test_and_set(json!({"services": {"svc": "live"}, "ticket": "holder"}))
+        .await;
+    assert_eq!(b["status"], "ok", "{b}");
+
+    let before = app.snapshot();
+    let (s, b) = app
+        .gates()
+        .test_and_set(json!({"services": {"svc": "live"}, "ticket": "other"}))
+        .await;
+    assert_eq!((s, b["status"].as_str()), (StatusCode::OK, Some("denied")));
+    assert!(b.get("ticket").is_none(), "{b}");
+    assert_eq!(app.snapshot(), before, "a denied call writes nothing");
+    let (s, _) = app.get("/api/tickets/other").await;
+    assert_eq!(s, StatusCode::NOT_FOUND);
+
+    let (_, b) = app
+        .put(
+            "/api/services?queue=true",
+            json!({"services": {"svc": "live"}, "ticket": "other"}),
+        )
+        .await;
+    assert_eq!(b["status"], "queued", "{b}");
+    assert_eq!(ticket_id(&b), "other");
+    assert_eq!(b["position"], 1);
+    // Its retry stays queued in the same place.
+    let (_, b) = app
+        .put(
+            "/api/services?queue=true",
+            json!({"services": {"svc": "live"}, "ticket": "other"}),
+        )
+        .await;
+    assert_eq!(
+        (b["status"].as_str(), &b["position"]),
+        (Some("queued"), &json!(1))
+    );
+    let (_, g) = app.get("/api/services/svc").await;
+    assert_eq!(queue_len(&g, "live"), 2, "{g}");
+}
+
+#[tokio::test]
+async fn a_client_ticket_id_retried_with_other_gates_is_a_mismatch() {
+    let app = spawn_app().await;
+    app.gates().create("svc", "g", &["live", "dev"]).await;
+    let (_, b) = app
+        .gates()
+        .test_and_set(json!({"services": {"svc": "live"}, "ticket": "t1"}))
+        .await;
+    assert_eq!(b["status"], "ok", "{b}");
+    let before = app.snapshot();
+    let (s, b) = app
+        .gates()
+        .test_and_set(json!({"services": {"svc": ["live", "dev"]}, "ticket": "t1"}))
+        .await;
+    assert_eq!(s, StatusCode::CONFLICT, "{b}");
+    assert_eq!(b["code"], "ticket_mismatch");
+    assert_eq!(app.snapshot(), before, "nothing re-granted");
+}
+
+#[tokio::test]
+async fn the_group_qualified_test_and_set_takes_a_client_ticket_id_too() {
+    let app = spawn_app().await;
+    app.gates().create("svc", "g", &["live"]).await;
+    let req = json!({"gates": {"g": {"svc": ["live"]}}, "ticket": "grouped-1"});
+    let (_, a) = app.put("/api/gates", req.clone()).await;
+    let (_, b) = app.put("/api/gates", req).await;
+    assert_eq!(
+        (a["status"].as_str(), b["status"].as_str()),
+        (Some("ok"), Some("ok"))
+    );
+    assert_eq!(ticket_id(&a), "grouped-1");
+    assert_eq!(a["ticket"]["fence"], b["ticket"]["fence"]);
+}
+
+#[tokio::test]
+async fn malformed_client_ticket_ids_are_refused() {
+    let app = spawn_app().await;
+    app.gates().create("svc", "g", &["live"]).await;
+    let before = app.snapshot();
+    for bad in [
+        String::new(),
+        "t".repeat(101),
+        "a/b".into(),
+        "a.b".into(),
+        "é".into(),
+    ] {
+        let (s, b) = app
+            .gates()
+            .test_and_set(json!({"services": {"svc": ["live"]}, "ticket": bad}))
+            .await;
+        assert_eq!(s, StatusCode::BAD_REQUEST, "{bad:?}: {b}");
+        assert_eq!(b["where"], "body.ticket", "{bad:?}: {b}");
+    }
+    assert_eq!(app.snapshot(), before);
+    // 100 characters is the limit, not beyond it.
+    let (_, b) = app
+        .gates()
+        .test_and_set(json!({"services": {"svc": ["live"]}, "ticket": "t".repeat(100)}))
+        .await;
+    assert_eq!(b["status"], "ok", "{b}");
+}
+
+#[tokio::test]
+async fn an_empty_queue_flag_is_refused_like_any_bad_value() {
+    let app = spawn_app().await;
+    app.gates().create("svc", "g", &["live"]).await;
+    let before = app.snapshot();
+    for path in [
+        "/api/services?queue=",
+        "/api/services?queue",
+        "/api/gates?queue=",
+    ] {
+        let body = if path.starts_with("/api/gates") {
+            json!({"gates": {"g": {"svc": ["live"]}}})
+        } else {
+            json!({"services": {"svc": ["live"]}})
+        };
+        let (s, b) = app.put(path, body).await;
+        assert_eq!(s, StatusCode::BAD_REQUEST, "{path}: {b}");
+        assert_eq!(b["code"], "query_invalid", "{path}: {b}");
+        assert_eq!(b["where"], "query.queue", "{path}: {b}");
+    }
+    assert_eq!(app.snapshot(), before);
+}
+
+#[tokio::test]
+async fn a_service_create_retried_with_the_same_definition_is_ok() {
+    let app = spawn_app().await;
+    let def = json!({"group": "team12", "environments": ["testing", "live"]});
+    let (s, b) = app.post("/api/services/svc", def.clone()).await;
+    assert_eq!((s, &b), (StatusCode::OK, &json!({"status": "ok"})));
+    app.put("/api/services/svc/live", json!({"state": "closed"}))
+        .await;
+    let before = app.snapshot();
+    let (s, b) = app.post("/api/services/svc", def).await;
+    assert_eq!((s, &b), (StatusCode::OK, &json!({"status": "ok"})), "{b}");
+    assert_eq!(app.snapshot(), before, "the retry changes nothing");
+
+    // The grouped form too; another definition under the name is still refused.
+    let (s, b) = app
+        .post(
+            "/api/gates/team12/svc",
+            json!({"environments": ["testing", "live"]}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{b}");
+    assert_eq!(b["environments"]["live"]["state"], "closed", "{b}");
+    for other in [
+        json!({"group": "team12", "environments": ["live", "testing"]}),
+        json!({"group": "team13", "environments": ["testing", "live"]}),
+    ] {
+        let (s, b) = app.post("/api/services/svc", other).await;
+        assert_eq!(s, StatusCode::BAD_REQUEST, "{b}");
+        assert_eq!(b["code"], "gate_exists");
+    }
+    assert_eq!(app.snapshot(), before);
+}
+
+#[tokio::test]
+async fn a_released_client_ticket_id_sent_again_is_a_new_ticket_with_a_new_fence() {
+    let app = spawn_app().await;
+    app.gates().create("svc", "g", &["live"]).await;
+    let req = json!({"services": {"svc": ["live"]}, "ticket": "once"});
+    let (_, a) = app.gates().test_and_set(req.clone()).await;
+    let (s, r) = app.delete("/api/tickets/once").await;
+    assert_eq!((s, &r["released"]), (StatusCode::OK, &json!(true)));
+    let (_, b) = app.gates().test_and_set(req).await;
+    assert_eq!(b["status"], "ok", "{b}");
+    assert!(
+        b["ticket"]["fence"].as_u64() > a["ticket"]["fence"].as_u64(),
+        "a new grant has a new fence: {a} {b}"
+    );
+}
