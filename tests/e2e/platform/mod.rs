@@ -1,6 +1,10 @@
 //! The platform: the worker runtime, health, metrics and bad input.
 
+mod auth_scheme;
 mod bad_input;
 mod health;
+mod object_bodies;
 mod owners;
+mod path_segments;
+mod safe_retries;
 mod worker;
