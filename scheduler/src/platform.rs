@@ -1,11 +1,11 @@
 //! The platform's periodic tasks: moving due timers into the work streams,
-//! and the work-stream gauges.
+//! the work-stream gauges, and removing the consumers killed workers left.
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use redis::AsyncCommands;
-use switchyard_shared::platform::work::{WORK_GROUP, move_timers};
+use switchyard_shared::platform::work::{WORK_GROUP, move_timers, prune_consumers};
 use switchyard_shared::{Keys, Redis};
 
 use crate::Ctx;
@@ -25,7 +25,58 @@ pub fn tasks(ctx: &Ctx) -> Vec<Arc<dyn Periodic>> {
             keys: ctx.keys.clone(),
             every: ctx.config.scheduler.observe_interval,
         }),
+        Arc::new(Consumers {
+            redis: ctx.redis.clone(),
+            keys: ctx.keys.clone(),
+            every: ctx.config.scheduler.observe_interval,
+            idle: ctx.config.scheduler.consumer_idle_timeout,
+            batch: ctx.config.scheduler.sweep_batch.max(1),
+        }),
     ]
+}
+
+/// Consumers idle past `--consumer-idle-timeout` with nothing pending are
+/// removed from the work streams' group, at most a sweep batch per step
+/// (`streams.consumers`): killed workers leave their names behind, and a
+/// worker without a stable `--worker-name` gets a new one at every start.
+struct Consumers {
+    redis: Redis,
+    keys: Keys,
+    every: Duration,
+    idle: Duration,
+    batch: usize,
+}
+
+impl Periodic for Consumers {
+    fn name(&self) -> &'static str {
+        "streams.consumers"
+    }
+    fn every(&self) -> Duration {
+        self.every
+    }
+    fn run_once(&self) -> BoxFuture<'_, anyhow::Result<usize>> {
+        Box::pin(async move {
+            let mut removed = 0;
+            for shard in 0..self.keys.shards() {
+                if removed >= self.batch {
+                    break;
+                }
+                removed += prune_consumers(
+                    &self.redis,
+                    &self.keys,
+                    shard,
+                    self.idle,
+                    self.batch - removed,
+                )
+                .await?;
+            }
+            if removed > 0 {
+                metrics::counter!("switchyard_stream_consumers_removed_total")
+                    .increment(removed as u64);
+            }
+            Ok(removed)
+        })
+    }
 }
 
 /// Every due timer of every shard into its work stream (`timers`).

@@ -172,12 +172,22 @@ pub struct SchedulerOpts {
     /// How often gauges are refreshed and indexes pruned.
     #[arg(long, env = "SWITCHYARD_OBSERVE_INTERVAL", default_value = "10s", value_parser = humantime::parse_duration)]
     pub observe_interval: Duration,
+
+    /// A stream consumer idle longer than this with no pending entries is
+    /// removed from its group (the names of killed workers). Keep it well
+    /// above `--worker-block` and `--worker-visibility` (default: ten times
+    /// the default visibility).
+    #[arg(long, env = "SWITCHYARD_CONSUMER_IDLE_TIMEOUT", default_value = "10m", value_parser = humantime::parse_duration)]
+    pub consumer_idle_timeout: Duration,
 }
 
 /// The worker.
 #[derive(Args, Debug, Clone)]
 pub struct WorkerOpts {
-    /// Name of this consumer in the stream consumer groups (default: host-pid).
+    /// Name of this consumer in the stream consumer groups (default:
+    /// host-pid, new at every start). A stable name makes a restarted worker
+    /// reuse its consumer; names left by killed workers are removed by the
+    /// scheduler after `--consumer-idle-timeout`.
     #[arg(long, env = "SWITCHYARD_WORKER_NAME")]
     pub worker_name: Option<String>,
 

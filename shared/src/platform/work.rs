@@ -34,3 +34,24 @@ pub async fn move_timers(
         .await?;
     Ok(usize::try_from(n).unwrap_or(0))
 }
+
+/// Remove at most `limit` consumers of `shard`'s work stream group that
+/// have been idle longer than `idle` and hold no pending entries (the
+/// names of killed workers). Returns how many were removed.
+pub async fn prune_consumers(
+    redis: &Redis,
+    keys: &Keys,
+    shard: u16,
+    idle: std::time::Duration,
+    limit: usize,
+) -> Result<usize, StoreError> {
+    let mut conn = redis.conn();
+    let n: i64 = scripts::CONSUMERS_PRUNE
+        .key(keys.work_stream(shard))
+        .arg(WORK_GROUP)
+        .arg(u64::try_from(idle.as_millis()).unwrap_or(u64::MAX))
+        .arg(limit)
+        .invoke_async(&mut conn)
+        .await?;
+    Ok(usize::try_from(n).unwrap_or(0))
+}

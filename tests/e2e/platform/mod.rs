@@ -2,6 +2,7 @@
 
 mod auth_scheme;
 mod bad_input;
+mod consumers;
 mod health;
 mod object_bodies;
 mod owners;
