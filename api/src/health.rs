@@ -9,6 +9,8 @@ use serde_json::json;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
+use switchyard_shared::platform::heartbeat;
+
 use crate::error::Code;
 use crate::state::AppState;
 
@@ -26,13 +28,23 @@ pub async fn healthz() -> Json<serde_json::Value> {
     Json(json!({"status": "ok"}))
 }
 
-/// Ready: Redis is reachable and every script is loaded.
+/// Ready: Redis is reachable and every script is loaded. `scheduler` says
+/// whether a scheduler's heartbeat is seen (`ok`) or not (`missing`: timers
+/// — retries, deferred work, expiries — do not move); it does not change
+/// the status, since the API serves without one.
 #[utoipa::path(get, path = "/readyz", tag = "health",
-    responses((status = 200, description = "Redis reachable, scripts loaded"),
+    responses((status = 200, description = r#"Redis reachable, scripts loaded: {"status": "ok", "scheduler": "ok" | "missing"}"#),
               (status = 503, description = "Not ready, with the reason")))]
 pub async fn readyz(State(state): State<AppState>) -> Response {
     match state.redis.ensure_ready().await {
-        Ok(()) => Json(json!({"status": "ok"})).into_response(),
+        Ok(()) => {
+            let scheduler = match heartbeat::observe(&state.redis, &state.keys).await {
+                Ok(true) => "ok",
+                Ok(false) => "missing",
+                Err(_) => "unknown",
+            };
+            Json(json!({"status": "ok", "scheduler": scheduler})).into_response()
+        }
         Err(e) => (
             StatusCode::SERVICE_UNAVAILABLE,
             Json(json!({"status": "error", "code": Code::NotReady.as_str(), "reason": format!("{e:#}")})),
@@ -49,6 +61,7 @@ pub async fn metrics_text(State(state): State<AppState>) -> Response {
     for hook in state.scrape.iter() {
         hook().await;
     }
+    heartbeat::observe(&state.redis, &state.keys).await.ok();
     (
         [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
         state.prometheus.render(),

@@ -74,6 +74,7 @@ pub fn build(redis: Redis, keys: Keys, config: ApiConfig) -> anyhow::Result<Rout
     let (router, doc) = routes.split_for_parts();
     let state = AppState {
         redis,
+        keys: ctx.keys.clone(),
         tokens: Arc::new(tokens),
         prometheus: telemetry::prometheus(),
         scrape: Arc::new(scrape),

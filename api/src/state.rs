@@ -35,6 +35,7 @@ impl Ctx {
 #[derive(Clone)]
 pub struct AppState {
     pub redis: Redis,
+    pub keys: Keys,
     pub(crate) tokens: Arc<Vec<String>>,
     pub(crate) prometheus: &'static PrometheusHandle,
     pub(crate) scrape: Arc<Vec<ScrapeHook>>,

@@ -5,6 +5,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use redis::AsyncCommands;
+use switchyard_shared::platform::heartbeat;
 use switchyard_shared::platform::work::{WORK_GROUP, move_timers, prune_consumers};
 use switchyard_shared::{Keys, Redis};
 
@@ -14,6 +15,11 @@ use crate::periodic::{BoxFuture, Periodic};
 /// The platform's tasks.
 pub fn tasks(ctx: &Ctx) -> Vec<Arc<dyn Periodic>> {
     vec![
+        Arc::new(Heartbeat {
+            redis: ctx.redis.clone(),
+            keys: ctx.keys.clone(),
+            every: ctx.config.scheduler.observe_interval,
+        }),
         Arc::new(Timers {
             redis: ctx.redis.clone(),
             keys: ctx.keys.clone(),
@@ -75,6 +81,30 @@ impl Periodic for Consumers {
                     .increment(removed as u64);
             }
             Ok(removed)
+        })
+    }
+}
+
+/// The schedulers' heartbeat (`scheduler.heartbeat`): workers and the API
+/// read it to say when no scheduler runs (`platform::heartbeat`).
+struct Heartbeat {
+    redis: Redis,
+    keys: Keys,
+    every: Duration,
+}
+
+impl Periodic for Heartbeat {
+    fn name(&self) -> &'static str {
+        "scheduler.heartbeat"
+    }
+    fn every(&self) -> Duration {
+        self.every
+    }
+    fn run_once(&self) -> BoxFuture<'_, anyhow::Result<usize>> {
+        Box::pin(async move {
+            let ttl = self.every * heartbeat::HEARTBEAT_INTERVALS;
+            heartbeat::beat(&self.redis, &self.keys, ttl).await?;
+            Ok(1)
         })
     }
 }

@@ -87,6 +87,12 @@ impl Keys {
     pub fn timers(&self, shard: u16) -> String {
         format!("{}:timers", self.shard_base(shard))
     }
+
+    /// The schedulers' heartbeat (one per deployment, on shard 0 so it has
+    /// a hash tag like every key).
+    pub fn scheduler_heartbeat(&self) -> String {
+        format!("{}:scheduler:heartbeat", self.shard_base(0))
+    }
 }
 
 #[cfg(test)]

@@ -10,11 +10,13 @@
 //! * [`scripts`] — `lua_scripts!`, one declaration per script; loading.
 //! * [`reply`] — the script reply convention, parsed once.
 //! * [`work`] — work streams, the consumer group, timers.
+//! * [`heartbeat`] — the schedulers' heartbeat: is any scheduler running?
 //! * [`outbox`] — deliveries as every family sends them; owner hooks; retry policies.
 //! * [`errors`], [`ids`], [`paging`], [`time`], [`telemetry`].
 
 pub mod config;
 pub mod errors;
+pub mod heartbeat;
 pub mod ids;
 pub mod keys;
 pub mod outbox;

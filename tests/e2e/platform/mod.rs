@@ -8,4 +8,5 @@ mod object_bodies;
 mod owners;
 mod path_segments;
 mod safe_retries;
+mod scheduler_heartbeat;
 mod worker;

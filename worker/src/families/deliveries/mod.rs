@@ -18,6 +18,7 @@ use switchyard_shared::families::deliveries::{
     Begin, BeginAttempt, DeadEntry, DeliveryError, DeliveryStore, Finish, Policies, RetryPolicy,
     Verdict, classify, timer_member,
 };
+use switchyard_shared::platform::heartbeat::SchedulerWatch;
 use switchyard_shared::platform::ids::address_forbidden as forbidden;
 use switchyard_shared::platform::outbox::Owners;
 use switchyard_shared::platform::scripts;
@@ -32,6 +33,8 @@ use crate::{GROUP, Handler, Outcome, WorkEntry, Worker};
 
 /// How long an entry waits when its destination is at its limit.
 const BUSY_DELAY: Duration = Duration::from_millis(200);
+/// How often deferring work checks that a scheduler runs (and warns if not).
+const SCHEDULER_CHECK_EVERY: Duration = Duration::from_secs(30);
 
 /// What an attempt's outcome means for the delivery.
 struct Decision {
@@ -51,6 +54,8 @@ pub struct DeliveryHandler {
     allow_link_local: bool,
     limits: Mutex<HashMap<String, Arc<Semaphore>>>,
     owners: Owners,
+    /// Says when work is deferred and no scheduler runs to move it back.
+    scheduler_watch: SchedulerWatch,
 }
 
 impl DeliveryHandler {
@@ -71,6 +76,7 @@ impl DeliveryHandler {
             allow_link_local: cfg.outbox.allow_link_local,
             limits: Mutex::new(HashMap::new()),
             owners,
+            scheduler_watch: SchedulerWatch::new(SCHEDULER_CHECK_EVERY),
         })
     }
 
@@ -115,6 +121,7 @@ impl DeliveryHandler {
         let Ok(_permit) = self.limit(&destination).try_acquire_owned() else {
             self.defer(e, id, a.lease).await?;
             metrics::counter!("switchyard_deliveries_deferred_total").increment(1);
+            self.scheduler_watch.deferred(&self.pool, &self.keys).await;
             return Ok(Outcome::Handled);
         };
         let started_ms = switchyard_shared::time::now_ms();
