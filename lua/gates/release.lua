@@ -1,7 +1,11 @@
 -- Release (or expire) a ticket: remove it from every queue it sits in.
--- KEYS: 1 tickets, 2 expiry, then for gate i: 2+2i-1 queue, 2+2i history
+-- The id is remembered in the gone set for a while, so a late retry of a
+-- test-and-set under that client-chosen id is refused instead of granted.
+-- KEYS: 1 tickets, 2 expiry, then for gate i: 2+2i-1 queue, 2+2i history,
+--       then 2+2n+1 gone set
 -- ARGV: 1 ticket id, 2 reason ('released' | 'expired'), 3 history cap, 4 actor,
---       5 n, then the ticket's gate names as the caller read them
+--       5 n, then the ticket's gate names as the caller read them,
+--       then 5+n+1 how long a gone id stays refused (ms)
 -- Returns: JSON {released: true, status} (status: the ticket's, before release);
 --          {released: false} (no such ticket, or refreshed since an expiry was decided);
 --          {stale: true} (the ticket's gates differ from the caller's: read again).
@@ -30,4 +34,7 @@ for i = 1, n do
 end
 redis.call('HDEL', KEYS[1], id)
 redis.call('ZREM', KEYS[2], id)
+local gone, window = KEYS[2 + 2 * n + 1], tonumber(ARGV[5 + n + 1])
+redis.call('ZADD', gone, now, id)
+redis.call('ZREMRANGEBYSCORE', gone, '-inf', now - window)
 return cjson.encode({ released = true, status = t.status })

@@ -1,16 +1,9 @@
 -- Create a service with its gates (one per environment), all open.
 -- KEYS: 1 services, then for env i: 1+2i-1 state, 1+2i history
 -- ARGV: 1 service, 2 group, 3 history cap, 4 actor, 5 n, then env names
--- Returns: JSON {ok: true} (also, writing nothing, when the service exists with
---          this group and these environments: the retry of a lost answer);
---          {err: "exists", service} (it exists with another definition).
+-- Returns: JSON {ok: true}; {err: "exists", service}.
 local svc, group, cap, actor, n = ARGV[1], ARGV[2], tonumber(ARGV[3]), ARGV[4], tonumber(ARGV[5])
-local existing = redis.call('HGET', KEYS[1], svc)
-if existing then
-  local rec = cjson.decode(existing)
-  if rec.group == group and same_envs(rec, 6, n) then
-    return cjson.encode({ ok = true, existed = true })
-  end
+if redis.call('HEXISTS', KEYS[1], svc) == 1 then
   return cjson.encode({ err = 'exists', service = svc })
 end
 local now = now_ms()

@@ -6,15 +6,20 @@
 -- chose it), so re-sending a request whose answer was lost finds the same
 -- ticket: same fence, same grant, no second queue entry.
 --
+-- A given id released or expired within the gone window is refused
+-- (ticket_not_found, as before client ids), so a late retry cannot re-grant it.
 -- KEYS: 1 services, 2 tickets, 3 expiry, 4 fence, 5 holidays,
---       then for gate i: 5+3i-2 state, 5+3i-1 queue, 5+3i history
+--       then for gate i: 5+3i-2 state, 5+3i-1 queue, 5+3i history,
+--       then 5+3n+1 gone set
 -- ARGV: 1 ticket id, 2 given by the client (0|1), 3 queue mode (0|1), 4 queued ttl ms,
 --       5 granted ttl ms (0 = never), 6 history cap, 7 today (YYYY-MM-DD),
 --       8 link ('' = none), 9 actor, 10 n,
---       then per gate: service, env, window_closed (0|1), group ('' = any)
+--       then per gate: service, env, window_closed (0|1), group ('' = any),
+--       then 10+4n+1 gone window (ms)
 -- Returns: JSON {status: "ok" | "queued", ticket, position, closed} (ok = granted or
 --          lease refreshed); {status: "denied", position, closed} (not queue mode);
---          {err: "ticket_not_found"} (the given ticket expired and is not swept yet);
+--          {err: "ticket_not_found"} (the given ticket expired and is not swept
+--          yet, or was released or expired within the gone window);
 --          {err: "service_not_found", service};
 --          {err: "environment_not_found", service, environment};
 --          {err: "ticket_mismatch", gates: <the ticket's gates>}.
@@ -40,6 +45,11 @@ if given then
     -- Expired but not yet swept: its queue entries are still there, so the
     -- id cannot be reused until the sweeper removed them.
     if ticket.expires ~= 0 and ticket.expires <= now then
+      return cjson.encode({ err = 'ticket_not_found' })
+    end
+  else
+    local gone_at = redis.call('ZSCORE', KEYS[5 + 3 * n + 1], id)
+    if gone_at and tonumber(gone_at) > now - tonumber(ARGV[10 + 4 * n + 1]) then
       return cjson.encode({ err = 'ticket_not_found' })
     end
   end

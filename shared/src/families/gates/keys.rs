@@ -37,6 +37,11 @@ impl GateKeys {
     pub fn fence(&self) -> String {
         format!("{}:fence", self.base)
     }
+    /// ZSET ticket id → when it was released or expired (ms): ids that may
+    /// not be reused for a while, so a late retry cannot re-grant them.
+    pub fn gone(&self) -> String {
+        format!("{}:gone", self.base)
+    }
     /// HASH date → JSON {environments, reasons}.
     pub fn holidays(&self) -> String {
         format!("{}:holidays", self.base)

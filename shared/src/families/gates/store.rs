@@ -93,6 +93,17 @@ impl GateStore {
         Err(GateError::Contended)
     }
 
+    /// How long a released or expired ticket id stays refused: as long as
+    /// a grant lives (12 h when grants never expire), so a retry that
+    /// arrives late cannot take a gate nobody will release.
+    fn gone_window(&self) -> std::time::Duration {
+        if self.settings.grant_ttl.is_zero() {
+            std::time::Duration::from_secs(12 * 3600)
+        } else {
+            self.settings.grant_ttl.max(self.settings.queue_ttl)
+        }
+    }
+
     /// The stored service, or 404.
     async fn service(&self, name: &str) -> Result<ServiceRec, GateError> {
         self.service_rec(name)
@@ -410,6 +421,7 @@ impl GateStore {
                 .arg(if win { "1" } else { "0" })
                 .arg(g.group.as_deref().unwrap_or(""));
         }
+        inv.key(self.keys.gone()).arg(ms(self.gone_window()));
         let v = self.run(&inv).await?;
         let status = match v.get("status").and_then(Value::as_str) {
             Some("ok") => TasStatus::Ok,
@@ -478,6 +490,7 @@ impl GateStore {
             for g in &gates {
                 inv.arg(g);
             }
+            inv.key(self.keys.gone()).arg(ms(self.gone_window()));
             let Some(v) = fresh(self.run(&inv).await?) else {
                 return Ok(None);
             };
