@@ -237,6 +237,8 @@ async fn a_gone_ticket_id_is_remembered_only_as_long_as_a_grant_lives() {
     let mut conn = app.server.conn();
     let n: usize = redis::cmd("ZCARD").arg(&gone).query(&mut conn).unwrap();
     assert_eq!(n, 1);
+    let ttl: i64 = redis::cmd("PTTL").arg(&gone).query(&mut conn).unwrap();
+    assert!(ttl > 0 && ttl <= 300, "the set expires when idle: {ttl}");
     tokio::time::sleep(Duration::from_millis(350)).await;
     // Past the window the id is a new ticket again, and the set was pruned.
     app.gates()
