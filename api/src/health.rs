@@ -61,7 +61,9 @@ pub async fn metrics_text(State(state): State<AppState>) -> Response {
     for hook in state.scrape.iter() {
         hook().await;
     }
-    heartbeat::observe(&state.redis, &state.keys).await.ok();
+    if state.scheduler_watch.due() {
+        heartbeat::observe(&state.redis, &state.keys).await.ok();
+    }
     (
         [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
         state.prometheus.render(),

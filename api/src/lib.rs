@@ -75,6 +75,9 @@ pub fn build(redis: Redis, keys: Keys, config: ApiConfig) -> anyhow::Result<Rout
     let state = AppState {
         redis,
         keys: ctx.keys.clone(),
+        scheduler_watch: Arc::new(switchyard_shared::platform::heartbeat::SchedulerWatch::new(
+            std::time::Duration::from_secs(5),
+        )),
         tokens: Arc::new(tokens),
         prometheus: telemetry::prometheus(),
         scrape: Arc::new(scrape),

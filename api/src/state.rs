@@ -36,6 +36,8 @@ impl Ctx {
 pub struct AppState {
     pub redis: Redis,
     pub keys: Keys,
+    /// When `/metrics` last refreshed the scheduler gauge (at most every 5 s).
+    pub(crate) scheduler_watch: Arc<switchyard_shared::platform::heartbeat::SchedulerWatch>,
     pub(crate) tokens: Arc<Vec<String>>,
     pub(crate) prometheus: &'static PrometheusHandle,
     pub(crate) scrape: Arc<Vec<ScrapeHook>>,

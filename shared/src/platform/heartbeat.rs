@@ -75,18 +75,24 @@ impl SchedulerWatch {
         }
     }
 
+    /// True at most once per `every`: time to look at the heartbeat again.
+    pub fn due(&self) -> bool {
+        let mut last = self
+            .last
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if last.is_some_and(|t| t.elapsed() < self.every) {
+            return false;
+        }
+        *last = Some(Instant::now());
+        true
+    }
+
     /// Work was deferred to a timer: check the heartbeat (rate-limited),
     /// refresh the gauge, and warn when no scheduler is seen.
     pub async fn deferred(&self, redis: &Redis, keys: &Keys) {
-        {
-            let mut last = self
-                .last
-                .lock()
-                .unwrap_or_else(std::sync::PoisonError::into_inner);
-            if last.is_some_and(|t| t.elapsed() < self.every) {
-                return;
-            }
-            *last = Some(Instant::now());
+        if !self.due() {
+            return;
         }
         match observe(redis, keys).await {
             Ok(true) => {}
