@@ -301,8 +301,9 @@ fn prepare(mut e: Event, at: &str, entity_at: &str) -> AppResult<Event> {
 /// A rejected single transition as an error (409, or 400 for an unknown
 /// state) that lists the allowed states.
 fn rejection(reason: RejectReason, state: Option<&str>, allowed: Vec<String>) -> AppError {
-    // The state is quoted, as it always was (`move from "1" is not allowed`).
-    let state = format!("{:?}", state.unwrap_or_default());
+    // The state as JSON, as it always was (`move from "1" is not allowed`,
+    // `null` when absent).
+    let state = serde_json::Value::from(state).to_string();
     let (code, text) = match reason {
         RejectReason::NotInitial => (
             Code::TransitionNotAllowed,
