@@ -247,6 +247,30 @@ async fn a_callback_that_finally_fails_marks_the_net_failed() {
 }
 
 #[tokio::test]
+async fn a_failed_net_expires_after_the_retention_like_a_completed_one() {
+    let app = spawn_app().await;
+    let rx = Receiver::answering(StatusCode::BAD_REQUEST).await;
+    // A token stays in `start` (no transition consumes it), so only the
+    // failure can finish this net.
+    let id = app
+        .nets()
+        .create(json!({"initialMarking": ["start", "a"], "transitions": [
+            {"inputs": ["a"], "outputs": ["x"], "action": {"type": "notify", "url": rx.url}}
+        ]}))
+        .await;
+    app.settle().await;
+    let n = app.nets().get(&id).await;
+    assert_eq!(n["status"], "failed", "{n}");
+    let k = app.keys.net(&id);
+    let mut conn = app.server.conn();
+    for key in [&k.meta, &k.marking] {
+        let ttl: i64 = redis::cmd("PTTL").arg(key).query(&mut conn).unwrap();
+        let retention = app.config.families.nets.net_retention.as_millis() as i64;
+        assert!(ttl > 0 && ttl <= retention, "{key}: {ttl}");
+    }
+}
+
+#[tokio::test]
 async fn only_the_first_answer_to_a_success_failure_subnet_counts() {
     let app = spawn_app().await;
     let (sub, ok, ko) = (

@@ -293,7 +293,14 @@ impl NetStore {
         let mut conn = self.pool.get().await?;
         let n: i64 = scripts::NET_FAIL
             .key(&k.meta)
+            .key(&k.marking)
+            .key(&k.groups)
+            .key(&k.fired)
+            .key(&k.seen)
+            .key(&k.agenda)
+            .key(&k.begins)
             .arg(reason)
+            .arg(ms(self.retention))
             .invoke_async(&mut conn)
             .await?;
         if n == 1 {
