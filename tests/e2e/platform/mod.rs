@@ -7,6 +7,7 @@ mod health;
 mod object_bodies;
 mod owners;
 mod path_segments;
+mod roles;
 mod safe_retries;
 mod scheduler_heartbeat;
 mod worker;
