@@ -454,28 +454,17 @@ impl Worker {
 
 impl Worker {
     /// Remove this consumer from every group where it holds nothing, so
-    /// restarts do not pile up consumer names.
+    /// restarts do not pile up consumer names. The check and the removal
+    /// are one script call: a worker sharing this name keeps its entries.
     async fn leave_groups(&self) {
         let mut conn = self.pool.conn();
         for s in self.streams() {
-            let pending: redis::RedisResult<Value> = redis::cmd("XPENDING")
-                .arg(s)
+            let _: redis::RedisResult<i64> = scripts::CONSUMER_LEAVE
+                .key(s)
                 .arg(GROUP)
-                .arg("-")
-                .arg("+")
-                .arg(1)
                 .arg(&self.name)
-                .query_async(&mut conn)
+                .invoke_async(&mut conn)
                 .await;
-            if matches!(pending, Ok(Value::Array(ref rows)) if rows.is_empty()) {
-                let _: redis::RedisResult<i64> = redis::cmd("XGROUP")
-                    .arg("DELCONSUMER")
-                    .arg(s)
-                    .arg(GROUP)
-                    .arg(&self.name)
-                    .query_async(&mut conn)
-                    .await;
-            }
         }
     }
 }

@@ -187,7 +187,8 @@ pub struct WorkerOpts {
     /// Name of this consumer in the stream consumer groups (default:
     /// host-pid, new at every start). A stable name makes a restarted worker
     /// reuse its consumer; names left by killed workers are removed by the
-    /// scheduler after `--consumer-idle-timeout`.
+    /// scheduler after `--consumer-idle-timeout`. Unique per running worker
+    /// (e.g. the pod name).
     #[arg(long, env = "SWITCHYARD_WORKER_NAME")]
     pub worker_name: Option<String>,
 

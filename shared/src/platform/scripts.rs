@@ -68,10 +68,11 @@ pub mod platform {
         WORK_DEFER => "platform/work_defer.lua",
         TIMERS_MOVE => "platform/timers_move.lua",
         CONSUMERS_PRUNE => "platform/consumers_prune.lua",
+        CONSUMER_LEAVE => "platform/consumer_leave.lua",
     }
 }
 
-pub use platform::{CONSUMERS_PRUNE, TIMERS_MOVE, WORK_ACK, WORK_DEAD, WORK_DEFER};
+pub use platform::{CONSUMER_LEAVE, CONSUMERS_PRUNE, TIMERS_MOVE, WORK_ACK, WORK_DEAD, WORK_DEFER};
 
 /// Files prepended to every script (relative to `lua/`).
 pub const PRELUDE: &[&str] = &["platform/prelude.lua", "platform/outbox.lua"];

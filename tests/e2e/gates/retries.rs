@@ -221,11 +221,10 @@ async fn a_released_client_ticket_id_cannot_be_granted_again() {
 }
 
 #[tokio::test]
-async fn a_gone_ticket_id_is_remembered_only_as_long_as_a_grant_lives() {
+async fn a_gone_ticket_id_is_remembered_for_the_gone_window() {
     let app = TestApp::builder()
         .with_config(|c| {
-            c.families.gates.gate_grant_ttl = Duration::from_millis(300);
-            c.families.gates.gate_queue_ttl = Duration::from_millis(100);
+            c.families.gates.gate_gone_window = Duration::from_millis(300);
         })
         .spawn()
         .await;
@@ -235,23 +234,55 @@ async fn a_gone_ticket_id_is_remembered_only_as_long_as_a_grant_lives() {
     app.delete("/api/tickets/short").await;
     let gone = app.keys.gates("default").gone();
     let mut conn = app.server.conn();
-    let n: usize = redis::cmd("ZCARD").arg(&gone).query(&mut conn).unwrap();
-    assert_eq!(n, 1);
     let ttl: i64 = redis::cmd("PTTL").arg(&gone).query(&mut conn).unwrap();
     assert!(ttl > 0 && ttl <= 300, "the set expires when idle: {ttl}");
-    tokio::time::sleep(Duration::from_millis(350)).await;
-    // Past the window the id is a new ticket again, and the set was pruned.
+    // An entry older than the window is pruned by the next release.
+    let _: i64 = redis::cmd("ZADD")
+        .arg(&gone)
+        .arg(1)
+        .arg("ancient")
+        .query(&mut conn)
+        .unwrap();
     app.gates()
         .test_and_set(json!({"services": {"svc": ["live"]}, "ticket": "other"}))
         .await;
     app.delete("/api/tickets/other").await;
-    let members: Vec<String> = redis::cmd("ZRANGE")
+    let mut members: Vec<String> = redis::cmd("ZRANGE")
         .arg(&gone)
         .arg(0)
         .arg(-1)
         .query(&mut conn)
         .unwrap();
-    assert_eq!(members, vec!["other".to_owned()], "the old id was pruned");
+    members.sort();
+    assert_eq!(members, ["other", "short"], "the old entry was pruned");
+    let (s, _) = app.gates().test_and_set(req.clone()).await;
+    assert_eq!(s, StatusCode::NOT_FOUND, "still inside the window");
+    tokio::time::sleep(Duration::from_millis(350)).await;
+    // Past the window the id is a new ticket again.
     let (_, b) = app.gates().test_and_set(req).await;
     assert_eq!(b["status"], "ok", "{b}");
+}
+
+#[tokio::test]
+async fn an_expired_client_ticket_id_cannot_be_granted_again() {
+    let app = TestApp::builder()
+        .with_config(|c| c.families.gates.gate_queue_ttl = Duration::from_millis(100))
+        .spawn()
+        .await;
+    app.gates().create("svc", "g", &["live"]).await;
+    // Held by one ticket, so the client's is queued, then forgotten.
+    app.gates()
+        .test_and_set(json!({"services": {"svc": ["live"]}}))
+        .await;
+    let req = json!({"services": {"svc": ["live"]}, "ticket": "waiting"});
+    let (_, q) = app.put("/api/services?queue=true", req.clone()).await;
+    assert_eq!(q["status"], "queued", "{q}");
+    tokio::time::sleep(Duration::from_millis(150)).await;
+    assert_eq!(app.scheduler().step("gates.sweep").await.unwrap(), 1);
+    let (s, b) = app.gates().test_and_set(req).await;
+    assert_eq!(
+        (s, b["code"].as_str()),
+        (StatusCode::NOT_FOUND, Some("ticket_not_found")),
+        "{b}"
+    );
 }

@@ -12,7 +12,7 @@ use switchyard_shared::platform::work::WORK_GROUP;
 use crate::support::{TestApp, spawn_app};
 
 /// The consumer idle bound of these tests.
-const IDLE: Duration = Duration::from_millis(30);
+const IDLE: Duration = Duration::from_millis(200);
 
 /// A scheduler whose consumers idle past [`IDLE`] are removable, 16 per step.
 fn scheduler(app: &TestApp) -> Scheduler {
@@ -123,8 +123,10 @@ async fn a_recently_active_consumer_stays() {
     groups(&app).await;
     take_and_ack(&app, 3, "old");
     tokio::time::sleep(IDLE * 2).await;
+    // Built first, so "live" is as fresh as can be when the step runs.
+    let s = scheduler(&app);
     take_and_ack(&app, 3, "live");
-    assert_eq!(scheduler(&app).step("streams.consumers").await.unwrap(), 1);
+    assert_eq!(s.step("streams.consumers").await.unwrap(), 1);
     assert_eq!(consumers(&app, 3), ["live"]);
 }
 
@@ -141,4 +143,21 @@ async fn removal_is_bounded_per_step() {
     assert_eq!(consumers(&app, 5).len(), 4);
     assert_eq!(s.step("streams.consumers").await.unwrap(), 4);
     assert!(consumers(&app, 5).is_empty());
+}
+
+/// A stopping worker leaves the groups where its name holds nothing, and
+/// keeps the consumer where entries are pending under its name (another
+/// live worker with the same name must not lose them).
+#[tokio::test]
+async fn a_stopping_worker_leaves_only_where_its_name_holds_nothing() {
+    let app = spawn_app().await;
+    groups(&app).await;
+    take_and_ack(&app, 1, "same");
+    take(&app, 2, "same"); // pending: as if a twin worker held it
+    let worker = std::sync::Arc::new(app.bare_worker("same"));
+    let stop = tokio_util::sync::CancellationToken::new();
+    stop.cancel();
+    worker.run(stop).await.unwrap();
+    assert!(consumers(&app, 1).is_empty(), "nothing pending: left");
+    assert_eq!(consumers(&app, 2), ["same"], "pending entries keep it");
 }

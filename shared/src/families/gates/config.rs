@@ -33,6 +33,12 @@ pub struct GateOpts {
     #[arg(long, env = "SWITCHYARD_GATE_WINDOWS", value_parser = BuildWindows::parse_arg, default_value = "{}")]
     pub gate_windows: BuildWindows,
 
+    /// How long a released or expired ticket id stays refused, so that a late
+    /// retry of a test-and-set under that id cannot take the gate again
+    /// (one entry per ticket per window in the namespace's `gone` set).
+    #[arg(long, env = "SWITCHYARD_GATE_GONE_WINDOW", default_value = "10m", value_parser = humantime::parse_duration)]
+    pub gate_gone_window: Duration,
+
     /// How often the scheduler sweeps expired gate tickets.
     #[arg(long, env = "SWITCHYARD_SWEEP_INTERVAL", default_value = "1s", value_parser = humantime::parse_duration)]
     pub sweep_interval: Duration,

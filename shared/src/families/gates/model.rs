@@ -48,6 +48,8 @@ pub struct GateSettings {
     pub grant_ttl: Duration,
     pub history_len: u32,
     pub windows: BuildWindows,
+    /// How long a released or expired ticket id stays refused.
+    pub gone_window: Duration,
 }
 
 impl From<&GateOpts> for GateSettings {
@@ -58,6 +60,7 @@ impl From<&GateOpts> for GateSettings {
             grant_ttl: o.gate_grant_ttl,
             history_len: o.gate_history_len,
             windows: o.gate_windows.clone(),
+            gone_window: o.gate_gone_window,
         }
     }
 }

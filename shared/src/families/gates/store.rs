@@ -93,15 +93,12 @@ impl GateStore {
         Err(GateError::Contended)
     }
 
-    /// How long a released or expired ticket id stays refused: as long as
-    /// a grant lives (12 h when grants never expire), so a retry that
-    /// arrives late cannot take a gate nobody will release.
+    /// How long a released or expired ticket id stays refused
+    /// (`--gate-gone-window`; at least a millisecond, as PEXPIRE needs).
     fn gone_window(&self) -> std::time::Duration {
-        if self.settings.grant_ttl.is_zero() {
-            std::time::Duration::from_secs(12 * 3600)
-        } else {
-            self.settings.grant_ttl.max(self.settings.queue_ttl)
-        }
+        self.settings
+            .gone_window
+            .max(std::time::Duration::from_millis(1))
     }
 
     /// The stored service, or 404.
