@@ -1,7 +1,16 @@
 -- Gate helpers, prepended to every gate script after the platform prelude.
 
--- Remove gate `gname` from ticket `tid`; a ticket left with no gates is deleted.
-local function detach(tickets, expiry, tid, gname)
+-- Remember a removed ticket id in the gone set for `window` ms, so a late
+-- retry under it is refused (pruned as it goes; the set expires when idle).
+local function forget(gone, window, tid, now)
+  redis.call('ZADD', gone, now, tid)
+  redis.call('ZREMRANGEBYSCORE', gone, '-inf', now - window)
+  redis.call('PEXPIRE', gone, window)
+end
+
+-- Remove gate `gname` from ticket `tid`; a ticket left with no gates is
+-- deleted and remembered in the gone set.
+local function detach(tickets, expiry, tid, gname, gone, window)
   local raw = redis.call('HGET', tickets, tid)
   if not raw then return end
   local t = cjson.decode(raw)
@@ -12,6 +21,7 @@ local function detach(tickets, expiry, tid, gname)
   if #keep == 0 then
     redis.call('HDEL', tickets, tid)
     redis.call('ZREM', expiry, tid)
+    forget(gone, window, tid, now_ms())
   else
     t.gates = keep
     redis.call('HSET', tickets, tid, cjson.encode(t))

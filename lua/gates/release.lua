@@ -34,9 +34,5 @@ for i = 1, n do
 end
 redis.call('HDEL', KEYS[1], id)
 redis.call('ZREM', KEYS[2], id)
-local gone, window = KEYS[2 + 2 * n + 1], tonumber(ARGV[5 + n + 1])
-redis.call('ZADD', gone, now, id)
-redis.call('ZREMRANGEBYSCORE', gone, '-inf', now - window)
--- Idle, the whole set goes a window after the last id it remembers.
-redis.call('PEXPIRE', gone, window)
+forget(KEYS[2 + 2 * n + 1], tonumber(ARGV[5 + n + 1]), id, now)
 return cjson.encode({ released = true, status = t.status })

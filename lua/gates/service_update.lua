@@ -4,10 +4,12 @@
 -- rename; removed gates are detached from their tickets.
 -- KEYS: 1 services, 2 tickets, 3 expiry,
 --       then per old env i: state, queue, history (3 each, under the old name),
---       then per new env j: state, queue, history (3 each, under the new name)
+--       then per new env j: state, queue, history (3 each, under the new name),
+--       last: the gone set
 -- ARGV: 1 service, 2 group ('' = any), 3 new name, 4 new group, 5 history cap, 6 actor,
 --       7 n_old, then old env names,
---       then n_new, then per new env: env, state ('' = keep), has message (0|1), message
+--       then n_new, then per new env: env, state ('' = keep), has message (0|1), message,
+--       last: the gone window (ms)
 -- Returns: JSON {ok: true, name: <name after the call>}; {err: "service_not_found", service};
 --          {err: "exists", service: <new name>}; {stale: true} (old environments
 --          differ from the caller's: read again).
@@ -44,7 +46,7 @@ for i = 1, n_old do
   local target = new_index[env]
   local ids = redis.call('LRANGE', qkey, 0, -1)
   if not target then
-    for _, tid in ipairs(ids) do detach(KEYS[2], KEYS[3], tid, old_g) end
+    for _, tid in ipairs(ids) do detach(KEYS[2], KEYS[3], tid, old_g, KEYS[#KEYS], tonumber(ARGV[#ARGV])) end
     redis.call('DEL', skey, qkey, hkey)
   elseif new_name ~= name then
     local new_g = new_name .. '/' .. env

@@ -286,3 +286,22 @@ async fn an_expired_client_ticket_id_cannot_be_granted_again() {
         "{b}"
     );
 }
+
+#[tokio::test]
+async fn a_ticket_dropped_with_its_service_cannot_be_granted_again() {
+    let app = spawn_app().await;
+    app.gates().create("svc", "g", &["live"]).await;
+    let req = json!({"services": {"svc": ["live"]}, "ticket": "doomed"});
+    let (_, a) = app.gates().test_and_set(req.clone()).await;
+    assert_eq!(a["status"], "ok", "{a}");
+    let (s, _) = app.delete("/api/services/svc").await;
+    assert_eq!(s, StatusCode::OK);
+    app.gates().create("svc", "g", &["live"]).await;
+    // The ticket went with the service; a late retry must not re-grant it.
+    let (s, b) = app.gates().test_and_set(req).await;
+    assert_eq!(
+        (s, b["code"].as_str()),
+        (StatusCode::NOT_FOUND, Some("ticket_not_found")),
+        "{b}"
+    );
+}

@@ -339,6 +339,7 @@ impl GateStore {
                     .arg(if msg.is_some() { "1" } else { "0" })
                     .arg(msg.unwrap_or_default());
             }
+            inv.key(self.keys.gone()).arg(ms(self.gone_window()));
             let Some(_v) = fresh(self.run(&inv).await?) else {
                 return Ok(None);
             };
@@ -365,6 +366,7 @@ impl GateStore {
             for e in &rec.environments {
                 inv.arg(e);
             }
+            inv.key(self.keys.gone()).arg(ms(self.gone_window()));
             let Some(_v) = fresh(self.run(&inv).await?) else {
                 return Ok(None);
             };
