@@ -501,33 +501,24 @@ impl NetStore {
         let cutoff = crate::platform::time::now_ms() - ms(self.retention) as i64;
         let index = self.keys.net_index(shard);
         let mut conn = self.pool.get().await?;
-        let ids: Vec<String> = redis::cmd("ZRANGEBYSCORE")
+        let rows: Vec<(String, String)> = redis::cmd("ZRANGEBYSCORE")
             .arg(&index)
             .arg("-inf")
             .arg(format!("({cutoff}"))
+            .arg("WITHSCORES")
             .arg("LIMIT")
             .arg(skip)
             .arg(batch)
             .query_async(&mut conn)
             .await?;
-        if ids.is_empty() {
+        if rows.is_empty() {
             return Ok((0, 0));
         }
-        let mut pipe = redis::pipe();
-        for id in &ids {
-            pipe.exists(self.keys(id).meta);
+        let mut inv = scripts::NET_PRUNE.key(&index);
+        for (id, score) in &rows {
+            inv.key(self.keys(id).meta).arg(id).arg(score);
         }
-        let exists: Vec<bool> = pipe.query_async(&mut conn).await?;
-        let gone: Vec<&String> = ids
-            .iter()
-            .zip(exists)
-            .filter_map(|(id, e)| (!e).then_some(id))
-            .collect();
-        let removed = if gone.is_empty() {
-            0
-        } else {
-            conn.zrem(&index, gone).await?
-        };
-        Ok((ids.len(), removed))
+        let removed: usize = inv.invoke_async(&mut conn).await?;
+        Ok((rows.len(), removed))
     }
 }
