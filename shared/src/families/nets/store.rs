@@ -478,7 +478,14 @@ impl NetStore {
                     created: iso_ms(created),
                 }),
                 (None, _) => {
-                    let _: i64 = conn.zrem(&k.index, &id).await?;
+                    // Gone: drop its entry, unless it was created again.
+                    let _: i64 = scripts::NET_PRUNE
+                        .key(&k.index)
+                        .key(&k.meta)
+                        .arg(&id)
+                        .arg(created)
+                        .invoke_async(&mut conn)
+                        .await?;
                 }
             }
         };
