@@ -9,6 +9,9 @@ cargo fmt --all -- --check
 # its lockfile keeps the lockfile in step with package.json.
 if command -v npm >/dev/null 2>&1; then
   (cd benches/peers/bullmq && npm ci --no-audit --no-fund --loglevel=error)
+elif [ "${CI:-}" = "true" ]; then
+  echo "npm not found: CI must install the BullMQ bench peer (npm ci in benches/peers/bullmq)" >&2
+  exit 1
 else
   echo "npm not found: skipping the BullMQ bench peer install (npm ci in benches/peers/bullmq)" >&2
 fi
