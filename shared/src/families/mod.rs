@@ -9,6 +9,7 @@ pub mod deliveries;
 pub mod gates;
 pub mod machines;
 pub mod nets;
+pub mod workflows;
 
 use std::sync::Arc;
 

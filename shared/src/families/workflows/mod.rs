@@ -1,0 +1,15 @@
+//! Workflows (issue 10, in progress): the Scriptoria API over a
+//! Ruote-compatible process engine. What exists so far is the pure core the
+//! engine will run on — nothing is wired into the API, worker or scheduler
+//! registries yet:
+//!
+//! * [`tree`] — the process definition as a tree `[name, {attributes},
+//!   [children]]`, parsed from JSON, XML (`<process-definition>`) and Radial
+//!   (the indented text form), all three to the same tree, with errors that
+//!   say where (line/column). Parsers never evaluate code, read files or
+//!   fetch URLs.
+//! * [`expr`] — Ruote's dollar substitution (`${f:x}`, `${v:x}`, `$f:x`) and
+//!   condition strings (`if`, `unless`, `break_if`, …), with Ruote's typing.
+
+pub mod expr;
+pub mod tree;
