@@ -10,6 +10,9 @@
 //!   fetch URLs.
 //! * [`expr`] — Ruote's dollar substitution (`${f:x}`, `${v:x}`, `$f:x`) and
 //!   condition strings (`if`, `unless`, `break_if`, …), with Ruote's typing.
+//! * [`launch`] — the body of `POST /v1/workflows` (form-encoded with Rack's
+//!   nested brackets, or JSON) checked with Scriptoria's error texts.
 
 pub mod expr;
+pub mod launch;
 pub mod tree;
