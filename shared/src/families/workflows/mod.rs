@@ -12,7 +12,12 @@
 //!   condition strings (`if`, `unless`, `break_if`, …), with Ruote's typing.
 //! * [`launch`] — the body of `POST /v1/workflows` (form-encoded with Rack's
 //!   nested brackets, or JSON) checked with Scriptoria's error texts.
+//! * [`merge`] — how a concurrence merges its branches' workitems.
+//! * [`reference`] — a sequential reference interpreter (the model that the
+//!   engine's property tests compare against).
 
 pub mod expr;
 pub mod launch;
+pub mod merge;
+pub mod reference;
 pub mod tree;
