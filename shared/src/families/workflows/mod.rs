@@ -12,11 +12,13 @@
 //!   condition strings (`if`, `unless`, `break_if`, …), with Ruote's typing.
 //! * [`launch`] — the body of `POST /v1/workflows` (form-encoded with Rack's
 //!   nested brackets, or JSON) checked with Scriptoria's error texts.
+//! * [`handlers`] — `on_error` / `on_timeout` / `on_cancel` values parsed.
 //! * [`merge`] — how a concurrence merges its branches' workitems.
 //! * [`reference`] — a sequential reference interpreter (the model that the
 //!   engine's property tests compare against).
 
 pub mod expr;
+pub mod handlers;
 pub mod launch;
 pub mod merge;
 pub mod reference;
