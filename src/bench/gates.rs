@@ -146,7 +146,7 @@ async fn lua_phase(g: &GatesBench, pool: &Redis, gk: &GateKeys, url: &str) -> an
 /// 12-digit __rand_int__ placeholders. In chunks, so no call runs long.
 /// Answers how many were made.
 async fn fill_keyspace(pool: &Redis, prefix: &str, keyspace: u64) -> anyhow::Result<u64> {
-    let mut conn = pool.get().await?;
+    let mut conn = pool.conn();
     let fill = redis::Script::new(
         "for i = tonumber(ARGV[2]), tonumber(ARGV[3]) - 1 do \
            redis.call('HSET', ARGV[1] .. string.format('%012d', i), 'state', 'open', 'state_ts', 0, 'message', '', 'message_ts', '') \

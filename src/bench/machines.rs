@@ -171,7 +171,7 @@ async fn script_phase(
     let (rps, _) = m
         .redis
         .redis_benchmark(socket, RB_KEYSPACE, &enter_command(k))?;
-    let mut conn = pool.get().await?;
+    let mut conn = pool.conn();
     let entered: i64 = redis::cmd("HGET")
         .arg(k.counts())
         .arg("1")

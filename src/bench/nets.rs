@@ -181,7 +181,7 @@ async fn script_phase(
 
 /// `BENCH_DEBUG`: one put by hand, and the tail of redis-benchmark's output.
 async fn debug_one_call(pool: &Redis, k: &NetKeys, place: &str, text: &str) -> anyhow::Result<()> {
-    let mut conn = pool.get().await?;
+    let mut conn = pool.conn();
     let r: redis::RedisResult<String> = redis::cmd("EVALSHA")
         .arg(NET.get_hash())
         .arg(9)
@@ -274,7 +274,7 @@ async fn wait_fired(nets: &NetStore, id: &str, total: u64) -> anyhow::Result<()>
 
 /// (client round trips, EVALSHA calls) so far.
 async fn commands_processed(pool: &Redis) -> anyhow::Result<(u64, u64)> {
-    let mut conn = pool.get().await?;
+    let mut conn = pool.conn();
     let info: String = redis::cmd("INFO").arg("all").query_async(&mut conn).await?;
     let field = |name: &str| -> u64 {
         info.lines()

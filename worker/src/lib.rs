@@ -138,7 +138,7 @@ impl Worker {
 
     /// Create the consumer group on every shard's stream (idempotent).
     pub async fn ensure_groups(&self) -> anyhow::Result<()> {
-        let mut conn = self.pool.get().await?;
+        let mut conn = self.pool.conn();
         for s in self.streams() {
             let r: redis::RedisResult<()> = redis::cmd("XGROUP")
                 .arg("CREATE")
@@ -293,7 +293,7 @@ impl Worker {
             let shard = shard as u16;
             loop {
                 let permits = self.permits().await?;
-                let mut conn = self.pool.get().await?;
+                let mut conn = self.pool.conn();
                 let reply: redis::RedisResult<Value> = redis::cmd("XAUTOCLAIM")
                     .arg(s)
                     .arg(GROUP)
@@ -357,7 +357,7 @@ impl Worker {
         let label = match &outcome {
             Outcome::Handled => "handled",
             Outcome::Done => {
-                let mut conn = self.pool.get().await?;
+                let mut conn = self.pool.conn();
                 let _: i64 = scripts::WORK_ACK
                     .key(&e.stream)
                     .arg(GROUP)
@@ -379,7 +379,7 @@ impl Worker {
                         .increment(1);
                     return Ok(());
                 }
-                let mut conn = self.pool.get().await?;
+                let mut conn = self.pool.conn();
                 let dead = self.keys.dead_letters(e.shard);
                 let _: i64 = scripts::WORK_DEAD
                     .key(&e.stream)

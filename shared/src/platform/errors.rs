@@ -15,9 +15,3 @@ pub enum StoreError {
     #[error("encoding: {0}")]
     Encode(String),
 }
-
-impl From<std::convert::Infallible> for StoreError {
-    fn from(e: std::convert::Infallible) -> Self {
-        match e {}
-    }
-}

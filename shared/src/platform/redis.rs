@@ -33,10 +33,6 @@ use super::scripts::{self, Named};
 /// The connection every store calls through (cheap to clone: a handle).
 pub type Conn = ConnectionManager;
 
-/// Getting a connection cannot fail: the shared connection reconnects by
-/// itself and a failed call reports its own error.
-pub type PoolError = std::convert::Infallible;
-
 /// Explicit connection timeouts.
 #[derive(Clone, Copy, Debug)]
 pub struct Timeouts {
@@ -126,12 +122,8 @@ impl Redis {
         &self.url
     }
 
-    /// The shared connection (a cheap handle; never blocks).
-    pub async fn get(&self) -> Result<Conn, PoolError> {
-        Ok(self.conn.clone())
-    }
-
-    /// The shared connection, without the `Result` of [`Redis::get`].
+    /// The shared connection (a cheap handle; never blocks; reconnects by
+    /// itself, and a failed call reports its own error).
     pub fn conn(&self) -> Conn {
         self.conn.clone()
     }

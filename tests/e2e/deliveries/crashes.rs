@@ -353,7 +353,7 @@ async fn a_stale_attempt_cannot_revive_or_fork_a_delivery() {
     let shard =
         switchyard_shared::families::deliveries::shard_of_id(&id, app.keys.shards()).unwrap();
     let k = app.keys.delivery(shard, &id);
-    let mut conn = app.redis.get().await.unwrap();
+    let mut conn = app.redis.conn();
     let _: i64 = switchyard_shared::platform::scripts::WORK_DEFER
         .key(&k.stream)
         .key(&k.timers)

@@ -76,7 +76,7 @@ async fn a_script_changes_state_and_queues_its_callback_in_one_call() {
         include_str!("../../../lua/platform/prelude.lua"),
         include_str!("../../../lua/platform/outbox.lua"),
     ));
-    let mut conn = app.redis.get().await.unwrap();
+    let mut conn = app.redis.conn();
     let _: i64 = script
         .key(&k.record)
         .key(&k.stream)

@@ -193,13 +193,6 @@ async fn run_case(seed: u64, colors: usize, kill_one: bool) {
         model.transitions.len(),
         fired.len()
     );
-    if std::env::var("NET_MODEL_DEBUG").is_ok() {
-        tokio::time::sleep(Duration::from_secs(3)).await;
-        eprintln!("received {}", rx.count());
-        eprintln!("{}", app.get(&format!("/v1/nets/{id}")).await.1);
-        eprintln!("{}", app.get(&format!("/v1/nets/{id}/explain")).await.1);
-        eprintln!("{}", app.get("/v1/deliveries?limit=3").await.1);
-    }
     eventually(Duration::from_secs(60), || async {
         let mut ids: Vec<String> = rx.received().iter().map(|r| r.id().to_owned()).collect();
         ids.sort();

@@ -131,7 +131,7 @@ impl MachineStore {
         if ids.is_empty() {
             return Ok(0);
         }
-        let mut conn = self.conn().await?;
+        let mut conn = self.conn();
         let mut pipe = redis::pipe();
         for id in ids {
             pipe.hget(self.keys(id).meta(), "def");
@@ -188,7 +188,7 @@ impl MachineStore {
     pub async fn metrics(&self, def: &Definition) -> Result<MachineMetrics, MachineError> {
         let k = self.keys(&def.id);
         let now = now_ms();
-        let mut conn = self.conn().await?;
+        let mut conn = self.conn();
         let counts: HashMap<String, i64> = conn.hgetall(k.counts()).await?;
         let mut pipe = redis::pipe();
         for i in 0..MINUTES {
@@ -228,7 +228,7 @@ impl MachineStore {
         now: i64,
     ) -> Result<StateMetrics, MachineError> {
         let key = self.keys(&def.id).state(&s.id);
-        let n: i64 = self.conn().await?.zcard(&key).await?;
+        let n: i64 = self.conn().zcard(&key).await?;
         let (oldest, time_in_state) = if n > 0 {
             let pct = |q: f64| ((1.0 - q) * (n - 1) as f64).round() as i64;
             let p = Percentiles {
@@ -254,11 +254,7 @@ impl MachineStore {
     /// Seconds in the state of the entity at `rank` (0: the oldest).
     async fn age_at(&self, key: &str, rank: i64, now: i64) -> Result<Option<f64>, MachineError> {
         let rank = rank as isize;
-        let r: Vec<(String, f64)> = self
-            .conn()
-            .await?
-            .zrange_withscores(key, rank, rank)
-            .await?;
+        let r: Vec<(String, f64)> = self.conn().zrange_withscores(key, rank, rank).await?;
         Ok(r.first().map(|(_, at)| (now as f64 - at).max(0.0) / 1000.0))
     }
 }

@@ -176,8 +176,8 @@ impl MachineStore {
         self.keys.machine(id)
     }
 
-    pub(super) async fn conn(&self) -> Result<Conn, StoreError> {
-        Ok(self.pool.get().await?)
+    pub(super) fn conn(&self) -> Conn {
+        self.pool.conn()
     }
 
     #[tracing::instrument(skip_all, fields(machine_id = %def.id), err(level = "debug"))]
@@ -189,7 +189,7 @@ impl MachineStore {
             .key(&k.index)
             .arg(&def.id)
             .arg(json)
-            .invoke_async(&mut self.conn().await?)
+            .invoke_async(&mut self.conn())
             .await?;
         if n == 0 {
             return Err(MachineError::Exists);
@@ -199,7 +199,7 @@ impl MachineStore {
 
     #[tracing::instrument(skip_all, fields(machine_id = %id), err(level = "debug"))]
     pub async fn definition(&self, id: &str) -> Result<Definition, MachineError> {
-        let raw: Option<String> = self.conn().await?.hget(self.keys(id).meta(), "def").await?;
+        let raw: Option<String> = self.conn().hget(self.keys(id).meta(), "def").await?;
         let raw = raw.ok_or(MachineError::NotFound)?;
         Ok(serde_json::from_str(&raw).map_err(|e| StoreError::Reply(e.to_string()))?)
     }
@@ -217,7 +217,7 @@ impl MachineStore {
             inv.key(k.state(s));
         }
         inv.arg(id);
-        let n: i64 = inv.invoke_async(&mut self.conn().await?).await?;
+        let n: i64 = inv.invoke_async(&mut self.conn()).await?;
         if n == 0 {
             return Err(MachineError::NotFound);
         }
@@ -227,7 +227,7 @@ impl MachineStore {
     /// Every machine, by id.
     #[tracing::instrument(skip_all, err(level = "debug"))]
     pub async fn list(&self) -> Result<Vec<MachineSummary>, MachineError> {
-        let mut conn = self.conn().await?;
+        let mut conn = self.conn();
         let mut out = vec![];
         for id in self.ids().await? {
             let raw: Option<String> = conn.hget(self.keys(&id).meta(), "def").await?;
@@ -260,7 +260,7 @@ impl MachineStore {
             offset: from.offset,
         };
         let mut out = Vec::new();
-        let mut conn = self.conn().await?;
+        let mut conn = self.conn();
         for _ in 0..shards {
             let want = limit - out.len();
             if want == 0 {
@@ -290,7 +290,7 @@ impl MachineStore {
     /// Ids of every machine.
     #[tracing::instrument(skip_all, err(level = "debug"))]
     pub async fn ids(&self) -> Result<Vec<String>, MachineError> {
-        let mut conn = self.conn().await?;
+        let mut conn = self.conn();
         let mut out = vec![];
         for shard in 0..self.keys.shards() {
             let ids: Vec<String> = conn.zrange(self.keys.machine_index(shard), 0, -1).await?;
@@ -327,7 +327,7 @@ impl MachineStore {
                 .arg(e.data.as_ref().map(Value::to_string).unwrap_or_default())
                 .arg(e.event_id.as_deref().unwrap_or(""));
         }
-        let raw: String = inv.invoke_async(&mut self.conn().await?).await?;
+        let raw: String = inv.invoke_async(&mut self.conn()).await?;
         let out: Vec<TransitionResult> = reply::parse(&raw)??;
         count_outcomes(&def.id, &out);
         Ok(out)
@@ -341,7 +341,7 @@ impl MachineStore {
             .atomic()
             .hgetall(k.entity(entity))
             .lrange(k.history(entity), 0, -1)
-            .query_async(&mut self.conn().await?)
+            .query_async(&mut self.conn())
             .await?;
         if h.is_empty() {
             return Ok(None);

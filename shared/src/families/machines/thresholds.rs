@@ -168,7 +168,6 @@ impl MachineStore {
         let cutoff = now_ms() - ms(age) as i64;
         Ok(self
             .conn()
-            .await?
             .zcount(self.keys(&def.id).state(state), "-inf", cutoff)
             .await?)
     }
@@ -238,7 +237,7 @@ impl MachineStore {
             .arg(body("recovered")?)
             .arg(ids::destination_of(url))
             .arg(policy)
-            .invoke_async(&mut self.conn().await?)
+            .invoke_async(&mut self.conn())
             .await?;
         let reply: AlertReply = reply::parse(&raw)??;
         Ok(Some(reply.sent).filter(|s| !s.is_empty()))

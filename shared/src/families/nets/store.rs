@@ -16,7 +16,7 @@ use super::views::{ColorGroup, ExplainView, Marking, NetSummary, NetView, Places
 use super::{Action, Compiled};
 use crate::platform::errors::StoreError;
 use crate::platform::keys::Keys;
-use crate::platform::redis::{PoolError, Redis as RedisPool};
+use crate::platform::redis::Redis as RedisPool;
 use crate::platform::reply::{self, Refused};
 use crate::platform::time::{iso_ms, ms};
 
@@ -40,12 +40,6 @@ pub enum NetError {
 
 impl From<redis::RedisError> for NetError {
     fn from(e: redis::RedisError) -> Self {
-        Self::Store(e.into())
-    }
-}
-
-impl From<PoolError> for NetError {
-    fn from(e: PoolError) -> Self {
         Self::Store(e.into())
     }
 }
@@ -181,7 +175,7 @@ impl NetStore {
     }
 
     async fn run(&self, inv: &redis::ScriptInvocation<'_>) -> Result<FireReply, NetError> {
-        let mut conn = self.pool.get().await?;
+        let mut conn = self.pool.conn();
         let raw: String = inv.invoke_async(&mut conn).await?;
         Ok(reply::parse::<FireReply>(&raw)??)
     }
@@ -258,7 +252,7 @@ impl NetStore {
             let inv = self.invoke(&k, "resume", id);
             return self.run(&inv).await.map(|r| r.count());
         }
-        let mut conn = self.pool.get().await?;
+        let mut conn = self.pool.conn();
         let n: i64 = scripts::NET_PAUSE
             .key(&k.meta)
             .invoke_async(&mut conn)
@@ -270,7 +264,7 @@ impl NetStore {
     #[tracing::instrument(skip_all, fields(net_id = %id), err(level = "debug"))]
     pub async fn delete(&self, id: &str) -> Result<(), NetError> {
         let k = self.keys(id);
-        let mut conn = self.pool.get().await?;
+        let mut conn = self.pool.conn();
         let n: i64 = scripts::NET_DELETE
             .key(&k.meta)
             .key(&k.marking)
@@ -290,7 +284,7 @@ impl NetStore {
     #[tracing::instrument(skip_all, fields(net_id = %id), err(level = "debug"))]
     pub async fn fail(&self, id: &str, reason: &str) -> Result<bool, NetError> {
         let k = self.keys(id);
-        let mut conn = self.pool.get().await?;
+        let mut conn = self.pool.conn();
         let n: i64 = scripts::NET_FAIL
             .key(&k.meta)
             .key(&k.marking)
@@ -311,14 +305,14 @@ impl NetStore {
 
     #[tracing::instrument(skip_all, fields(net_id = %id), err(level = "debug"))]
     pub async fn exists(&self, id: &str) -> Result<bool, NetError> {
-        let mut conn = self.pool.get().await?;
+        let mut conn = self.pool.conn();
         Ok(conn.exists(self.keys(id).meta).await?)
     }
 
     /// Meta fields and the compiled definition.
     #[tracing::instrument(skip_all, fields(net_id = %id), err(level = "debug"))]
     pub async fn load(&self, id: &str) -> Result<(Meta, Compiled), NetError> {
-        let mut conn = self.pool.get().await?;
+        let mut conn = self.pool.conn();
         let mut meta: Meta = conn.hgetall(self.keys(id).meta).await?;
         let def = meta.remove("def").ok_or(NetError::NotFound)?;
         let compiled: Compiled =
@@ -330,7 +324,7 @@ impl NetStore {
     #[tracing::instrument(skip_all, fields(net_id = %id), err(level = "debug"))]
     pub async fn marking(&self, id: &str) -> Result<Marking, NetError> {
         let k = self.keys(id);
-        let mut conn = self.pool.get().await?;
+        let mut conn = self.pool.conn();
         let (m, g): (HashMap<String, String>, HashMap<String, String>) = redis::pipe()
             .atomic()
             .hgetall(&k.marking)
@@ -373,7 +367,7 @@ impl NetStore {
         let mut view = NetView::new(id, &meta, &c, &marking);
         if view.expires_at.is_none() {
             // A finished net carries its retention as a TTL on its keys.
-            let mut conn = self.pool.get().await?;
+            let mut conn = self.pool.conn();
             let ttl: i64 = conn.pttl(self.keys(id).meta).await?;
             if ttl > 0 {
                 view.expires_at = Some(iso_ms(crate::platform::time::now_ms() + ttl));
@@ -454,7 +448,7 @@ impl NetStore {
         limit: usize,
         cursor: Option<(i64, String)>,
     ) -> Result<(Vec<NetSummary>, Option<String>), NetError> {
-        let mut conn = self.pool.get().await?;
+        let mut conn = self.pool.conn();
         let indexes = (0..self.keys.shards()).map(|s| (s, self.keys.net_index(s)));
         let mut it = crate::paging::NewestFirst::new(indexes, limit + 1, cursor.as_ref());
         let mut page = crate::paging::Page::new(limit, LIST_BUDGET);
@@ -507,7 +501,7 @@ impl NetStore {
     ) -> Result<(usize, usize), NetError> {
         let cutoff = crate::platform::time::now_ms() - ms(self.retention) as i64;
         let index = self.keys.net_index(shard);
-        let mut conn = self.pool.get().await?;
+        let mut conn = self.pool.conn();
         let rows: Vec<(String, String)> = redis::cmd("ZRANGEBYSCORE")
             .arg(&index)
             .arg("-inf")
