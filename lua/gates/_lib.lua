@@ -28,6 +28,17 @@ local function detach(tickets, expiry, tid, gname, gone, window)
   end
 end
 
+-- The stored service `name` when it exists and is in `group` ('' = any);
+-- else nil and the script's not-found reply.
+local function find_service(services, name, group)
+  local raw = redis.call('HGET', services, name)
+  if raw then
+    local svc = cjson.decode(raw)
+    if group == '' or svc.group == group then return svc end
+  end
+  return nil, cjson.encode({ err = 'service_not_found', service = name })
+end
+
 -- True when the stored service's environment list equals ARGV[first .. first+n-1].
 local function same_envs(svc, first, n)
   if #svc.environments ~= n then return false end

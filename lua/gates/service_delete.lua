@@ -6,12 +6,8 @@
 --       last: the gone window (ms)
 -- Returns: JSON {ok: true}; {err: "service_not_found", service};
 --          {stale: true} (environments differ from the caller's: read again).
-local raw = redis.call('HGET', KEYS[1], ARGV[1])
-if not raw then return cjson.encode({ err = 'service_not_found', service = ARGV[1] }) end
-local svc = cjson.decode(raw)
-if ARGV[2] ~= '' and svc.group ~= ARGV[2] then
-  return cjson.encode({ err = 'service_not_found', service = ARGV[1] })
-end
+local svc, missing = find_service(KEYS[1], ARGV[1], ARGV[2])
+if not svc then return missing end
 local n = tonumber(ARGV[3])
 if not same_envs(svc, 4, n) then return cjson.encode({ stale = true }) end
 for i = 1, n do

@@ -5,12 +5,8 @@
 -- Returns: JSON {service: <stored service>, gates: [{name, queue: [live ticket], <gate
 --          state fields>}], now, holiday: [env]}; {err: "service_not_found", service};
 --          {stale: true} (environments differ from the caller's: read again).
-local raw = redis.call('HGET', KEYS[1], ARGV[1])
-if not raw then return cjson.encode({ err = 'service_not_found', service = ARGV[1] }) end
-local svc = cjson.decode(raw)
-if ARGV[2] ~= '' and svc.group ~= ARGV[2] then
-  return cjson.encode({ err = 'service_not_found', service = ARGV[1] })
-end
+local svc, missing = find_service(KEYS[1], ARGV[1], ARGV[2])
+if not svc then return missing end
 local n = tonumber(ARGV[4])
 if not same_envs(svc, 5, n) then return cjson.encode({ stale = true }) end
 local now = now_ms()

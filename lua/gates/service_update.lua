@@ -15,12 +15,8 @@
 --          differ from the caller's: read again).
 local name, gcheck, new_name, new_group = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
 local cap, actor, n_old = tonumber(ARGV[5]), ARGV[6], tonumber(ARGV[7])
-local raw = redis.call('HGET', KEYS[1], name)
-if not raw then return cjson.encode({ err = 'service_not_found', service = name }) end
-local svc = cjson.decode(raw)
-if gcheck ~= '' and svc.group ~= gcheck then
-  return cjson.encode({ err = 'service_not_found', service = name })
-end
+local svc, missing = find_service(KEYS[1], name, gcheck)
+if not svc then return missing end
 if not same_envs(svc, 8, n_old) then return cjson.encode({ stale = true }) end
 if new_name ~= name and redis.call('HEXISTS', KEYS[1], new_name) == 1 then
   return cjson.encode({ err = 'exists', service = new_name })

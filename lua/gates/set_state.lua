@@ -4,11 +4,8 @@
 --       5 has message (0|1), 6 message, 7 history cap, 8 actor
 -- Returns: JSON {ok: true, changed: bool}; {err: "service_not_found", service};
 --          {err: "environment_not_found", service, environment}.
-local raw = redis.call('HGET', KEYS[1], ARGV[1])
-if not raw then return cjson.encode({ err = 'service_not_found', service = ARGV[1] }) end
-if ARGV[3] ~= '' and cjson.decode(raw).group ~= ARGV[3] then
-  return cjson.encode({ err = 'service_not_found', service = ARGV[1] })
-end
+local svc, missing = find_service(KEYS[1], ARGV[1], ARGV[3])
+if not svc then return missing end
 if redis.call('EXISTS', KEYS[2]) == 0 then
   return cjson.encode({ err = 'environment_not_found', service = ARGV[1], environment = ARGV[2] })
 end

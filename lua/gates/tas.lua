@@ -63,10 +63,8 @@ for _, g in ipairs(gates) do
     return cjson.encode({ err = 'environment_not_found', service = g.svc, environment = g.env })
   end
   if g.group ~= '' then
-    local raw = redis.call('HGET', KEYS[1], g.svc)
-    if not raw or cjson.decode(raw).group ~= g.group then
-      return cjson.encode({ err = 'service_not_found', service = g.svc })
-    end
+    local svc, missing = find_service(KEYS[1], g.svc, g.group)
+    if not svc then return missing end
   end
 end
 
