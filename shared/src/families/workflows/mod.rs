@@ -17,6 +17,7 @@
 //! * [`reference`] — a sequential reference interpreter (the model that the
 //!   engine's property tests compare against).
 
+pub mod engine;
 pub mod expr;
 pub mod handlers;
 pub mod launch;
