@@ -32,6 +32,8 @@ pub struct FamiliesOpts {
     pub nets: nets::NetOpts,
     #[command(flatten)]
     pub machines: machines::MachineOpts,
+    #[command(flatten)]
+    pub workflows: workflows::WorkflowOpts,
 }
 
 /// Every family's scripts, one module per family.
@@ -40,6 +42,7 @@ const SCRIPTS: &[ScriptModule] = &[
     deliveries::scripts::MODULE,
     nets::scripts::MODULE,
     machines::scripts::MODULE,
+    workflows::scripts::MODULE,
 ];
 
 /// Every family's scripts.
@@ -57,7 +60,17 @@ pub fn script_libs() -> Vec<&'static str> {
 
 /// The owner hooks of every family that owns callbacks.
 pub fn owners(redis: &Redis, keys: &Keys, opts: &FamiliesOpts) -> Owners {
-    Owners::default().register(nets::OWNER, nets::owner_hooks(redis, keys, &opts.nets))
+    Owners::default()
+        .register(nets::OWNER, nets::owner_hooks(redis, keys, &opts.nets))
+        .register(
+            workflows::OWNER,
+            workflows::owner_hooks(workflows::WorkflowStore::new(
+                redis.clone(),
+                keys.clone(),
+                &opts.workflows,
+                "",
+            )),
+        )
 }
 
 /// The outbox other families enqueue through (the deliveries family's).
@@ -111,6 +124,10 @@ work_kinds! {
     NetNotify = "net.notify",
     /// Nets: a firing chain continued past the per-call bound.
     NetContinue = "net.continue",
+    /// Workflows: apply a workflow's pending inputs (payload: workflow id).
+    WorkflowStep = "workflows.step",
+    /// Workflows: a workflow timer fired (payload: `<workflow id>|<timer id>`).
+    WorkflowTimer = "workflows.timer",
 }
 
 impl std::fmt::Display for WorkKind {

@@ -1,6 +1,7 @@
-//! Named retry policies of outbox deliveries: `svix`, `scriptoria`, and
-//! configurable `exponential` and `schedule` — pure functions of the attempt
-//! count and age, so the durable retry delay is stored as a timer.
+//! Named retry policies of outbox deliveries: `svix`, `scriptoria`, `once`
+//! (a single attempt), and configurable `exponential` and `schedule` — pure
+//! functions of the attempt count and age, so the durable retry delay is
+//! stored as a timer.
 
 use std::collections::HashMap;
 use std::time::Duration;
@@ -36,6 +37,15 @@ impl RetryPolicy {
                 .into_iter()
                 .map(Duration::from_secs)
                 .collect(),
+            retry_4xx: false,
+        }
+    }
+
+    /// One attempt, never retried (notifications whose loss is acceptable,
+    /// e.g. a workflow's `cancel`/`timeout`/`error` participant callbacks).
+    pub fn once() -> Self {
+        RetryPolicy::Schedule {
+            delays: Vec::new(),
             retry_4xx: false,
         }
     }
@@ -179,6 +189,7 @@ impl Policies {
         let mut map = HashMap::new();
         map.insert("svix".to_owned(), RetryPolicy::svix());
         map.insert("scriptoria".to_owned(), RetryPolicy::Scriptoria);
+        map.insert("once".to_owned(), RetryPolicy::once());
         map.insert(
             "exponential".to_owned(),
             RetryPolicy::parse("exponential:")?,
@@ -264,6 +275,16 @@ mod tests {
         assert!(RetryPolicy::parse("weird").is_err());
         let s = RetryPolicy::parse("schedule:50ms,100ms").unwrap();
         assert_eq!(s.max_attempts(), 3);
+    }
+
+    #[test]
+    fn once_makes_one_attempt_and_never_retries() {
+        let p = Policies::new(&[], "svix").unwrap();
+        let once = p.get("once").unwrap();
+        assert_eq!(once.max_attempts(), 1);
+        assert_eq!(once.delay(0, Duration::ZERO, 0.5), Some(Duration::ZERO));
+        assert_eq!(once.delay(1, Duration::ZERO, 0.5), None);
+        assert!(!once.retry_4xx());
     }
 
     #[test]

@@ -1,0 +1,12 @@
+-- Replay a workflow in error: queue the replay input (the engine retries the
+-- failed expressions) and a step.
+-- KEYS: 1 record, 2 inbox, 3 work stream
+-- ARGV: 1 workflow id
+-- Returns: JSON {ok: true} | {err: "workflow_not_found"} | {err: "not_in_error", status}
+local REC, INBOX, STREAM = KEYS[1], KEYS[2], KEYS[3]
+local status = redis.call('HGET', REC, 'status')
+if not status then return cjson.encode({ err = 'workflow_not_found' }) end
+if status ~= 'error' then return cjson.encode({ err = 'not_in_error', status = status }) end
+redis.call('RPUSH', INBOX, '{"type":"replay"}')
+redis.call('XADD', STREAM, '*', 'kind', 'workflows.step', 'payload', ARGV[1])
+return cjson.encode({ ok = true })
