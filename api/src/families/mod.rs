@@ -8,6 +8,7 @@ pub mod deliveries;
 pub mod gates;
 pub mod machines;
 pub mod nets;
+pub mod workflows;
 
 use std::future::Future;
 use std::pin::Pin;
@@ -34,5 +35,6 @@ pub fn all(ctx: &Ctx) -> anyhow::Result<Vec<Family>> {
         deliveries::family(ctx)?,
         nets::family(ctx)?,
         machines::family(ctx)?,
+        workflows::family(ctx)?,
     ])
 }

@@ -6,6 +6,7 @@ pub mod deliveries;
 pub mod gates;
 pub mod machines;
 pub mod nets;
+pub mod workflows;
 
 use std::sync::Arc;
 
@@ -19,6 +20,7 @@ pub fn tasks(ctx: &Ctx) -> anyhow::Result<Vec<Arc<dyn Periodic>>> {
         deliveries::tasks(ctx)?,
         machines::tasks(ctx)?,
         nets::tasks(ctx)?,
+        workflows::tasks(ctx)?,
     ]
     .concat())
 }

@@ -11,3 +11,4 @@ mod roles;
 mod safe_retries;
 mod scheduler_heartbeat;
 mod worker;
+mod workflows_wiring;
