@@ -12,7 +12,8 @@
 --       (status indexes), 12 delivery index, then 12+i the delivery record of callback i
 -- ARGV: 1 workflow id, 2 version read, 3 inputs consumed from the inbox, 4 process JSON,
 --       5 status (running | completed | cancelled | error), 6 retention ms, 7 history cap,
---       8 opened: JSON [[workitem id, workitem JSON], …], 9 closed: JSON [workitem id, …],
+--       8 opened: JSON [[workitem id, workitem JSON], …], 9 closed: JSON [workitem id, …]
+--       (applied before the opened ones),
 --       10 timers set: JSON [[timer id, due ms as a string], …], 11 timers cleared: JSON [timer id, …],
 --       12 history: JSON [event JSON, …], 13 callbacks: JSON [[delivery id, url, body,
 --       policy, destination, owner], …] (in KEYS order)
@@ -34,8 +35,9 @@ if consumed > 0 then redis.call('LTRIM', INBOX, consumed, -1) end
 local new_version = redis.call('HINCRBY', REC, 'version', 1)
 redis.call('HSET', REC, 'state', state, 'status', status, 'updated', now)
 
-for _, o in ipairs(cjson.decode(ARGV[8])) do redis.call('HSET', WI, o[1], o[2]) end
+-- Closed first: a workitem dispatched again (same id) is closed and opened.
 for _, w in ipairs(cjson.decode(ARGV[9])) do redis.call('HDEL', WI, w) end
+for _, o in ipairs(cjson.decode(ARGV[8])) do redis.call('HSET', WI, o[1], o[2]) end
 local prefix = 'workflows.timer|' .. id .. '|'
 for _, t in ipairs(cjson.decode(ARGV[10])) do redis.call('ZADD', TIMERS, t[2], prefix .. t[1]) end
 for _, t in ipairs(cjson.decode(ARGV[11])) do redis.call('ZREM', TIMERS, prefix .. t) end
