@@ -13,3 +13,4 @@ mod machines;
 mod nets;
 mod platform;
 mod support;
+mod workflows;

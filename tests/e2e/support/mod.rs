@@ -4,6 +4,7 @@
 
 pub mod api;
 pub mod app;
+pub mod participants;
 pub mod process;
 pub mod receiver;
 pub mod redis;

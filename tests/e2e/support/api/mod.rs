@@ -6,3 +6,4 @@ pub mod deliveries;
 pub mod gates;
 pub mod machines;
 pub mod nets;
+pub mod workflows;
