@@ -156,6 +156,26 @@ pub fn plain(cb: &Callback) -> Value {
     f
 }
 
+/// Assert that every `cancel`/`timeout`/`error` callback is about a
+/// workitem whose `active` callback arrived before it: a participant is
+/// never told to stop work it was never given (both callbacks, as Ruote
+/// sends them, or neither).
+#[track_caller]
+pub fn assert_cancels_follow_dispatches(p: &Participants) {
+    let got = p.accepted();
+    for c in got.iter().filter(|c| c.status != "active") {
+        assert!(
+            got.iter()
+                .any(|a| a.status == "active" && a.workitem_id == c.workitem_id && a.seq < c.seq),
+            "{} callback for {} ({}) without its active callback: {:?}",
+            c.status,
+            c.participant,
+            c.workitem_id,
+            p.trace()
+        );
+    }
+}
+
 /// Assert the workflow completed with exactly `fields`.
 #[track_caller]
 pub fn assert_completed(wf: &Value, fields: Value) {

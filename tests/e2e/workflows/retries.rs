@@ -199,3 +199,38 @@ async fn a_proceed_during_retries_clears_them() {
     assert_eq!(wf["status"], "completed", "{wf:#}");
     assert_eq!(wf["fields"], json!({"done": true}));
 }
+
+#[tokio::test]
+#[ignore = "engine pending"]
+async fn a_timed_out_dispatch_is_not_retried_after_its_replacement() {
+    let app = app().await;
+    let p = Participants::start(&app).await;
+    p.on("alpha", Behaviour::proceed().failing(1000));
+    let id = app
+        .workflows()
+        .launch(
+            "define\n  alpha timeout: 0.15s, on_timeout: fallback\n  bravo\n",
+            &p.url,
+            json!({}),
+        )
+        .await;
+    p.run(&app).await;
+    let timeout = p.with_status("timeout");
+    assert_eq!(timeout.len(), 1, "{:?}", p.trace());
+    let attempts = attempts_of(&p, "alpha");
+    assert_eq!(
+        attempts.len(),
+        2,
+        "attempts at 0 and 100 ms, none at 300 ms after the 150 ms timeout: {:?}",
+        p.trace()
+    );
+    assert!(attempts.iter().all(|a| a.at < timeout[0].at));
+    let fallback = p.last("fallback");
+    assert_eq!(
+        fallback.workitem_id, attempts[0].workitem_id,
+        "replaced in place"
+    );
+    assert_ne!(fallback.webhook_id(), attempts[0].webhook_id());
+    assert_eq!(p.names(), ["fallback", "bravo"]);
+    assert_eq!(app.workflows().status(&id).await, "completed");
+}
