@@ -8,6 +8,7 @@ use reqwest::StatusCode;
 use serde_json::{Value, json};
 
 use super::{Flow, assert_completed, plain};
+use crate::support::participants::Behaviour;
 
 fn branch(name: &str) -> Value {
     json!({"seen": name, format!("own_{name}"): true, "a": [name, "x"]})
@@ -293,4 +294,24 @@ async fn an_empty_concurrence_or_one_whose_branches_are_skipped_replies_at_once(
         .await;
     assert_eq!(f.p.names(), ["charly"]);
     assert_completed(&wf, json!({"k": 1}));
+}
+
+#[tokio::test]
+#[ignore = "engine pending"]
+async fn highest_and_lowest_compare_branch_indexes_as_numbers() {
+    // Ruote sorts expids as strings (`0_0_10` < `0_0_2`); Switchyard does not.
+    for (merge, winner) in [("lowest", "p10"), ("highest", "p0")] {
+        let f = Flow::new().await;
+        f.p.otherwise(Behaviour::reply(|cb, _| {
+            Some(json!({"seen": cb.participant}))
+        }));
+        let branches: String = (0..11).map(|i| format!("    p{i}\n")).collect();
+        let (_, wf) = f
+            .go(
+                format!("define\n  concurrence merge: {merge}\n{branches}"),
+                json!({}),
+            )
+            .await;
+        assert_completed(&wf, json!({"seen": winner}));
+    }
 }

@@ -91,3 +91,65 @@ async fn sixteen_concurrent_proceeds_on_one_concurrence_each_apply_once() {
     let final_fields: &Map<String, Value> = done["fields"].as_object().unwrap();
     assert_eq!(final_fields.len(), 16 + 2, "{done:#}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+#[ignore = "engine pending"]
+async fn racing_cancels_and_proceeds_answer_cleanly_and_the_workflow_ends_cancelled() {
+    let f = Flow::holding().await;
+    let id = f
+        .launch(
+            "define\n  concurrence\n    alpha\n    bravo\n  charly\n",
+            json!({}),
+        )
+        .await;
+    f.run().await;
+    let (alpha, bravo) = (f.held("alpha"), f.held("bravo"));
+    let _w = f.app.run_worker_with(worker_opts("race"));
+    let wf = f.app.workflows();
+    let cancels = futures::future::join_all((0..8).map(|_| wf.cancel(&id)));
+    let proceeds = futures::future::join_all(
+        [&alpha, &bravo].map(|cb| wf.proceed_at(&cb.proceed_url, Some(json!({})))),
+    );
+    let (cancels, proceeds) = tokio::join!(cancels, proceeds);
+    let created = cancels
+        .iter()
+        .filter(|(s, _)| *s == StatusCode::CREATED)
+        .count();
+    assert_eq!(created, 1, "{cancels:?}");
+    for (s, b) in &cancels {
+        if *s != StatusCode::CREATED {
+            assert_eq!(
+                (*s, b),
+                (
+                    StatusCode::BAD_REQUEST,
+                    &json!({"error": "workflow_id not found"})
+                )
+            );
+        }
+    }
+    for (s, b) in &proceeds {
+        assert!(
+            *s == StatusCode::CREATED
+                || (*s == StatusCode::BAD_REQUEST
+                    && *b == json!({"error": "workitem_id not found"})),
+            "{s} {b}"
+        );
+    }
+    eventually(Duration::from_secs(20), || async {
+        wf.status(&id).await == "cancelled"
+    })
+    .await;
+    let history = wf.history(&id).await;
+    assert_eq!(
+        history
+            .iter()
+            .filter(|e| e["type"] == "cancelled" && e.get("participant").is_none())
+            .count(),
+        1,
+        "{history:#?}"
+    );
+    assert_eq!(
+        history.iter().filter(|e| e["type"] == "completed").count(),
+        0
+    );
+}
