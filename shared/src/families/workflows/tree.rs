@@ -87,6 +87,19 @@ pub const EXPRESSIONS: &[&str] = &[
     "error",
     "forget",
     "lose",
+    "let",
+    "citerator",
+    "ref",
+    "sleep",
+    "kill_process",
+    "undo",
+    "cancel",
+    "kill",
+    "redo",
+    "stall",
+    "back",
+    "continue",
+    "over",
 ];
 
 /// Every name Ruote 2.3 reserves for an expression (research §3). A node
@@ -2785,8 +2798,8 @@ process-definition name: review
         assert_eq!(e.message, "participant: ref is empty");
         let e = validate(&Node::new(" ")).unwrap_err();
         assert_eq!(e.to_string(), "[0]: the expression name is empty");
-        let e = read("define\n  sleep 1s").unwrap_err();
-        assert!(e.message.contains("'sleep' is not supported"));
+        let e = read("define\n  rset a: 1").unwrap_err();
+        assert!(e.message.contains("'rset' is not supported"), "{e}");
     }
 
     // --- limits ---

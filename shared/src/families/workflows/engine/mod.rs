@@ -15,6 +15,8 @@
 //! delivery records on the workflow's shard and tests can be deterministic.
 
 mod run;
+#[cfg(test)]
+mod tests;
 
 use std::collections::BTreeMap;
 
@@ -156,10 +158,11 @@ pub struct ProcessError {
     pub expid: String,
     pub expression: String,
     pub message: String,
-    /// Internal: the failed expression's key, for replay.
-    #[serde(skip_serializing)]
+    /// The failed expression's key, for replay.
     #[serde(default)]
     pub key: String,
+    /// How a replay retries it.
+    pub retry: run::Retry,
 }
 
 /// What one [`advance`] did, for the store to commit.
@@ -247,6 +250,13 @@ pub struct Process {
     /// Whether a cancel of the whole process was asked for.
     #[serde(default)]
     pub cancelling: bool,
+    /// The launched root's key.
+    #[serde(default)]
+    pub root: Option<String>,
+    /// Messages left by an advance that hit its step bound (a runaway
+    /// loop); a replay goes on with them.
+    #[serde(default)]
+    pub pending: Vec<run::Msg>,
 }
 
 impl Process {
@@ -271,14 +281,16 @@ impl Process {
             timers: BTreeMap::new(),
             next_timer: 0,
             cancelling: false,
+            root: None,
+            pending: Vec::new(),
         }
     }
 
     /// The process's root variables (the launched root's scope).
     pub fn variables(&self) -> Map<String, Value> {
-        self.exprs
-            .values()
-            .find(|e| e.parent.is_none() && e.fei.expid == "0")
+        self.root
+            .as_ref()
+            .and_then(|r| self.exprs.get(r))
             .and_then(|e| e.vars.clone())
             .unwrap_or_default()
             .into_iter()
