@@ -2450,9 +2450,24 @@ impl Engine<'_> {
             workitem_id,
             url,
             fields,
-            ..
+            delivery_id: active,
         } = &e.kind
         {
+            // Dispatched and cancelled in this same step: the active
+            // callback was never sent, so neither is (nor a cancel).
+            if let Some(i) = self
+                .out
+                .callbacks
+                .iter()
+                .position(|c| c.delivery_id == *active)
+            {
+                let wi = workitem_id.clone();
+                let name = name.clone();
+                self.out.callbacks.remove(i);
+                self.ops.push(Op::Close(wi.clone()));
+                self.history("cancelled", Some(name), Some(wi), None);
+                return;
+            }
             let mut fields = fields.clone();
             let status = if flavour == Flavour::Timeout {
                 fields.insert("__timed_out__".into(), self.timed_out(key));

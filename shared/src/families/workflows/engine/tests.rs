@@ -500,12 +500,25 @@ fn cancel_sends_cancel_callbacks_to_every_active_participant() {
 
 #[test]
 fn cancel_process_in_the_definition_ends_the_process() {
+    let mut s = Sim::launch(
+        r#"["concurrence", {}, [["alpha", {}, []], ["sequence", {}, [["wait", {"1s": null}, []], ["terminate", {}, []]]]]]"#,
+        json!({}),
+    );
+    assert_eq!(s.statuses("alpha"), vec!["active"]);
+    s.tick(1_000);
+    assert_eq!(s.p.status, Status::Cancelled);
+    assert_eq!(s.statuses("alpha"), vec!["active", "cancel"]);
+}
+
+#[test]
+fn a_participant_dispatched_and_cancelled_in_one_step_is_never_called() {
     let s = Sim::launch(
         r#"["concurrence", {}, [["alpha", {}, []], ["sequence", {}, [["terminate", {}, []]]]]]"#,
         json!({}),
     );
     assert_eq!(s.p.status, Status::Cancelled);
-    assert_eq!(s.statuses("alpha"), vec!["active", "cancel"]);
+    assert!(s.callbacks.is_empty(), "{:?}", s.callbacks);
+    assert!(s.open.is_empty());
 }
 
 #[test]
