@@ -386,9 +386,6 @@ pub fn advance(
     for input in inputs {
         e.input(input);
         e.run(cfg);
-        if !e.q.is_empty() {
-            break;
-        }
     }
     e.run(cfg);
     e.finish()
@@ -437,6 +434,11 @@ impl Engine<'_> {
                     self.p.ended_at = Some(self.now);
                     self.history("cancelled", None, None, None);
                     return;
+                }
+                if self.p.errors.iter().any(|e| e.retry == Retry::Continue) {
+                    // A runaway loop: its queued steps are dropped.
+                    self.p.errors.retain(|e| e.retry != Retry::Continue);
+                    self.q.clear();
                 }
                 self.q.push_back(Msg::CancelProcess { kill: false });
             }
@@ -554,6 +556,10 @@ impl Engine<'_> {
     // ------------------------------------------------------------------
 
     fn run(&mut self, cfg: &Config) {
+        if self.p.errors.iter().any(|e| e.retry == Retry::Continue) {
+            // Stopped as a runaway: messages wait for a replay.
+            return;
+        }
         let mut n = 0usize;
         while let Some(m) = self.q.pop_front() {
             n += 1;
@@ -2420,7 +2426,18 @@ impl Engine<'_> {
             _ => {}
         }
         e.state = Some(St::Cancelling { flavour });
-        let children = e.children.clone();
+        let mut children = e.children.clone();
+        // Children that neither exist nor wait to be applied (their apply
+        // was dropped with a runaway queue) cannot reply.
+        let queued = |c: &String| {
+            self.q.iter().any(|m| {
+                matches!(m, Msg::Apply { expid, subid, .. } if format!("{expid}!{subid}") == *c)
+            })
+        };
+        children.retain(|c| self.p.exprs.contains_key(c) || queued(c));
+        if let Some(e) = self.p.exprs.get_mut(key) {
+            e.children = children.clone();
+        }
         self.clear_timers(key);
         if children.is_empty() {
             self.cancel_leaf(key, flavour);

@@ -602,6 +602,13 @@ fn a_runaway_loop_stops_with_an_error() {
     );
     assert_eq!(p.status, Status::Error);
     assert!(!p.pending.is_empty());
+    let mut ids = CountingIds::default();
+    advance(&mut p, vec![Input::Replay], 0, &mut ids, &cfg);
+    assert_eq!(p.status, Status::Error, "still running away");
+    assert_eq!(p.errors.len(), 1);
+    advance(&mut p, vec![Input::Cancel], 0, &mut ids, &cfg);
+    assert_eq!(p.status, Status::Cancelled);
+    assert!(p.pending.is_empty());
 }
 
 /// The engine against the sequential reference interpreter on random
