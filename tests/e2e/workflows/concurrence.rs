@@ -47,7 +47,6 @@ fn with_base(name: &str) -> Value {
 }
 
 #[tokio::test]
-#[ignore = "engine pending"]
 async fn the_merge_winner_is_the_first_or_last_reply_or_the_highest_or_lowest_branch() {
     assert_eq!(
         merged("").await,
@@ -61,7 +60,6 @@ async fn the_merge_winner_is_the_first_or_last_reply_or_the_highest_or_lowest_br
 }
 
 #[tokio::test]
-#[ignore = "engine pending"]
 async fn merge_type_mix_merges_every_reply_and_the_winner_prevails() {
     let all = json!({"base": 0, "own_alpha": true, "own_bravo": true, "own_charly": true});
     let mut first = all.clone();
@@ -79,7 +77,6 @@ async fn merge_type_mix_merges_every_reply_and_the_winner_prevails() {
 }
 
 #[tokio::test]
-#[ignore = "engine pending"]
 async fn merge_type_isolate_keys_each_branch_by_its_index() {
     assert_eq!(
         merged("merge_type: isolate").await,
@@ -88,7 +85,6 @@ async fn merge_type_isolate_keys_each_branch_by_its_index() {
 }
 
 #[tokio::test]
-#[ignore = "engine pending"]
 async fn merge_type_stack_lists_the_replies_with_the_attributes() {
     assert_eq!(
         merged("merge_type: stack").await,
@@ -98,7 +94,6 @@ async fn merge_type_stack_lists_the_replies_with_the_attributes() {
 }
 
 #[tokio::test]
-#[ignore = "engine pending"]
 async fn merge_types_union_and_concat_combine_arrays_in_reply_order() {
     let owns = json!({"base": 0, "own_alpha": true, "own_bravo": true, "own_charly": true});
     let mut union = owns.clone();
@@ -116,7 +111,6 @@ async fn merge_types_union_and_concat_combine_arrays_in_reply_order() {
 }
 
 #[tokio::test]
-#[ignore = "engine pending"]
 async fn a_concurrence_waits_for_every_branch_before_the_next_step() {
     let f = Flow::holding().await;
     let id = f
@@ -147,7 +141,6 @@ async fn a_concurrence_waits_for_every_branch_before_the_next_step() {
 }
 
 #[tokio::test]
-#[ignore = "engine pending"]
 async fn count_ends_the_concurrence_and_the_remaining_branches_get_cancel_callbacks() {
     let f = Flow::holding().await;
     let id = f
@@ -193,7 +186,6 @@ async fn count_ends_the_concurrence_and_the_remaining_branches_get_cancel_callba
 }
 
 #[tokio::test]
-#[ignore = "engine pending"]
 async fn a_negative_count_waits_for_all_but_that_many() {
     let f = Flow::holding().await;
     f.launch(
@@ -221,7 +213,6 @@ async fn a_negative_count_waits_for_all_but_that_many() {
 }
 
 #[tokio::test]
-#[ignore = "engine pending"]
 async fn remaining_forget_lets_the_other_branches_run_on() {
     let f = Flow::holding().await;
     let id = f
@@ -246,7 +237,6 @@ async fn remaining_forget_lets_the_other_branches_run_on() {
 }
 
 #[tokio::test]
-#[ignore = "engine pending"]
 async fn an_over_if_reply_ends_the_concurrence_and_wins_the_merge() {
     let f = Flow::holding().await;
     let id = f
@@ -283,7 +273,6 @@ async fn an_over_if_reply_ends_the_concurrence_and_wins_the_merge() {
 }
 
 #[tokio::test]
-#[ignore = "engine pending"]
 async fn an_empty_concurrence_or_one_whose_branches_are_skipped_replies_at_once() {
     let f = Flow::new().await;
     let (_, wf) = f
@@ -297,7 +286,6 @@ async fn an_empty_concurrence_or_one_whose_branches_are_skipped_replies_at_once(
 }
 
 #[tokio::test]
-#[ignore = "engine pending"]
 async fn highest_and_lowest_compare_branch_indexes_as_numbers() {
     // Ruote sorts expids as strings (`0_0_10` < `0_0_2`); Switchyard does not.
     for (merge, winner) in [("lowest", "p10"), ("highest", "p0")] {

@@ -7,7 +7,6 @@ use serde_json::json;
 use super::{Flow, assert_completed};
 
 #[tokio::test]
-#[ignore = "engine pending"]
 async fn if_runs_the_then_or_the_else_branch_after_substitution() {
     let f = Flow::new().await;
     let def = "define\n  if '${f:n} > 3'\n    big\n    small\n";
@@ -31,7 +30,6 @@ async fn if_runs_the_then_or_the_else_branch_after_substitution() {
 }
 
 #[tokio::test]
-#[ignore = "engine pending"]
 async fn if_without_a_test_branches_on_its_first_childs_result() {
     let f = Flow::new().await;
     let def = "define\n  if\n    equals field_value: status, other_value: ok\n    yes_branch\n    no_branch\n";
@@ -47,7 +45,6 @@ async fn if_without_a_test_branches_on_its_first_childs_result() {
 }
 
 #[tokio::test]
-#[ignore = "engine pending"]
 async fn given_runs_the_first_matching_of_or_the_default() {
     let f = Flow::new().await;
     let def = "define\n  given '${f:status}'\n    of ready\n      alpha\n    of '/^dead/'\n      bravo\n    charly\n  after\n";
@@ -68,7 +65,6 @@ async fn given_runs_the_first_matching_of_or_the_default() {
 }
 
 #[tokio::test]
-#[ignore = "engine pending"]
 async fn conditions_keep_rubys_typing() {
     let f = Flow::new().await;
     let def = r#"
@@ -111,7 +107,6 @@ define
 }
 
 #[tokio::test]
-#[ignore = "engine pending"]
 async fn if_and_unless_skip_any_expression_without_a_trace() {
     let f = Flow::new().await;
     let (id, wf) = f
@@ -126,7 +121,6 @@ async fn if_and_unless_skip_any_expression_without_a_trace() {
 }
 
 #[tokio::test]
-#[ignore = "engine pending"]
 async fn dollar_substitution_gives_strings_and_whole_dollar_references_raw_values() {
     let f = Flow::new().await;
     let def = r#"

@@ -17,7 +17,6 @@ const WORKFLOWS: usize = 200;
 const STEPS: usize = 5;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-#[ignore = "engine pending"]
 async fn a_killed_worker_loses_no_workflow_and_forks_no_workitem() {
     let app = app().await;
     // A slow receiver (callbacks are in flight when the worker dies) that

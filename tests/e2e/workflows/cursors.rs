@@ -9,7 +9,6 @@ use super::{Flow, assert_completed, plain};
 use crate::support::participants::Behaviour;
 
 #[tokio::test]
-#[ignore = "engine pending"]
 async fn rewind_if_restarts_the_cursor_with_the_current_fields() {
     let f = Flow::new().await;
     f.p.on("alpha", Behaviour::set(json!({"again": "no"})));
@@ -35,7 +34,6 @@ async fn rewind_if_restarts_the_cursor_with_the_current_fields() {
 }
 
 #[tokio::test]
-#[ignore = "engine pending"]
 async fn a_rewind_expression_with_a_condition_loops_until_it_is_false() {
     let f = Flow::new().await;
     f.p.on(
@@ -53,7 +51,6 @@ async fn a_rewind_expression_with_a_condition_loops_until_it_is_false() {
 }
 
 #[tokio::test]
-#[ignore = "engine pending"]
 async fn skip_and_jump_move_the_cursor() {
     let f = Flow::new().await;
     let (_, wf) = f
@@ -75,7 +72,6 @@ async fn skip_and_jump_move_the_cursor() {
 }
 
 #[tokio::test]
-#[ignore = "engine pending"]
 async fn break_if_and_a_break_expression_leave_the_cursor() {
     let f = Flow::new().await;
     f.p.on("alpha", Behaviour::set(json!({"stop": true})));
@@ -104,7 +100,6 @@ async fn break_if_and_a_break_expression_leave_the_cursor() {
 }
 
 #[tokio::test]
-#[ignore = "engine pending"]
 async fn a_participant_steers_the_cursor_with_a_command_field() {
     let f = Flow::new().await;
     f.p.on(
@@ -159,7 +154,6 @@ async fn a_participant_steers_the_cursor_with_a_command_field() {
 }
 
 #[tokio::test]
-#[ignore = "engine pending"]
 async fn reset_restarts_with_the_applied_fields_and_rewind_keeps_the_changes() {
     for (command, second_alpha) in [
         ("reset", json!({"start": 1})),
@@ -197,7 +191,6 @@ async fn reset_restarts_with_the_applied_fields_and_rewind_keeps_the_changes() {
 }
 
 #[tokio::test]
-#[ignore = "engine pending"]
 async fn a_loop_repeats_until_a_break() {
     for name in ["loop", "repeat"] {
         let f = Flow::new().await;

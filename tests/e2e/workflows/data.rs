@@ -6,7 +6,6 @@ use serde_json::json;
 use super::{Flow, assert_completed, plain};
 
 #[tokio::test]
-#[ignore = "engine pending"]
 async fn set_and_unset_change_fields_and_variables() {
     let f = Flow::holding().await;
     let def = r#"
@@ -48,7 +47,6 @@ define
 }
 
 #[tokio::test]
-#[ignore = "engine pending"]
 async fn echo_writes_its_text_to_the_history_and_noop_does_nothing() {
     let f = Flow::new().await;
     let (id, wf) = f

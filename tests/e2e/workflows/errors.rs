@@ -10,7 +10,6 @@ use super::{Flow, assert_cancels_follow_dispatches, assert_completed, plain};
 use crate::support::participants::Behaviour;
 
 #[tokio::test]
-#[ignore = "engine pending"]
 async fn an_error_expression_stops_the_workflow_and_a_replay_resumes_past_it() {
     let f = Flow::new().await;
     let (id, wf) = f
@@ -47,7 +46,6 @@ async fn an_error_expression_stops_the_workflow_and_a_replay_resumes_past_it() {
 }
 
 #[tokio::test]
-#[ignore = "engine pending"]
 async fn other_branches_go_on_while_one_is_in_error() {
     let f = Flow::holding().await;
     let id = f
@@ -79,7 +77,6 @@ async fn other_branches_go_on_while_one_is_in_error() {
 }
 
 #[tokio::test]
-#[ignore = "engine pending"]
 async fn an_error_without_text_has_ruotes_default_message() {
     let f = Flow::new().await;
     let (_, wf) = f.go("define\n  error\n", json!({})).await;
@@ -91,7 +88,6 @@ async fn an_error_without_text_has_ruotes_default_message() {
 }
 
 #[tokio::test]
-#[ignore = "engine pending"]
 async fn a_workflow_in_error_can_be_cancelled() {
     let f = Flow::new().await;
     let (id, _) = f.go("define\n  error boom\n", json!({})).await;
@@ -101,7 +97,6 @@ async fn a_workflow_in_error_can_be_cancelled() {
 }
 
 #[tokio::test]
-#[ignore = "engine pending"]
 async fn on_error_hands_the_failing_workitem_to_a_participant_and_the_flow_continues() {
     let f = Flow::new().await;
     f.p.on("fixer", Behaviour::set(json!({"fixed": true})));
@@ -124,7 +119,6 @@ async fn on_error_hands_the_failing_workitem_to_a_participant_and_the_flow_conti
 }
 
 #[tokio::test]
-#[ignore = "engine pending"]
 async fn on_error_on_an_ancestor_cancels_the_active_siblings_first() {
     let f = Flow::new().await;
     f.p.on("alpha", Behaviour::hold());
@@ -159,7 +153,6 @@ async fn on_error_on_an_ancestor_cancels_the_active_siblings_first() {
 }
 
 #[tokio::test]
-#[ignore = "engine bug: a cancel callback is sent for a dispatch whose active callback never went out (dispatched and cancelled in one step)"]
 async fn a_sibling_dispatched_in_the_same_step_as_the_error_is_not_cancelled_unannounced() {
     let f = Flow::holding().await;
     f.p.on("fixer", Behaviour::proceed());
@@ -175,7 +168,6 @@ async fn a_sibling_dispatched_in_the_same_step_as_the_error_is_not_cancelled_una
 }
 
 #[tokio::test]
-#[ignore = "engine pending"]
 async fn on_error_redo_runs_the_expression_again_with_the_failing_workitem() {
     let f = Flow::new().await;
     f.p.on(
@@ -196,7 +188,6 @@ async fn on_error_redo_runs_the_expression_again_with_the_failing_workitem() {
 }
 
 #[tokio::test]
-#[ignore = "engine pending"]
 async fn an_on_error_schedule_retries_then_passes() {
     let f = Flow::new().await;
     f.p.on("alpha", Behaviour::set(json!({"fail": "yes"})));
@@ -218,7 +209,6 @@ async fn an_on_error_schedule_retries_then_passes() {
 }
 
 #[tokio::test]
-#[ignore = "engine pending"]
 async fn on_error_pass_and_undo_give_up_on_the_expression() {
     for handler in ["pass", "undo"] {
         let f = Flow::new().await;
@@ -234,7 +224,6 @@ async fn on_error_pass_and_undo_give_up_on_the_expression() {
 }
 
 #[tokio::test]
-#[ignore = "engine pending"]
 async fn on_error_cancel_triggers_the_on_cancel_handler() {
     let f = Flow::new().await;
     let (_, wf) = f
@@ -248,7 +237,6 @@ async fn on_error_cancel_triggers_the_on_cancel_handler() {
 }
 
 #[tokio::test]
-#[ignore = "engine pending"]
 async fn on_error_store_keeps_the_error_in_a_field_and_continues() {
     let f = Flow::new().await;
     let (_, wf) = f
@@ -268,7 +256,6 @@ async fn on_error_store_keeps_the_error_in_a_field_and_continues() {
 }
 
 #[tokio::test]
-#[ignore = "engine pending"]
 async fn an_on_error_handler_named_like_a_define_is_a_subprocess() {
     let f = Flow::new().await;
     let (_, wf) = f
@@ -287,7 +274,6 @@ async fn an_on_error_handler_named_like_a_define_is_a_subprocess() {
 }
 
 #[tokio::test]
-#[ignore = "engine pending"]
 async fn the_nearest_on_error_wins() {
     let f = Flow::new().await;
     let (_, wf) = f
@@ -301,7 +287,6 @@ async fn the_nearest_on_error_wins() {
 }
 
 #[tokio::test]
-#[ignore = "engine pending"]
 async fn on_cancel_runs_when_its_expression_is_cancelled() {
     let f = Flow::holding().await;
     f.p.on("cleaner", Behaviour::set(json!({"cleaned": true})));
@@ -325,7 +310,6 @@ async fn on_cancel_runs_when_its_expression_is_cancelled() {
 }
 
 #[tokio::test]
-#[ignore = "engine pending"]
 async fn cancel_process_and_terminate_end_the_workflow_from_inside() {
     for name in ["cancel_process", "terminate"] {
         let f = Flow::new().await;
@@ -356,7 +340,6 @@ async fn cancel_process_and_terminate_end_the_workflow_from_inside() {
 }
 
 #[tokio::test]
-#[ignore = "engine pending"]
 async fn forget_replies_at_once_and_its_branch_runs_on() {
     for def in [
         "define\n  forget\n    alpha\n  bravo\n",
@@ -380,7 +363,6 @@ async fn forget_replies_at_once_and_its_branch_runs_on() {
 }
 
 #[tokio::test]
-#[ignore = "engine pending"]
 async fn lose_never_replies() {
     let f = Flow::holding().await;
     let id = f

@@ -74,7 +74,6 @@ async fn run(workflow: Value) -> (Vec<Value>, Value, Vec<String>, Vec<String>) {
 }
 
 #[tokio::test]
-#[ignore = "engine pending"]
 async fn json_xml_and_radial_definitions_give_the_same_run() {
     let radial = run(Value::String(RADIAL.into())).await;
     let (calls, wf, echoes, _) = &radial;
@@ -111,7 +110,6 @@ async fn json_xml_and_radial_definitions_give_the_same_run() {
 }
 
 #[tokio::test]
-#[ignore = "engine pending"]
 async fn xml_attribute_values_are_strings_and_radial_keeps_numbers() {
     let f = Flow::holding().await;
     f.launch(

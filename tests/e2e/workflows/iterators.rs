@@ -8,7 +8,6 @@ use super::{Flow, assert_completed, plain};
 use crate::support::participants::Behaviour;
 
 #[tokio::test]
-#[ignore = "engine pending"]
 async fn an_iterator_on_a_value_runs_its_body_once_per_item_with_i_and_ii() {
     let f = Flow::holding().await;
     f.p.otherwise(Behaviour::proceed());
@@ -39,7 +38,6 @@ async fn an_iterator_on_a_value_runs_its_body_once_per_item_with_i_and_ii() {
 }
 
 #[tokio::test]
-#[ignore = "engine pending"]
 async fn an_iterator_on_a_field_writes_each_item_to_a_field_or_a_variable() {
     let f = Flow::new().await;
     let (_, wf) = f
@@ -63,7 +61,6 @@ async fn an_iterator_on_a_field_writes_each_item_to_a_field_or_a_variable() {
 }
 
 #[tokio::test]
-#[ignore = "engine pending"]
 async fn an_iterator_on_a_variable_or_a_number_of_times() {
     let f = Flow::new().await;
     let (id, wf) = f
@@ -83,7 +80,6 @@ async fn an_iterator_on_a_variable_or_a_number_of_times() {
 }
 
 #[tokio::test]
-#[ignore = "engine pending"]
 async fn an_iterator_obeys_skip_break_and_rewind_commands() {
     // skip 1 at item b: c is skipped.
     let f = Flow::new().await;
@@ -143,7 +139,6 @@ async fn an_iterator_obeys_skip_break_and_rewind_commands() {
 }
 
 #[tokio::test]
-#[ignore = "engine pending"]
 async fn break_if_on_an_iterator_stops_it() {
     let f = Flow::new().await;
     f.p.on(
@@ -161,7 +156,6 @@ async fn break_if_on_an_iterator_stops_it() {
 }
 
 #[tokio::test]
-#[ignore = "engine pending"]
 async fn a_concurrent_iterator_runs_every_item_at_once_and_merges_the_branches() {
     let f = Flow::holding().await;
     let id = f
@@ -197,7 +191,6 @@ async fn a_concurrent_iterator_runs_every_item_at_once_and_merges_the_branches()
 }
 
 #[tokio::test]
-#[ignore = "engine pending"]
 async fn a_concurrent_iterator_with_count_cancels_the_rest() {
     let f = Flow::holding().await;
     f.launch(

@@ -12,7 +12,6 @@ use super::Flow;
 use crate::support::{eventually, worker_opts};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-#[ignore = "engine pending"]
 async fn sixteen_concurrent_proceeds_on_one_concurrence_each_apply_once() {
     let f = Flow::holding().await;
     let branches: String = (0..16).map(|i| format!("    p{i:02}\n")).collect();
@@ -93,7 +92,6 @@ async fn sixteen_concurrent_proceeds_on_one_concurrence_each_apply_once() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-#[ignore = "engine pending"]
 async fn racing_cancels_and_proceeds_answer_cleanly_and_the_workflow_ends_cancelled() {
     let f = Flow::holding().await;
     let id = f

@@ -50,7 +50,6 @@ fn assert_spacing(attempts: &[Callback]) {
 }
 
 #[tokio::test]
-#[ignore = "engine pending"]
 async fn a_receiver_failing_n_times_gets_n_plus_one_attempts_at_the_configured_spacing() {
     let app = app().await;
     let p = Participants::start(&app).await;
@@ -73,7 +72,6 @@ async fn a_receiver_failing_n_times_gets_n_plus_one_attempts_at_the_configured_s
 }
 
 #[tokio::test]
-#[ignore = "engine pending"]
 async fn after_the_last_failure_the_workflow_is_in_error_and_a_replay_dispatches_again() {
     let app = app().await;
     let p = Participants::start(&app).await;
@@ -108,7 +106,6 @@ async fn after_the_last_failure_the_workflow_is_in_error_and_a_replay_dispatches
 }
 
 #[tokio::test]
-#[ignore = "engine pending"]
 async fn on_error_handles_a_callback_that_kept_failing() {
     let app = app().await;
     let p = Participants::start(&app).await;
@@ -134,7 +131,6 @@ async fn on_error_handles_a_callback_that_kept_failing() {
 }
 
 #[tokio::test]
-#[ignore = "engine pending"]
 async fn a_cancel_during_retries_leaves_no_ghost_active_callbacks() {
     let app = app().await;
     let p = Participants::start(&app).await;
@@ -169,7 +165,6 @@ async fn a_cancel_during_retries_leaves_no_ghost_active_callbacks() {
 }
 
 #[tokio::test]
-#[ignore = "engine pending"]
 async fn a_proceed_during_retries_clears_them() {
     let app = app().await;
     let p = Participants::start(&app).await;
@@ -201,7 +196,6 @@ async fn a_proceed_during_retries_clears_them() {
 }
 
 #[tokio::test]
-#[ignore = "engine pending"]
 async fn a_timed_out_dispatch_is_not_retried_after_its_replacement() {
     let app = app().await;
     let p = Participants::start(&app).await;

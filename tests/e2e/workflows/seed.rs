@@ -35,7 +35,6 @@ fn wfid_shaped(id: &str) -> bool {
 }
 
 #[tokio::test]
-#[ignore = "engine pending"]
 async fn the_seeds_example_runs_end_to_end() {
     let f = Flow::holding().await;
     let wf = f.app.workflows();
@@ -172,7 +171,6 @@ async fn the_seeds_example_runs_end_to_end() {
 }
 
 #[tokio::test]
-#[ignore = "engine pending"]
 async fn a_json_launch_with_a_catch_all_callback_keeps_json_types() {
     let f = Flow::holding().await;
     let id = f
@@ -195,7 +193,6 @@ async fn a_json_launch_with_a_catch_all_callback_keeps_json_types() {
 }
 
 #[tokio::test]
-#[ignore = "engine pending"]
 async fn form_fields_nest_as_rack_parses_them_and_stay_strings() {
     let f = Flow::holding().await;
     let (s, b) = f
@@ -219,7 +216,6 @@ async fn form_fields_nest_as_rack_parses_them_and_stay_strings() {
 }
 
 #[tokio::test]
-#[ignore = "engine pending"]
 async fn a_proceed_names_its_own_workflow_or_is_mismatched() {
     let f = Flow::holding().await;
     let a = f.launch(SEED, json!({})).await;
@@ -248,7 +244,6 @@ async fn a_proceed_names_its_own_workflow_or_is_mismatched() {
 }
 
 #[tokio::test]
-#[ignore = "engine pending"]
 async fn a_proceed_cannot_redirect_callbacks_and_reserved_fields_are_refused() {
     let f = Flow::new().await;
     let names = ["alpha", "bravo"];
@@ -293,7 +288,6 @@ async fn a_proceed_cannot_redirect_callbacks_and_reserved_fields_are_refused() {
 }
 
 #[tokio::test]
-#[ignore = "engine pending"]
 async fn a_participant_without_a_callback_url_puts_the_workflow_in_error() {
     let f = Flow::new().await;
     let id = f
@@ -320,7 +314,6 @@ async fn a_participant_without_a_callback_url_puts_the_workflow_in_error() {
 }
 
 #[tokio::test]
-#[ignore = "engine pending"]
 async fn cancel_calls_every_active_participant_back_with_cancel() {
     let f = Flow::holding().await;
     let id = f
@@ -381,7 +374,6 @@ async fn cancel_calls_every_active_participant_back_with_cancel() {
 }
 
 #[tokio::test]
-#[ignore = "engine bug: a cancel callback is sent for a dispatch whose active callback never went out (dispatched and cancelled in one step)"]
 async fn a_cancel_right_after_the_launch_ends_the_workflow_and_cancels_nothing_unannounced() {
     let f = Flow::holding().await;
     let id = f.launch("define\n  alpha\n", json!({})).await;
@@ -393,7 +385,6 @@ async fn a_cancel_right_after_the_launch_ends_the_workflow_and_cancels_nothing_u
 }
 
 #[tokio::test]
-#[ignore = "engine pending"]
 async fn a_cancel_reaches_forgotten_branches_too() {
     let f = Flow::holding().await;
     let id = f
@@ -415,7 +406,6 @@ async fn a_cancel_reaches_forgotten_branches_too() {
 }
 
 #[tokio::test]
-#[ignore = "engine pending"]
 async fn the_list_filters_by_status() {
     let f = Flow::holding().await;
     f.p.on("done", Behaviour::proceed());
@@ -451,7 +441,6 @@ async fn the_list_filters_by_status() {
 }
 
 #[tokio::test]
-#[ignore = "engine pending"]
 async fn a_finished_workflow_expires_after_the_retention() {
     let app = app_with(|c| {
         c.families.workflows.workflow_retention = Duration::from_millis(300);

@@ -11,7 +11,6 @@ use super::{Flow, assert_completed, plain};
 use crate::support::participants::Behaviour;
 
 #[tokio::test]
-#[ignore = "engine pending"]
 async fn a_sequence_dispatches_one_participant_at_a_time_with_the_fields_so_far() {
     let f = Flow::holding().await;
     let id = f
@@ -47,7 +46,6 @@ async fn a_sequence_dispatches_one_participant_at_a_time_with_the_fields_so_far(
 }
 
 #[tokio::test]
-#[ignore = "engine pending"]
 async fn an_empty_sequence_and_a_definition_without_participants_complete_at_once() {
     let f = Flow::new().await;
     let (id, wf) = f
@@ -62,7 +60,6 @@ async fn an_empty_sequence_and_a_definition_without_participants_complete_at_onc
 }
 
 #[tokio::test]
-#[ignore = "engine pending"]
 async fn participant_attributes_become_params_and_bare_names_are_participants() {
     let f = Flow::new().await;
     let (_, wf) = f
@@ -86,7 +83,6 @@ async fn participant_attributes_become_params_and_bare_names_are_participants() 
 }
 
 #[tokio::test]
-#[ignore = "engine pending"]
 async fn names_and_params_are_substituted_strings_or_raw_values() {
     let f = Flow::new().await;
     let def = json!(["define", {}, [
@@ -113,7 +109,6 @@ async fn names_and_params_are_substituted_strings_or_raw_values() {
 }
 
 #[tokio::test]
-#[ignore = "engine pending"]
 async fn a_proceed_merges_fields_shallowly_and_without_fields_changes_nothing() {
     let f = Flow::holding().await;
     let id = f
@@ -147,7 +142,6 @@ async fn a_proceed_merges_fields_shallowly_and_without_fields_changes_nothing() 
 }
 
 #[tokio::test]
-#[ignore = "engine pending"]
 async fn params_are_dropped_on_reply_even_if_a_participant_sends_them_back() {
     let f = Flow::new().await;
     f.p.on(

@@ -8,7 +8,6 @@ use super::{Flow, assert_completed, plain};
 use crate::support::participants::Behaviour;
 
 #[tokio::test]
-#[ignore = "engine pending"]
 async fn a_subprocess_runs_a_nested_define_with_its_attributes_as_variables() {
     let f = Flow::new().await;
     let (_, wf) = f
@@ -26,7 +25,6 @@ async fn a_subprocess_runs_a_nested_define_with_its_attributes_as_variables() {
 }
 
 #[tokio::test]
-#[ignore = "engine pending"]
 async fn field_prefixed_attributes_are_written_into_the_workitem() {
     let f = Flow::new().await;
     let (_, wf) = f
@@ -45,7 +43,6 @@ async fn field_prefixed_attributes_are_written_into_the_workitem() {
 }
 
 #[tokio::test]
-#[ignore = "engine pending"]
 async fn a_subprocess_can_call_itself() {
     let f = Flow::new().await;
     f.p.on(
@@ -78,7 +75,6 @@ async fn a_subprocess_can_call_itself() {
 }
 
 #[tokio::test]
-#[ignore = "engine pending"]
 async fn a_subprocess_reads_outer_variables_and_writes_its_own() {
     let f = Flow::holding().await;
     f.p.otherwise(Behaviour::proceed());
@@ -97,7 +93,6 @@ async fn a_subprocess_reads_outer_variables_and_writes_its_own() {
 }
 
 #[tokio::test]
-#[ignore = "engine pending"]
 async fn an_outer_variable_is_readable_inside_a_subprocess() {
     let f = Flow::new().await;
     let (id, _) = f
@@ -110,7 +105,6 @@ async fn an_outer_variable_is_readable_inside_a_subprocess() {
 }
 
 #[tokio::test]
-#[ignore = "engine pending"]
 async fn an_unknown_subprocess_is_an_error() {
     let f = Flow::new().await;
     let (id, wf) = f

@@ -12,7 +12,6 @@ use super::{Flow, assert_completed, plain};
 use crate::support::participants::Behaviour;
 
 #[tokio::test]
-#[ignore = "engine pending"]
 async fn wait_holds_the_flow_until_its_timer_fires() {
     let f = Flow::new().await;
     let id = f
@@ -45,7 +44,6 @@ async fn wait_holds_the_flow_until_its_timer_fires() {
 }
 
 #[tokio::test]
-#[ignore = "engine pending"]
 async fn a_participant_timeout_sends_a_timeout_callback_and_the_flow_continues() {
     let f = Flow::new().await;
     f.p.on("alpha", Behaviour::hold());
@@ -99,7 +97,6 @@ async fn a_participant_timeout_sends_a_timeout_callback_and_the_flow_continues()
 }
 
 #[tokio::test]
-#[ignore = "engine pending"]
 async fn a_numeric_timeout_is_seconds() {
     let f = Flow::new().await;
     f.p.on("alpha", Behaviour::hold());
@@ -114,7 +111,6 @@ async fn a_numeric_timeout_is_seconds() {
 }
 
 #[tokio::test]
-#[ignore = "engine pending"]
 async fn a_timeout_on_a_sequence_cancels_its_participants_with_status_cancel() {
     let f = Flow::new().await;
     f.p.on("alpha", Behaviour::hold());
@@ -132,7 +128,6 @@ async fn a_timeout_on_a_sequence_cancels_its_participants_with_status_cancel() {
 }
 
 #[tokio::test]
-#[ignore = "engine pending"]
 async fn on_timeout_replaces_the_participant_with_a_handler_at_the_same_place() {
     let f = Flow::new().await;
     f.p.on("alpha", Behaviour::hold());
@@ -157,7 +152,6 @@ async fn on_timeout_replaces_the_participant_with_a_handler_at_the_same_place() 
 }
 
 #[tokio::test]
-#[ignore = "engine pending"]
 async fn on_timeout_redo_dispatches_the_participant_again() {
     let f = Flow::new().await;
     f.p.on(
@@ -182,7 +176,6 @@ async fn on_timeout_redo_dispatches_the_participant_again() {
 }
 
 #[tokio::test]
-#[ignore = "engine pending"]
 async fn on_timeout_error_puts_the_workflow_in_error() {
     let f = Flow::new().await;
     f.p.on("alpha", Behaviour::hold());
@@ -198,7 +191,6 @@ async fn on_timeout_error_puts_the_workflow_in_error() {
 }
 
 #[tokio::test]
-#[ignore = "engine pending"]
 async fn a_proceed_before_the_timeout_clears_the_timer() {
     let f = Flow::new().await;
     f.p.on(
@@ -220,7 +212,6 @@ async fn a_proceed_before_the_timeout_clears_the_timer() {
 }
 
 #[tokio::test]
-#[ignore = "engine pending"]
 async fn a_cancel_clears_pending_waits_and_timeouts() {
     let f = Flow::new().await;
     f.p.on("alpha", Behaviour::hold());
@@ -245,7 +236,6 @@ async fn a_cancel_clears_pending_waits_and_timeouts() {
 }
 
 #[tokio::test]
-#[ignore = "engine pending"]
 async fn a_later_cancel_is_a_plain_cancel_even_after_a_timeout() {
     // Ruote reports it as `timeout` because `__timed_out__` stays in the
     // fields (research §1.8, §1.11 #9); Switchyard labels it by what happened.
