@@ -7,7 +7,7 @@
 //! * `common` — the private Redis and runtime (`with_redis`), the in-process
 //!   API, the `redis-benchmark` driver, the options every bench repeats, and
 //!   the small number helpers.
-//! * one file per family: `gates`, `deliveries`, `nets`, `machines`.
+//! * one file per family: `gates`, `deliveries`, `nets`, `machines`, `workflows`.
 
 use clap::{Args, Subcommand};
 
@@ -16,6 +16,7 @@ mod deliveries;
 mod gates;
 mod machines;
 mod nets;
+mod workflows;
 
 #[derive(Args)]
 pub struct BenchCmd {
@@ -33,6 +34,8 @@ enum What {
     Nets(nets::NetsBench),
     /// State-machine transitions through HTTP (single and batch) and the transition script under redis-benchmark.
     Machines(machines::MachinesBench),
+    /// Workflows/s and steps/s of a participant sequence through HTTP, Redis commands per step, and the commit script under redis-benchmark.
+    Workflows(workflows::WorkflowsBench),
 }
 
 pub fn run(c: BenchCmd) -> anyhow::Result<()> {
@@ -41,5 +44,6 @@ pub fn run(c: BenchCmd) -> anyhow::Result<()> {
         What::Deliveries(d) => deliveries::run(d),
         What::Nets(n) => nets::run(n),
         What::Machines(m) => machines::run(m),
+        What::Workflows(w) => workflows::run(w),
     }
 }
