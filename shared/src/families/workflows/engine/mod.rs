@@ -209,7 +209,8 @@ impl Ids for CountingIds {
 /// The engine's configuration (fixed per deployment).
 #[derive(Debug, Clone)]
 pub struct Config {
-    /// Allow link-local/private callback targets (tests).
+    /// Most messages one [`advance`] processes before the process is
+    /// stopped as a runaway loop ([`MAX_MESSAGES`] by default).
     pub max_messages: usize,
 }
 
