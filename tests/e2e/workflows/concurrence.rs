@@ -303,3 +303,29 @@ async fn highest_and_lowest_compare_branch_indexes_as_numbers() {
         assert_completed(&wf, json!({"seen": winner}));
     }
 }
+
+#[tokio::test]
+async fn a_workflow_is_not_over_while_a_forgotten_branch_runs() {
+    let f = Flow::holding().await;
+    let id = f
+        .launch(
+            "define\n  concurrence count: 1, remaining: forget\n    alpha\n    bravo\n  delta\n",
+            json!({}),
+        )
+        .await;
+    f.run().await;
+    let bravo = f.held("bravo");
+    f.proceed(&f.held("alpha"), json!({"seen": "alpha"})).await;
+    f.run().await;
+    f.proceed(&f.held("delta"), json!({})).await;
+    f.run().await;
+    let wf = f.get(&id).await;
+    assert_eq!(wf["status"], "running", "bravo still works: {wf:#}");
+    assert_eq!(
+        wf["workitems"][0]["workitem_id"],
+        bravo.workitem_id.as_str()
+    );
+    f.proceed(&bravo, json!({"late": true})).await;
+    f.run().await;
+    assert_completed(&f.get(&id).await, json!({"seen": "alpha"}));
+}

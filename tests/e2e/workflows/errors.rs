@@ -310,6 +310,35 @@ async fn on_cancel_runs_when_its_expression_is_cancelled() {
 }
 
 #[tokio::test]
+async fn a_second_cancel_while_on_cancel_runs_is_refused() {
+    let f = Flow::holding().await;
+    let id = f
+        .launch(
+            "define\n  sequence on_cancel: cleaner\n    alpha\n",
+            json!({}),
+        )
+        .await;
+    f.run().await;
+    assert_eq!(f.app.workflows().cancel(&id).await.0, StatusCode::CREATED);
+    f.run().await;
+    let cleaner = f.held("cleaner");
+    assert_eq!(f.app.workflows().status(&id).await, "running", "cancelling");
+    assert_eq!(
+        f.app.workflows().cancel(&id).await,
+        (
+            StatusCode::BAD_REQUEST,
+            json!({"error": "workflow_id not found"})
+        )
+    );
+    f.proceed(&cleaner, json!({})).await;
+    f.run().await;
+    assert_eq!(f.app.workflows().status(&id).await, "cancelled");
+    let mut trace = f.p.trace();
+    trace.sort();
+    assert_eq!(trace, ["alpha:active", "alpha:cancel", "cleaner:active"]);
+}
+
+#[tokio::test]
 async fn cancel_process_and_terminate_end_the_workflow_from_inside() {
     for name in ["cancel_process", "terminate"] {
         let f = Flow::new().await;
