@@ -7,7 +7,7 @@
 //! * `formats` — JSON, XML and Radial give the same run;
 //! * one file per group of expressions (research/workflows.md §3–§5):
 //!   `sequence`, `concurrence`, `cursors`, `iterators`, `conditions`,
-//!   `data`, `timers`, `subprocesses`, `errors`;
+//!   `data`, `timers`, `subprocesses`, `errors`, `tags`;
 //! * `retries` — the `active` callback retry schedule, cancel and proceed
 //!   during retries;
 //! * `race` — concurrent proceeds; `crash` — a SIGKILLed worker process.
@@ -29,6 +29,7 @@ mod retries;
 mod seed;
 mod sequence;
 mod subprocesses;
+mod tags;
 mod timers;
 
 use serde_json::Value;
