@@ -329,3 +329,27 @@ async fn a_workflow_is_not_over_while_a_forgotten_branch_runs() {
     f.run().await;
     assert_completed(&f.get(&id).await, json!({"seen": "alpha"}));
 }
+
+#[tokio::test]
+async fn wait_for_a_tag_ends_the_concurrence_when_that_branch_leaves() {
+    let f = Flow::holding().await;
+    let id = f
+        .launch(
+            "define\n  concurrence wait_for: b\n    sequence tag: a\n      alpha\n    sequence tag: b\n      bravo\n  charly\n",
+            json!({}),
+        )
+        .await;
+    f.run().await;
+    f.proceed(&f.held("bravo"), json!({"seen": "bravo"})).await;
+    f.run().await;
+    assert_eq!(plain(&f.held("charly"))["seen"], "bravo");
+    let cancelled: Vec<String> =
+        f.p.with_status("cancel")
+            .into_iter()
+            .map(|c| c.participant)
+            .collect();
+    assert_eq!(cancelled, ["alpha"]);
+    f.proceed(&f.held("charly"), json!({})).await;
+    f.run().await;
+    assert_eq!(f.app.workflows().status(&id).await, "completed");
+}
