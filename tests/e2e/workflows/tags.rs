@@ -30,7 +30,6 @@ async fn undo_cancels_the_tagged_expression_and_the_flow_goes_on() {
 }
 
 #[tokio::test]
-#[ignore = "engine bug: a redo pushes the tag again on the re-applied workitem (__tags__ [work, work])"]
 async fn redo_applies_the_tagged_expression_again_with_its_original_workitem() {
     let f = Flow::new().await;
     f.p.on(

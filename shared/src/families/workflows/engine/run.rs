@@ -2826,7 +2826,14 @@ impl Engine<'_> {
         let Some(e) = self.p.exprs.get(key) else {
             return;
         };
-        let fields = fields.unwrap_or_else(|| e.applied.clone());
+        let mut fields = fields.unwrap_or_else(|| e.applied.clone());
+        // The tag is entered again by the new apply: leave it first.
+        if let Some(tag) = &e.tag
+            && let Some(Value::Array(tags)) = fields.get_mut("__tags__")
+            && let Some(i) = tags.iter().rposition(|t| t.as_str() == Some(tag))
+        {
+            tags.remove(i);
+        }
         let launched = e.parent.is_none()
             || matches!(
                 e.parent
