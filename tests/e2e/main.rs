@@ -13,4 +13,5 @@ mod machines;
 mod nets;
 mod platform;
 mod support;
+mod transactions;
 mod workflows;

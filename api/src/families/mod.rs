@@ -8,6 +8,7 @@ pub mod deliveries;
 pub mod gates;
 pub mod machines;
 pub mod nets;
+pub mod transactions;
 pub mod workflows;
 
 use std::future::Future;
@@ -36,5 +37,6 @@ pub fn all(ctx: &Ctx) -> anyhow::Result<Vec<Family>> {
         nets::family(ctx)?,
         machines::family(ctx)?,
         workflows::family(ctx)?,
+        transactions::family(ctx)?,
     ])
 }

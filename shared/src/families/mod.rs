@@ -9,6 +9,7 @@ pub mod deliveries;
 pub mod gates;
 pub mod machines;
 pub mod nets;
+pub mod transactions;
 pub mod workflows;
 
 use std::sync::Arc;
@@ -34,6 +35,8 @@ pub struct FamiliesOpts {
     pub machines: machines::MachineOpts,
     #[command(flatten)]
     pub workflows: workflows::WorkflowOpts,
+    #[command(flatten)]
+    pub transactions: transactions::TransactionOpts,
 }
 
 /// Every family's scripts, one module per family.
@@ -43,6 +46,7 @@ const SCRIPTS: &[ScriptModule] = &[
     nets::scripts::MODULE,
     machines::scripts::MODULE,
     workflows::scripts::MODULE,
+    transactions::scripts::MODULE,
 ];
 
 /// Every family's scripts.
@@ -128,6 +132,10 @@ work_kinds! {
     WorkflowStep = "workflows.step",
     /// Workflows: a workflow timer fired (payload: `<workflow id>|<timer id>`).
     WorkflowTimer = "workflows.timer",
+    /// Transactions: one pipeline step (payload: `<contractor>|<id>|<checkpoint>`).
+    TransactionStep = "transactions.step",
+    /// Transactions: start the head of a tenant's queue (payload: contractor).
+    TransactionKick = "transactions.kick",
 }
 
 impl std::fmt::Display for WorkKind {

@@ -4,6 +4,7 @@
 
 pub mod deliveries;
 pub mod nets;
+pub mod transactions;
 pub mod workflows;
 
 use std::sync::Arc;
@@ -44,5 +45,6 @@ pub fn register_all(w: Worker, ctx: &Ctx) -> anyhow::Result<Worker> {
     let w = deliveries::register(w, ctx)?;
     let w = nets::register(w, ctx)?;
     let w = workflows::register(w, ctx)?;
+    let w = transactions::register(w, ctx)?;
     Ok(w)
 }

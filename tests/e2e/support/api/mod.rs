@@ -6,4 +6,5 @@ pub mod deliveries;
 pub mod gates;
 pub mod machines;
 pub mod nets;
+pub mod transactions;
 pub mod workflows;
