@@ -18,6 +18,7 @@ pub mod config;
 pub mod errors;
 pub mod heartbeat;
 pub mod ids;
+pub mod indexes;
 pub mod keys;
 pub mod outbox;
 pub mod paging;

@@ -69,10 +69,13 @@ pub mod platform {
         TIMERS_MOVE => "platform/timers_move.lua",
         CONSUMERS_PRUNE => "platform/consumers_prune.lua",
         CONSUMER_LEAVE => "platform/consumer_leave.lua",
+        INDEX_PRUNE => "platform/index_prune.lua",
     }
 }
 
-pub use platform::{CONSUMER_LEAVE, CONSUMERS_PRUNE, TIMERS_MOVE, WORK_ACK, WORK_DEAD, WORK_DEFER};
+pub use platform::{
+    CONSUMER_LEAVE, CONSUMERS_PRUNE, INDEX_PRUNE, TIMERS_MOVE, WORK_ACK, WORK_DEAD, WORK_DEFER,
+};
 
 /// Files prepended to every script (relative to `lua/`).
 pub const PRELUDE: &[&str] = &["platform/prelude.lua", "platform/outbox.lua"];

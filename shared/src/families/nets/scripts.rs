@@ -6,5 +6,4 @@ crate::lua_scripts! {
     NET_DELETE => "nets/delete.lua",
     NET_FAIL => "nets/fail.lua",
     NET_PAUSE => "nets/pause.lua",
-    NET_PRUNE => "nets/prune.lua",
 }

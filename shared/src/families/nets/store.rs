@@ -473,53 +473,15 @@ impl NetStore {
                 }),
                 (None, _) => {
                     // Gone: drop its entry, unless it was created again.
-                    let _: i64 = scripts::NET_PRUNE
-                        .key(&k.index)
-                        .key(&k.meta)
-                        .arg(&id)
-                        .arg(created)
-                        .invoke_async(&mut conn)
-                        .await?;
+                    crate::platform::indexes::drop_gone(
+                        &self.pool,
+                        &k.index,
+                        &[(id.clone(), k.meta.clone(), created.to_string())],
+                    )
+                    .await?;
                 }
             }
         };
         Ok((page.items, next))
-    }
-
-    /// Drop from shard `shard`'s net index up to `batch` entries of nets
-    /// that no longer exist, among those created before the retention
-    /// (a net lives at least that long after it was created, unless it
-    /// expired by its own `expire` action or was deleted). `skip` entries of
-    /// live nets are passed over (the caller's rolling position). Returns
-    /// (entries examined, entries removed).
-    #[tracing::instrument(skip_all, err(level = "debug"))]
-    pub async fn prune_index(
-        &self,
-        shard: u16,
-        skip: usize,
-        batch: usize,
-    ) -> Result<(usize, usize), NetError> {
-        let cutoff = crate::platform::time::now_ms() - ms(self.retention) as i64;
-        let index = self.keys.net_index(shard);
-        let mut conn = self.pool.conn();
-        let rows: Vec<(String, String)> = redis::cmd("ZRANGEBYSCORE")
-            .arg(&index)
-            .arg("-inf")
-            .arg(format!("({cutoff}"))
-            .arg("WITHSCORES")
-            .arg("LIMIT")
-            .arg(skip)
-            .arg(batch)
-            .query_async(&mut conn)
-            .await?;
-        if rows.is_empty() {
-            return Ok((0, 0));
-        }
-        let mut inv = scripts::NET_PRUNE.key(&index);
-        for (id, score) in &rows {
-            inv.key(self.keys(id).meta).arg(id).arg(score);
-        }
-        let removed: usize = inv.invoke_async(&mut conn).await?;
-        Ok((rows.len(), removed))
     }
 }

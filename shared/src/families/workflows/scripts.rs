@@ -7,5 +7,4 @@ crate::lua_scripts! {
     WF_CANCEL => "workflows/cancel.lua",
     WF_REPLAY => "workflows/replay.lua",
     WF_COMMIT => "workflows/commit.lua",
-    WF_PRUNE => "workflows/prune.lua",
 }

@@ -433,13 +433,12 @@ impl WorkflowStore {
                 // Moved to another status since the index was read.
                 Some(_) => {}
                 None => {
-                    let _: i64 = scripts::WF_PRUNE
-                        .key(index(shard))
-                        .key(&k.record)
-                        .arg(&id)
-                        .arg(launched)
-                        .invoke_async(&mut conn)
-                        .await?;
+                    crate::platform::indexes::drop_gone(
+                        &self.pool,
+                        &index(shard),
+                        &[(id.clone(), k.record.clone(), launched.to_string())],
+                    )
+                    .await?;
                 }
             }
         };
@@ -449,53 +448,11 @@ impl WorkflowStore {
         })
     }
 
-    /// The indexes of a shard, in the order [`WorkflowStore::prune_index`] numbers them.
-    fn shard_indexes(&self, shard: u16) -> Vec<String> {
+    /// The listing indexes of a shard: every workflow, then one per status.
+    pub fn shard_indexes(&self, shard: u16) -> Vec<String> {
         let mut v = vec![self.keys.workflow_index(shard)];
         v.extend(self.keys.workflow_status_indexes(shard));
         v
-    }
-
-    /// How many indexes each shard has (every workflow, and one per status).
-    pub const INDEXES_PER_SHARD: usize = 1 + STATUSES.len();
-
-    /// Drop from index `which` (0 = all, then [`STATUSES`] order) of `shard`
-    /// up to `batch` entries of workflows that no longer exist, among those
-    /// launched before the retention (a finished workflow lives at least
-    /// that long). `skip` entries of live workflows are passed over (the
-    /// caller's rolling position). Returns (entries examined, entries removed).
-    #[tracing::instrument(skip_all, err(level = "debug"))]
-    pub async fn prune_index(
-        &self,
-        shard: u16,
-        which: usize,
-        skip: usize,
-        batch: usize,
-    ) -> Result<(usize, usize), WorkflowError> {
-        let Some(index) = self.shard_indexes(shard).into_iter().nth(which) else {
-            return Ok((0, 0));
-        };
-        let cutoff = now_ms().saturating_sub(i64::try_from(ms(self.retention)).unwrap_or(i64::MAX));
-        let mut conn = self.pool.conn();
-        let rows: Vec<(String, String)> = redis::cmd("ZRANGEBYSCORE")
-            .arg(&index)
-            .arg("-inf")
-            .arg(format!("({cutoff}"))
-            .arg("WITHSCORES")
-            .arg("LIMIT")
-            .arg(skip)
-            .arg(batch)
-            .query_async(&mut conn)
-            .await?;
-        if rows.is_empty() {
-            return Ok((0, 0));
-        }
-        let mut inv = scripts::WF_PRUNE.key(&index);
-        for (id, score) in &rows {
-            inv.key(self.keys(id).record).arg(id).arg(score);
-        }
-        let removed: usize = inv.invoke_async(&mut conn).await?;
-        Ok((rows.len(), removed))
     }
 
     /// Whether the `active` callback `delivery_id` of `workitem_id` is still
