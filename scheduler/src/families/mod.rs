@@ -6,6 +6,7 @@ pub mod deliveries;
 pub mod gates;
 pub mod machines;
 pub mod nets;
+pub mod transactions;
 pub mod workflows;
 
 use std::sync::Arc;
@@ -21,6 +22,7 @@ pub fn tasks(ctx: &Ctx) -> anyhow::Result<Vec<Arc<dyn Periodic>>> {
         machines::tasks(ctx)?,
         nets::tasks(ctx)?,
         workflows::tasks(ctx)?,
+        transactions::tasks(ctx)?,
     ]
     .concat())
 }

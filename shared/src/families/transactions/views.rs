@@ -77,6 +77,9 @@ pub struct TxData {
     pub end_date: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub errors: Option<Vec<ItemErrorView>>,
+    /// Why the transaction ended in 11 ImportError (a step kept failing).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub failure: Option<String>,
 }
 
 /// `{"data": {...}, "statusLog": [{"type": 3}]}`.
@@ -104,6 +107,7 @@ impl TxView {
                 start_date: None,
                 end_date: None,
                 errors: None,
+                failure: None,
             },
             status_log: vec![StatusLog { kind: 3 }],
             created,
@@ -147,6 +151,7 @@ impl TxView {
         view.data.start_date = text("wstart");
         view.data.end_date = text("wend");
         view.data.errors = Some(errors);
+        view.data.failure = text("failure");
         view
     }
 }
