@@ -26,6 +26,7 @@ use switchyard_shared::families::transactions::schema::{self, Resource};
 use switchyard_shared::families::transactions::views::{ErrorPage, TxPage, TxView};
 use switchyard_shared::families::transactions::{TransactionStore, TxError, ids, rawjson};
 use switchyard_shared::platform::errors::StoreError;
+use switchyard_shared::platform::ids::CallbackUrl;
 use switchyard_shared::platform::paging::parse_cursor;
 
 use crate::families::Family;
@@ -48,6 +49,8 @@ pub struct TransactionsApi {
     /// token → contractor id.
     pub tenants: Arc<HashMap<String, String>>,
     pub body_limit: usize,
+    /// `--allow-link-local`: callback URLs may name link-local addresses.
+    pub allow_link_local: bool,
 }
 
 /// The transactions endpoints.
@@ -60,10 +63,12 @@ pub fn family(ctx: &Ctx) -> anyhow::Result<Family> {
         "--transactions-callback-policy {:?} is not a defined retry policy",
         opts.transactions_callback_policy
     );
+    opts.sink(ctx.config.outbox.allow_link_local)?;
     let state = TransactionsApi {
         store: TransactionStore::new(ctx.redis.clone(), ctx.keys.clone(), opts),
         tenants: Arc::new(opts.tenants()?),
         body_limit: opts.transactions_max_body_bytes,
+        allow_link_local: ctx.config.outbox.allow_link_local,
     };
     Ok(Family {
         name: "transactions",
@@ -255,11 +260,15 @@ fn idempotency_key(headers: &HeaderMap) -> TxResult<Option<String>> {
 }
 
 /// Open a transaction. Optional JSON body `{"callback_url": "https://…"}`:
-/// a signed webhook `{_id, status, descStatus, counts}` on every status change.
+/// a signed webhook `{_id, status, descStatus, counts}` on every status
+/// change. The URL is checked as every callback URL is (http(s), absolute,
+/// a host, at most 2048 bytes, no link-local or metadata address unless
+/// `--allow-link-local`); a refused one is 400 saying why.
 #[utoipa::path(post, path = "/v1/transactions", tag = "transactions",
     params(("token" = String, Header, description = "the tenant's token")),
     request_body(content = Object, description = r#"optional: {"callback_url": "https://example.com/hook"}"#),
     responses((status = 200, description = r#"{"data":{"_id","apiIntegrationScope":[],"status":1,"descStatus":"Created","date"},"statusLog":[{"type":3}]}"#, body = TxView),
+              (status = 400, description = r#"{"status":400,"name":"Error","message":"callback_url: <what is wrong>"}"#),
               (status = 401, description = "Missing or unknown token"),
               (status = 429, description = "Too many open transactions, or the pipeline is behind (Retry-After)")))]
 pub(crate) async fn create(
@@ -276,13 +285,16 @@ pub(crate) async fn create(
             serde_json::from_slice(&body).map_err(|e| TxHttpError::bad(e.to_string()))?;
         match v.get("callback_url") {
             None | Some(Value::Null) => None,
-            Some(Value::String(u))
-                if url::Url::parse(u)
-                    .is_ok_and(|p| matches!(p.scheme(), "http" | "https") && p.has_host()) =>
-            {
-                Some(u.clone())
+            Some(Value::String(u)) => Some(
+                CallbackUrl::parse(u, st.allow_link_local)
+                    .map(|_| u.clone())
+                    .map_err(|e| TxHttpError::bad(format!("callback_url: {e}")))?,
+            ),
+            Some(_) => {
+                return Err(TxHttpError::bad(
+                    "callback_url: must be a string (an http(s) URL)",
+                ));
             }
-            Some(_) => return Err(TxHttpError::bad("callback_url must be an http(s) URL")),
         }
     };
     let view = st.store.create(&contractor, callback.as_deref()).await?;

@@ -293,3 +293,76 @@ async fn status_webhooks_and_the_sink() {
         .await;
     assert_eq!(s, StatusCode::BAD_REQUEST);
 }
+
+#[tokio::test]
+async fn callback_urls_are_checked_like_every_callback_url() {
+    let app = spawn_with_tenants().await;
+    let tx = app.transactions(SEED_TOKEN);
+    let create = |body: String| {
+        let tx = &tx;
+        async move {
+            let (s, b) = tx
+                .call(Method::POST, "/v1/transactions/", Some(&body))
+                .await;
+            (s, serde_json::from_str::<Value>(&b).unwrap())
+        }
+    };
+    let long = format!("https://x.example/{}", "a".repeat(2048));
+    for (url, says) in [
+        (
+            json!("ftp://x.example/"),
+            "callback_url: url scheme must be http or https",
+        ),
+        (
+            json!("/hook"),
+            "callback_url: url is not a valid absolute URL: relative URL without a base",
+        ),
+        (
+            json!("http://169.254.169.254/latest"),
+            "callback_url: address 169.254.169.254 is refused",
+        ),
+        (
+            json!("http://[::ffff:169.254.169.254]/"),
+            "callback_url: address ::ffff:169.254.169.254 is refused",
+        ),
+        (json!(long), "callback_url: url is longer than 2048 bytes"),
+        (json!(42), "callback_url: must be a string (an http(s) URL)"),
+    ] {
+        let (s, v) = create(json!({"callback_url": url}).to_string()).await;
+        assert_eq!(s, StatusCode::BAD_REQUEST, "{url}: {v}");
+        assert_eq!((&v["status"], &v["name"]), (&json!(400), &json!("Error")));
+        assert!(
+            v["message"].as_str().unwrap().starts_with(says),
+            "{url}: {v}"
+        );
+    }
+    let (s, v) = create(json!({"callback_url": "https://hooks.example/tx"}).to_string()).await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+
+    // --allow-link-local lets them through, as for every family.
+    let allowed = crate::support::TestApp::builder()
+        .with_config(|c| {
+            c.families.transactions.transactions_tenants = vec![format!("{SEED_TOKEN}=8")];
+            c.outbox.allow_link_local = true;
+        })
+        .spawn()
+        .await;
+    let (s, b) = allowed
+        .transactions(SEED_TOKEN)
+        .call(
+            Method::POST,
+            "/v1/transactions/",
+            Some(r#"{"callback_url": "http://169.254.169.254/latest"}"#),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{b}");
+
+    // A refused sink stops the API (and the worker) at startup.
+    let mut config = app.config.clone();
+    config.families.transactions.transactions_sink_url = Some("http://169.254.169.254/".into());
+    let err = switchyard_api::build(app.redis.clone(), app.keys.clone(), config)
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(err.contains("--transactions-sink-url"), "{err}");
+}

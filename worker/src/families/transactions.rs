@@ -80,6 +80,7 @@ pub fn register(w: Worker, ctx: &Ctx) -> anyhow::Result<Worker> {
         "--transactions-callback-policy {:?} is not a defined retry policy",
         opts.transactions_callback_policy
     );
+    opts.sink(ctx.config.outbox.allow_link_local)?;
     let store = TransactionStore::new(ctx.redis.clone(), ctx.keys.clone(), opts);
     Ok(w.with_handler(
         WorkKind::TransactionStep,

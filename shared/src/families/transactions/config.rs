@@ -103,6 +103,24 @@ impl TransactionOpts {
     }
 }
 
+impl TransactionOpts {
+    /// The sink, checked as every callback URL is
+    /// ([`CallbackUrl`](crate::platform::ids::CallbackUrl)); a refused one
+    /// stops the role at startup.
+    pub fn sink(
+        &self,
+        allow_link_local: bool,
+    ) -> anyhow::Result<Option<crate::platform::ids::CallbackUrl>> {
+        self.transactions_sink_url
+            .as_deref()
+            .map(|u| {
+                crate::platform::ids::CallbackUrl::parse(u, allow_link_local)
+                    .map_err(|e| anyhow::anyhow!("--transactions-sink-url {u:?}: {e}"))
+            })
+            .transpose()
+    }
+}
+
 /// A contractor id: 1–64 letters, digits, `_`, `-` (it is part of keys and ids).
 pub fn valid_contractor(c: &str) -> bool {
     (1..=64).contains(&c.len())
@@ -147,5 +165,28 @@ mod tests {
             assert!(o.tenants().is_err(), "{bad}");
         }
         assert!(TransactionOpts::default().tenants().unwrap().is_empty());
+    }
+
+    #[test]
+    fn the_sink_is_checked_like_every_callback_url() {
+        let sink = |u: &str, allow: bool| {
+            P::try_parse_from(["x", "--transactions-sink-url", u])
+                .unwrap()
+                .o
+                .sink(allow)
+        };
+        assert!(TransactionOpts::default().sink(false).unwrap().is_none());
+        assert_eq!(
+            sink("https://sink.example/in", false)
+                .unwrap()
+                .unwrap()
+                .destination(),
+            "sink.example:443"
+        );
+        for bad in ["ftp://x", "/relative", "http://169.254.169.254/"] {
+            let e = sink(bad, false).unwrap_err().to_string();
+            assert!(e.starts_with("--transactions-sink-url"), "{e}");
+        }
+        assert!(sink("http://169.254.169.254/", true).is_ok());
     }
 }
