@@ -13,8 +13,9 @@
 --       20 idempotency hash, 21..23 delivery records
 -- ARGV: 1 id, 2 contractor, 3 checkpoint read, 4 stage (import | validate | consolidate),
 --       5 positions advanced, 6 results JSON {staged: [[key, entry]], order: [[score, key]],
---       skipped, superseded, valid: [key], errors: [error JSON], store: [[resource 1..5, key,
---       record]]}, 7 retention (ms), 8 callback policy, 9 sink url ('' for none),
+--       skipped, superseded, valid: [key], errors: [error JSON], unstore: [[resource 1..5, key]]
+--       (intervals trimmed away; removed first), store: [[resource 1..5, key, record]],
+--       consolidated: items consolidated}, 7 retention (ms), 8 callback policy, 9 sink url ('' for none),
 --       10 sink destination, 11 sink body, 12..14 delivery ids
 -- Returns: JSON {ok: true, status, finished} | {err: "stale"} | {err: "not_found"}
 local REC, STAGED, ORDER, VALID, ERRORS, QUEUE, STREAM = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6], KEYS[7]
@@ -38,12 +39,17 @@ if #valid > 0 then redis.call('HINCRBY', REC, 'valid', #valid) end
 local errors = r.errors or {}
 for _, e in ipairs(errors) do redis.call('RPUSH', ERRORS, e) end
 if #errors > 0 then redis.call('HINCRBY', REC, 'invalid', #errors) end
+for _, u in ipairs(r.unstore or {}) do
+  redis.call('HDEL', KEYS[8 + u[1]], u[2])
+  redis.call('ZREM', KEYS[13 + u[1]], u[2])
+end
 local stored = r.store or {}
 for _, s in ipairs(stored) do
   redis.call('HSET', KEYS[8 + s[1]], s[2], s[3])
   redis.call('ZADD', KEYS[13 + s[1]], 0, s[2])
 end
-if #stored > 0 then redis.call('HINCRBY', REC, 'consolidated', #stored) end
+local consolidated = r.consolidated or 0
+if consolidated > 0 then redis.call('HINCRBY', REC, 'consolidated', consolidated) end
 
 local new_ckpt = redis.call('HINCRBY', REC, 'ckpt', 1)
 redis.call('HSET', REC, 'pos', pos, 'updated', now)
@@ -72,7 +78,7 @@ elseif stage == 'validate' then
   end
 elseif stage == 'consolidate' then
   if status == 5 or status == 9 then tx_status(REC, 6, now, out); status = 6 end
-  if ARGV[9] ~= '' and #stored > 0 then tx_send(out, ARGV[9], ARGV[10], ARGV[11], now) end
+  if ARGV[9] ~= '' and consolidated > 0 then tx_send(out, ARGV[9], ARGV[10], ARGV[11], now) end
   if pos >= total then
     status = tonumber(redis.call('HGET', REC, 'invalid')) > 0 and 10 or 7
     tx_status(REC, status, now, out)

@@ -595,21 +595,35 @@ pub(crate) async fn list_records(
 }
 
 /// The consolidated record of a collaborator or indicator, or the records
-/// (attributes, hierarchies, results) about a collaborator.
+/// (attributes, hierarchies, results) about a collaborator. Attributes and
+/// hierarchies are date intervals (`validFrom`..=`validTo`); `?date=`
+/// answers those in effect that day (results: dated that day).
 #[utoipa::path(get, path = "/v1/{resource}/{identification}", tag = "transactions",
-    params(("token" = String, Header), ("resource" = String, Path), ("identification" = String, Path)),
+    params(("token" = String, Header), ("resource" = String, Path), ("identification" = String, Path),
+           ("date" = Option<String>, Query, description = "YYYY-MM-DD: only the records in effect that day")),
     responses((status = 200, description = r#"{"data": record} (collaborators, indicators) | {"data": [records]}"#),
               (status = 404, description = "Not found")))]
 pub(crate) async fn records(
     State(st): State<TransactionsApi>,
     headers: HeaderMap,
     Path((resource, identification)): Path<(String, String)>,
+    RawQuery(query): RawQuery,
 ) -> TxResult<Response> {
     let contractor = st.tenant(&headers)?;
     let resource = resource_of(&resource)?;
+    let q = query_map(query.as_deref());
+    let day = match q.get("date") {
+        None => None,
+        Some(d) if valid_date(d) => Some(d.as_str()),
+        Some(d) => {
+            return Err(TxHttpError::bad(format!(
+                "date {d:?} is not a date (YYYY-MM-DD)"
+            )));
+        }
+    };
     let found = st
         .store
-        .records(&contractor, resource, &identification)
+        .records(&contractor, resource, &identification, day)
         .await?;
     if found.is_empty() {
         return Err(TxHttpError::ono(

@@ -366,3 +366,127 @@ async fn callback_urls_are_checked_like_every_callback_url() {
         .to_string();
     assert!(err.contains("--transactions-sink-url"), "{err}");
 }
+
+#[tokio::test]
+async fn attributes_and_hierarchies_are_consolidated_as_date_intervals() {
+    let app = spawn_with_tenants().await;
+    let tx = app.transactions(SEED_TOKEN);
+    let attr = |value: &str, from: &str, to: &str| json!({"collaboratorIdentification": "1", "name": "area", "value": value, "startDate": from, "endDate": to});
+    let hier = |weight: u64, from: &str, to: &str| json!({"collaboratorIdentification": "1", "levelName": "l", "levelWeight": weight, "startDate": from, "endDate": to});
+    let id = tx.create().await;
+    tx.post("collaborators", &id, json!([collaborator("1")]))
+        .await;
+    tx.post(
+        "attributes",
+        &id,
+        json!([attr("sales", "2000-01-01", "2000-12-31"), {"collaboratorIdentification": "1", "name": "team", "value": "a", "date": "2000-03-01"}]),
+    )
+    .await;
+    tx.post(
+        "hierarchies",
+        &id,
+        json!([hier(1, "2000-01-01", "2000-12-31")]),
+    )
+    .await;
+    tx.commit(&id, "").await;
+    app.drain().await;
+    assert_eq!(tx.get(&id).await["data"]["status"], 7);
+
+    // A later transaction puts "support" over March..May: the year is cut
+    // in two around it; a PUT of the hierarchy from July merges into the
+    // record in effect then and cuts it back to June.
+    let id2 = tx.create().await;
+    tx.post(
+        "attributes",
+        &id2,
+        json!([attr("support", "2000-03-01", "2000-05-31")]),
+    )
+    .await;
+    let (s, b) = tx
+        .send(Method::PUT, "hierarchies", &id2, &json!([{"collaboratorIdentification": "1", "levelWeight": 1, "levelName": "boss", "startDate": "2000-07-01", "endDate": "2000-12-31"}]))
+        .await;
+    assert_eq!(s, StatusCode::OK, "{b}");
+    tx.commit(&id2, "").await;
+    app.drain().await;
+    let v = tx.get(&id2).await;
+    assert_eq!(v["data"]["status"], 7, "{v}");
+    assert_eq!(
+        v["data"]["counts"]["consolidated"], 2,
+        "trims are not items"
+    );
+
+    let records = |resource: &'static str, query: &'static str| {
+        let tx = &tx;
+        async move {
+            let (s, b) = tx
+                .call(Method::GET, &format!("/v1/{resource}/1{query}"), None)
+                .await;
+            assert_eq!(s, StatusCode::OK, "{b}");
+            let v: Value = serde_json::from_str(&b).unwrap();
+            v["data"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|r| {
+                    format!(
+                        "{}={} {}..{} v{}",
+                        r["name"].as_str().or(r["levelName"].as_str()).unwrap(),
+                        r["value"].as_str().unwrap_or_default(),
+                        r["validFrom"].as_str().unwrap(),
+                        r["validTo"].as_str().unwrap(),
+                        r["__v"]
+                    )
+                })
+                .collect::<Vec<_>>()
+        }
+    };
+    assert_eq!(
+        records("attributes", "").await,
+        [
+            "area=sales 2000-01-01..2000-02-29 v0",
+            "area=support 2000-03-01..2000-05-31 v0",
+            "area=sales 2000-06-01..2000-12-31 v0",
+            "team=a 2000-03-01..2000-03-01 v0",
+        ]
+    );
+    assert_eq!(
+        records("attributes", "?date=2000-03-01").await,
+        [
+            "area=support 2000-03-01..2000-05-31 v0",
+            "team=a 2000-03-01..2000-03-01 v0"
+        ]
+    );
+    assert_eq!(
+        records("attributes", "?date=2000-06-01").await,
+        ["area=sales 2000-06-01..2000-12-31 v0"]
+    );
+    assert_eq!(
+        records("hierarchies", "").await,
+        [
+            "l= 2000-01-01..2000-06-30 v0",
+            "boss= 2000-07-01..2000-12-31 v0"
+        ]
+    );
+    let (_, b) = tx
+        .call(Method::GET, "/v1/hierarchies/1?date=2000-08-15", None)
+        .await;
+    let h: Value = serde_json::from_str(&b).unwrap();
+    assert_eq!(h["data"][0]["stackId"], id2.as_str());
+    assert_eq!(
+        h["data"][0]["levelWeight"], 1,
+        "merged from the record in effect"
+    );
+    let (s, _) = tx
+        .call(Method::GET, "/v1/attributes/1?date=2001-01-01", None)
+        .await;
+    assert_eq!(s, StatusCode::NOT_FOUND);
+    let (s, _) = tx
+        .call(Method::GET, "/v1/attributes/1?date=tomorrow", None)
+        .await;
+    assert_eq!(s, StatusCode::BAD_REQUEST);
+    // Listable, in key order (collaborator, name, start).
+    let (_, list) = tx.call(Method::GET, "/v1/attributes?limit=10", None).await;
+    let list: Value = serde_json::from_str(&list).unwrap();
+    assert_eq!(list["data"].as_array().unwrap().len(), 4, "{list}");
+    assert_eq!(list["data"][1]["value"], "support");
+}

@@ -175,22 +175,61 @@ fn period_key(v: &Value) -> String {
     }
 }
 
+/// Attributes and hierarchies are consolidated as date intervals: per
+/// collaborator (and attribute name), at most one record holds on any day.
+pub fn is_interval(resource: Resource) -> bool {
+    matches!(resource, Resource::Attributes | Resource::Hierarchies)
+}
+
+/// The store keys of one interval series end with its intervals' start
+/// dates after this prefix: `collaborator SEP name SEP` (attributes),
+/// `collaborator SEP` (hierarchies).
+pub fn interval_prefix(resource: Resource, v: &Value) -> String {
+    let c = text(v, "collaboratorIdentification");
+    match resource {
+        Resource::Attributes => format!("{c}{SEP}{}{SEP}", text(v, "name")),
+        _ => format!("{c}{SEP}"),
+    }
+}
+
 /// The key of an item in its resource's store: `identification`,
-/// `indicatorId`, or the collaborator with the rest of its natural key.
+/// `indicatorId`, the collaborator with the indicator and date (results),
+/// or an interval series' prefix with the interval's start date.
 pub fn store_key(resource: Resource, v: &Value) -> String {
     let c = text(v, "collaboratorIdentification");
     match resource {
         Resource::Collaborators => text(v, "identification").to_owned(),
         Resource::Indicators => text(v, "indicatorId").to_owned(),
-        Resource::Attributes => format!("{c}{SEP}{}{SEP}{}", text(v, "name"), period_key(v)),
-        Resource::Hierarchies => format!("{c}{SEP}{}", period_key(v)),
+        Resource::Attributes | Resource::Hierarchies => format!(
+            "{}{}",
+            interval_prefix(resource, v),
+            period(v).map(|p| p.0).unwrap_or_default()
+        ),
         Resource::Results => format!("{c}{SEP}{}{SEP}{}", text(v, "indicatorId"), period_key(v)),
     }
 }
 
-/// The natural key of an item within a transaction: resource + store key.
+/// The day before and after a `YYYY-MM-DD` date (for trimming intervals).
+pub fn day_before(d: &str) -> Option<String> {
+    let d = chrono::NaiveDate::parse_from_str(d, "%Y-%m-%d").ok()?;
+    Some(d.pred_opt()?.format("%Y-%m-%d").to_string())
+}
+
+pub fn day_after(d: &str) -> Option<String> {
+    let d = chrono::NaiveDate::parse_from_str(d, "%Y-%m-%d").ok()?;
+    Some(d.succ_opt()?.format("%Y-%m-%d").to_string())
+}
+
+/// The natural key of an item within a transaction: resource + store key,
+/// except that an interval's whole period counts (two periods starting on
+/// one day are two items of the transaction; consolidated, the later wins).
 pub fn natural_key(resource: Resource, v: &Value) -> String {
-    format!("{}{SEP}{}", resource.name(), store_key(resource, v))
+    let key = if is_interval(resource) {
+        format!("{}{}", interval_prefix(resource, v), period_key(v))
+    } else {
+        store_key(resource, v)
+    };
+    format!("{}{SEP}{key}", resource.name())
 }
 
 /// The resource and store key of a natural key.
@@ -397,8 +436,15 @@ mod tests {
         let h = json!({"collaboratorIdentification": "1", "startDate": "2000-01-01", "endDate": "2000-02-01"});
         assert_eq!(
             store_key(Resource::Hierarchies, &h),
-            format!("1{SEP}2000-01-01..2000-02-01")
+            format!("1{SEP}2000-01-01")
         );
+        let a = json!({"collaboratorIdentification": "1", "name": "area", "date": "2000-03-01"});
+        assert_eq!(
+            store_key(Resource::Attributes, &a),
+            format!("1{SEP}area{SEP}2000-03-01")
+        );
+        assert_eq!(day_before("2000-03-01").unwrap(), "2000-02-29");
+        assert_eq!(day_after("1999-12-31").unwrap(), "2000-01-01");
     }
 
     #[test]

@@ -6,7 +6,7 @@
 //! `lua/transactions/step.lua`, fenced by the checkpoint, which also queues
 //! the next step.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
@@ -129,7 +129,14 @@ struct StepResults {
     superseded: u64,
     valid: Vec<String>,
     errors: Vec<String>,
+    /// Store keys removed before `store` is written (intervals trimmed away).
+    unstore: Vec<(usize, String)>,
     store: Vec<(usize, String, String)>,
+    /// Items consolidated (`store` also holds the intervals they trimmed).
+    consolidated: u64,
+    /// The records of the consolidated items, for the sink.
+    #[serde(skip)]
+    items: Vec<String>,
 }
 
 /// One per-item error, as stored (field order is the answer's).
@@ -156,8 +163,93 @@ pub struct TransactionStore {
     sink: Option<(String, String)>,
 }
 
-/// The fields of a member that this API owns in a stored record.
-const OWN_FIELDS: [&str; 3] = ["__v", "stackId", "contractorId"];
+/// The fields of a member that this API owns in a stored record
+/// (`validFrom`/`validTo`: the days an interval record holds, inclusive).
+const OWN_FIELDS: [&str; 5] = ["__v", "stackId", "contractorId", "validFrom", "validTo"];
+
+/// `record` with its interval (`validFrom`, `validTo`) set to `from`..=`to`.
+pub fn with_interval(record: &str, from: &str, to: &str) -> String {
+    let members = rawjson::members(record);
+    let (from, to) = (Value::from(from).to_string(), Value::from(to).to_string());
+    rawjson::object(
+        members
+            .iter()
+            .filter(|m| m.name != "validFrom" && m.name != "validTo")
+            .map(|m| (m.raw_name, m.value))
+            .chain([
+                ("\"validFrom\"", from.as_str()),
+                ("\"validTo\"", to.as_str()),
+            ]),
+    )
+}
+
+/// The interval (`validFrom`, `validTo`) of a stored interval record.
+fn interval_of(record: &str) -> Option<(String, String)> {
+    let v: Value = serde_json::from_str(record).ok()?;
+    let text = |f: &str| v.get(f).and_then(Value::as_str).map(str::to_owned);
+    Some((text("validFrom")?, text("validTo")?))
+}
+
+/// One interval series (a collaborator's hierarchy, or one of its
+/// attributes): start date → (end date, record), as stored and as changed.
+struct Series {
+    resource: Resource,
+    prefix: String,
+    stored: BTreeMap<String, (String, String)>,
+    now: BTreeMap<String, (String, String)>,
+}
+
+impl Series {
+    /// Put `record` over `from..=to`: the intervals it overlaps are cut
+    /// back to what lies outside it (one may split in two).
+    fn put(&mut self, from: &str, to: &str, record: String) {
+        let overlapping: Vec<(String, String, String)> = self
+            .now
+            .range(..=to.to_owned())
+            .filter(|(_, (end, _))| end.as_str() >= from)
+            .map(|(start, (end, rec))| (start.clone(), end.clone(), rec.clone()))
+            .collect();
+        for (start, end, rec) in overlapping {
+            self.now.remove(&start);
+            if start.as_str() < from
+                && let Some(before) = model::day_before(from)
+            {
+                let cut = with_interval(&rec, &start, &before);
+                self.now.insert(start.clone(), (before, cut));
+            }
+            if end.as_str() > to
+                && let Some(after) = model::day_after(to)
+            {
+                let cut = with_interval(&rec, &after, &end);
+                self.now.insert(after, (end, cut));
+            }
+        }
+        self.now.insert(from.to_owned(), (to.to_owned(), record));
+    }
+
+    /// The record in effect on `day`.
+    fn at(&self, day: &str) -> Option<(&String, &String)> {
+        self.now
+            .range(..=day.to_owned())
+            .next_back()
+            .filter(|(_, (end, _))| end.as_str() >= day)
+            .map(|(start, (_, rec))| (start, rec))
+    }
+
+    /// What changed: keys to remove, then (key, record) to write.
+    fn changes(&self, out: &mut StepResults) {
+        let r = self.resource as usize + 1;
+        for start in self.stored.keys().filter(|k| !self.now.contains_key(*k)) {
+            out.unstore.push((r, format!("{}{start}", self.prefix)));
+        }
+        for (start, value) in &self.now {
+            if self.stored.get(start) != Some(value) {
+                out.store
+                    .push((r, format!("{}{start}", self.prefix), value.1.clone()));
+            }
+        }
+    }
+}
 
 /// `{"__v":v,<the item's members>,"stackId":"<tx>","contractorId":"<c>"}`.
 pub fn record(item: &str, v: u64, tx: &str, contractor: &str) -> String {
@@ -522,12 +614,15 @@ impl TransactionStore {
     }
 
     /// Consolidated records of `resource` about `identification` (the
-    /// collaborator for attributes, hierarchies and results).
+    /// collaborator for attributes, hierarchies and results). With `day`:
+    /// only those in effect that day (attributes, hierarchies: the
+    /// interval holding it; results: dated that day).
     pub async fn records(
         &self,
         contractor: &str,
         resource: Resource,
         identification: &str,
+        day: Option<&str>,
     ) -> Result<Vec<String>, TxError> {
         let t = self.tenant(contractor);
         let (store, index) = t.store_of(resource);
@@ -551,7 +646,17 @@ impl TransactionStore {
             .arg(&keys)
             .query_async(&mut conn)
             .await?;
-        Result::Ok(found.into_iter().flatten().collect())
+        let on_day = |r: &String| match (day, resource) {
+            (None, _) | (_, Resource::Collaborators | Resource::Indicators) => true,
+            (Some(d), Resource::Results) => serde_json::from_str::<Value>(r)
+                .ok()
+                .and_then(|v| model::period(&v))
+                .is_some_and(|(from, _)| from == d),
+            (Some(d), _) => {
+                interval_of(r).is_some_and(|(from, to)| from.as_str() <= d && d <= to.as_str())
+            }
+        };
+        Result::Ok(found.into_iter().flatten().filter(on_day).collect())
     }
 
     /// A page of consolidated records of `resource`, in key order, after
@@ -692,17 +797,12 @@ impl TransactionStore {
                     advanced = self
                         .consolidate(&t, &k, id, contractor, pos, &mut results)
                         .await?;
-                    if self.sink.is_some() && !results.store.is_empty() {
+                    if self.sink.is_some() && !results.items.is_empty() {
                         sink_body = format!(
                             "{{\"_id\":{},\"contractorId\":{},\"items\":[{}]}}",
                             Value::from(id),
                             Value::from(contractor),
-                            results
-                                .store
-                                .iter()
-                                .map(|(_, _, r)| r.as_str())
-                                .collect::<Vec<_>>()
-                                .join(",")
+                            results.items.join(",")
                         );
                     }
                 }
@@ -871,6 +971,8 @@ impl TransactionStore {
         // Every reference the page needs, looked up in one pipeline each.
         let mut refs: HashSet<(Resource, String)> = HashSet::new();
         let mut puts: Vec<(Resource, String)> = Vec::new();
+        // A PUT of an interval updates the record in effect on its first day.
+        let mut interval_puts: Vec<(Resource, String, String, String)> = Vec::new();
         for (_, e) in &entries {
             let v = e.value();
             let c = |f: &str| {
@@ -890,7 +992,16 @@ impl TransactionStore {
                 }
                 _ => {}
             }
-            if e.op == Op::Put {
+            if e.op == Op::Put && model::is_interval(e.resource) {
+                if let Some((from, _)) = model::period(&v) {
+                    interval_puts.push((
+                        e.resource,
+                        model::store_key(e.resource, &v),
+                        model::interval_prefix(e.resource, &v),
+                        from,
+                    ));
+                }
+            } else if e.op == Op::Put {
                 puts.push((e.resource, model::store_key(e.resource, &v)));
             }
         }
@@ -916,12 +1027,17 @@ impl TransactionStore {
             .filter(|(i, _)| found[2 * i] || found[2 * i + 1])
             .map(|(_, r)| r.clone())
             .collect();
-        let known_puts: HashSet<(Resource, String)> = puts
+        let mut known_puts: HashSet<(Resource, String)> = puts
             .iter()
             .enumerate()
             .filter(|(i, _)| found[2 * refs.len() + i])
             .map(|(_, r)| r.clone())
             .collect();
+        for (r, key, prefix, from) in interval_puts {
+            if self.interval_at(t, r, &prefix, &from).await?.is_some() {
+                known_puts.insert((r, key));
+            }
+        }
         let mut cycles = HashSet::new();
         for (key, e) in &entries {
             if e.resource == Resource::Hierarchies && self.cycle(t, k, e).await? {
@@ -1000,19 +1116,18 @@ impl TransactionStore {
             }
             let mut probe = v.clone();
             probe["collaboratorIdentification"] = Value::from(parent.clone());
-            let key = model::store_key(Resource::Hierarchies, &probe);
             let staged: Option<String> = redis::cmd("HGET")
                 .arg(&k.staged)
-                .arg(format!("hierarchies{SEP}{key}"))
+                .arg(model::natural_key(Resource::Hierarchies, &probe))
                 .query_async(&mut conn)
                 .await?;
             let item = match staged.as_deref().and_then(Entry::decode) {
                 Some(e) => Some(e.item),
+                // The parent's hierarchy in effect on the item's first day.
                 None => {
-                    redis::cmd("HGET")
-                        .arg(t.store_of(Resource::Hierarchies).0)
-                        .arg(&key)
-                        .query_async::<Option<String>>(&mut conn)
+                    let day = model::period(&v).map(|p| p.0).unwrap_or_default();
+                    let prefix = model::interval_prefix(Resource::Hierarchies, &probe);
+                    self.interval_at(t, Resource::Hierarchies, &prefix, &day)
                         .await?
                 }
             };
@@ -1031,6 +1146,10 @@ impl TransactionStore {
 
     /// Consolidate the page of valid items from `pos`: POST replaces the
     /// stored record, PUT merges into it; `__v` counts the versions.
+    /// Attributes and hierarchies are date intervals: an item holds over
+    /// its `date` (one day) or `startDate..=endDate`, and the records of
+    /// its series that it overlaps are cut back to the days outside it
+    /// (a PUT merges into the record in effect on its first day).
     async fn consolidate(
         &self,
         t: &TenantKeys,
@@ -1068,16 +1187,123 @@ impl TransactionStore {
             pipe.cmd("HGET").arg(t.store_of(*r).0).arg(key);
         }
         let old: Vec<Option<String>> = pipe.query_async(&mut conn).await?;
+        let mut series: HashMap<(Resource, String), Series> = HashMap::new();
         for ((e, (r, key)), old) in entries.iter().zip(targets).zip(old) {
+            if model::is_interval(r) {
+                let v = e.value();
+                let Some((from, to)) = model::period(&v) else {
+                    continue;
+                };
+                let prefix = model::interval_prefix(r, &v);
+                let s = match series.entry((r, prefix)) {
+                    std::collections::hash_map::Entry::Occupied(o) => o.into_mut(),
+                    std::collections::hash_map::Entry::Vacant(slot) => {
+                        let loaded = self.series(t, r, &slot.key().1).await?;
+                        slot.insert(loaded)
+                    }
+                };
+                let (item, ver) = match s
+                    .at(&from)
+                    .map(|(start, rec)| (start.clone(), record_item(rec)))
+                {
+                    Some((start, (prev, pv))) => {
+                        let item = if e.op == Op::Put {
+                            rawjson::merge(&prev, &e.item)
+                        } else {
+                            e.item.clone()
+                        };
+                        (item, if start == from { pv + 1 } else { 0 })
+                    }
+                    None => (e.item.clone(), 0),
+                };
+                let rec = with_interval(&record(&item, ver, id, contractor), &from, &to);
+                out.items.push(rec.clone());
+                s.put(&from, &to, rec);
+                continue;
+            }
             let (item, v) = match old.as_deref().map(record_item) {
                 Some((prev, v)) if e.op == Op::Put => (rawjson::merge(&prev, &e.item), v + 1),
                 Some((_, v)) => (e.item.clone(), v + 1),
                 None => (e.item.clone(), 0),
             };
-            out.store
-                .push((r as usize + 1, key, record(&item, v, id, contractor)));
+            let rec = record(&item, v, id, contractor);
+            out.items.push(rec.clone());
+            out.store.push((r as usize + 1, key, rec));
         }
+        for s in series.values() {
+            s.changes(out);
+        }
+        out.consolidated = out.items.len() as u64;
         Result::Ok(keys.len() as u64)
+    }
+
+    /// The stored intervals of one series.
+    async fn series(
+        &self,
+        t: &TenantKeys,
+        resource: Resource,
+        prefix: &str,
+    ) -> Result<Series, TxError> {
+        let (store, index) = t.store_of(resource);
+        let mut conn = self.pool.conn();
+        // Start dates are digits and '-', all below '~'.
+        let keys: Vec<String> = redis::cmd("ZRANGEBYLEX")
+            .arg(index)
+            .arg(format!("[{prefix}"))
+            .arg(format!("({prefix}~"))
+            .query_async(&mut conn)
+            .await?;
+        let mut stored = BTreeMap::new();
+        if !keys.is_empty() {
+            let records: Vec<Option<String>> = redis::cmd("HMGET")
+                .arg(store)
+                .arg(&keys)
+                .query_async(&mut conn)
+                .await?;
+            for (key, rec) in keys.iter().zip(records) {
+                let Some(rec) = rec else { continue };
+                let start = key[prefix.len()..].to_owned();
+                let end = interval_of(&rec).map_or_else(|| start.clone(), |(_, e)| e);
+                stored.insert(start, (end, rec));
+            }
+        }
+        Result::Ok(Series {
+            resource,
+            prefix: prefix.to_owned(),
+            now: stored.clone(),
+            stored,
+        })
+    }
+
+    /// The stored interval record of a series in effect on `day`: one
+    /// lookup of the latest start on or before it, then its end checked.
+    async fn interval_at(
+        &self,
+        t: &TenantKeys,
+        resource: Resource,
+        prefix: &str,
+        day: &str,
+    ) -> Result<Option<String>, TxError> {
+        let (store, index) = t.store_of(resource);
+        let mut conn = self.pool.conn();
+        let key: Vec<String> = redis::cmd("ZREVRANGEBYLEX")
+            .arg(index)
+            .arg(format!("[{prefix}{day}"))
+            .arg(format!("[{prefix}"))
+            .arg("LIMIT")
+            .arg(0)
+            .arg(1)
+            .query_async(&mut conn)
+            .await?;
+        let Some(key) = key.first() else {
+            return Result::Ok(None);
+        };
+        let rec: Option<String> = redis::cmd("HGET")
+            .arg(store)
+            .arg(key)
+            .query_async(&mut conn)
+            .await?;
+        Result::Ok(rec.filter(|r| interval_of(r).is_some_and(|(_, end)| end.as_str() >= day)))
     }
 }
 
