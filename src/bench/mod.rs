@@ -16,6 +16,7 @@ mod deliveries;
 mod gates;
 mod machines;
 mod nets;
+mod transactions;
 mod workflows;
 
 #[derive(Args)]
@@ -36,6 +37,8 @@ enum What {
     Machines(machines::MachinesBench),
     /// Workflows/s and steps/s of a participant sequence through HTTP, Redis commands per step, and the commit script under redis-benchmark.
     Workflows(workflows::WorkflowsBench),
+    /// Items/s accepted through HTTP and through the pipeline to Done, Redis memory per item, and the consolidate script under redis-benchmark.
+    Transactions(transactions::TransactionsBench),
 }
 
 pub fn run(c: BenchCmd) -> anyhow::Result<()> {
@@ -45,5 +48,6 @@ pub fn run(c: BenchCmd) -> anyhow::Result<()> {
         What::Nets(n) => nets::run(n),
         What::Machines(m) => machines::run(m),
         What::Workflows(w) => workflows::run(w),
+        What::Transactions(t) => transactions::run(t),
     }
 }
