@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Run the whole test suite: formatting, lints, unit and end-to-end tests
-# (every test starts its own redis-server on a unix socket in a temp dir).
+# (every test starts its own redis-server on a unix socket in a temp dir),
+# then every family's main scenario on a local Redis Cluster.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ./deploy/ensure-redis.sh
@@ -20,4 +21,29 @@ if cargo nextest --version >/dev/null 2>&1; then
   cargo nextest run --workspace --locked --no-fail-fast
 else
   cargo test --workspace --locked --no-fail-fast
+fi
+
+# Every family's main scenario again, on a local Redis Cluster of three
+# masters (tests/e2e/support/redis.rs starts it per test process; every test
+# on it ends by checking that no node refused a call with CROSSSLOT). The
+# workers read per shard there, and two of the runs kill or stop a worker.
+CLUSTER_SCENARIOS=(
+  gates::tickets::test_and_set_grants_queues_and_closes_the_gate
+  deliveries::attempts::failing_twice_then_succeeding_logs_three_attempts
+  deliveries::crashes::a_killed_worker_loses_nothing
+  nets::callbacks::split_join_sends_1_1_3_1_callbacks
+  machines::transitions::the_seed_machine_follows_both_of_its_timelines
+  workflows::concurrence::a_concurrence_waits_for_every_branch_before_the_next_step
+  workflows::race::sixteen_concurrent_proceeds_on_one_concurrence_each_apply_once
+  transactions::pipeline::status_webhooks_and_the_sink
+)
+if cargo nextest --version >/dev/null 2>&1; then
+  filter=$(printf 'test(=%s) | ' "${CLUSTER_SCENARIOS[@]}")
+  SWITCHYARD_TEST_REDIS=cluster cargo nextest run -p switchyard --test e2e --locked \
+    --no-fail-fast -E "${filter% | }"
+else
+  # One process per test, so each gets a cluster of its own.
+  for t in "${CLUSTER_SCENARIOS[@]}"; do
+    SWITCHYARD_TEST_REDIS=cluster cargo test -p switchyard --test e2e --locked -- --exact "$t"
+  done
 fi

@@ -2,8 +2,10 @@
 //! (`sy:{NN}:work`) with a consumer group, dispatching each entry by its
 //! `kind` field to a registered [`Handler`].
 //!
-//! * Reads use `XREADGROUP … BLOCK` on a dedicated connection; up to
-//!   `--worker-concurrency` entries are processed at once.
+//! * Reads use `XREADGROUP … BLOCK` on dedicated connections: one read over
+//!   every stream on a single server, one reader per shard on a Redis
+//!   Cluster (a read may not span slots); up to `--worker-concurrency`
+//!   entries are processed at once, whichever reader read them.
 //! * An entry is acknowledged (and deleted) only after its outcome is
 //!   recorded — by the handler's own script ([`Outcome::Handled`]) or here.
 //!   A permanent failure, an unknown kind, or an entry delivered more than
@@ -28,12 +30,12 @@ use std::time::Duration;
 use anyhow::Context;
 use futures::future::BoxFuture;
 use redis::Value;
-use redis::aio::MultiplexedConnection;
 use switchyard_shared::config::WorkerConfig;
 use switchyard_shared::platform::config::WorkerOpts;
+use switchyard_shared::platform::redis::{Dedicated, ReadGroup};
 use switchyard_shared::platform::scripts;
 use switchyard_shared::{Keys, Redis as RedisPool, WorkKind};
-use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
@@ -191,15 +193,6 @@ impl Worker {
             .collect()
     }
 
-    /// Read new entries (blocking up to `--worker-block`) and start processing
-    /// them; returns at once with how many were read.
-    pub async fn step_detached(
-        self: &Arc<Self>,
-        conn: &mut MultiplexedConnection,
-    ) -> anyhow::Result<usize> {
-        Ok(self.read_and_spawn(conn).await?.len())
-    }
-
     /// XREADGROUP reply: [[stream, [[id, [field, value, …]], …]], …] (RESP2).
     fn parse_read(&self, v: &Value) -> Vec<WorkEntry> {
         let mut out = Vec::new();
@@ -222,7 +215,7 @@ impl Worker {
     }
 
     /// Read new entries and process them to the end. Returns how many.
-    pub async fn step(self: &Arc<Self>, conn: &mut MultiplexedConnection) -> anyhow::Result<usize> {
+    pub async fn step(self: &Arc<Self>, conn: &mut Dedicated) -> anyhow::Result<usize> {
         let handles = self.read_and_spawn(conn).await?;
         let n = handles.len();
         for h in handles {
@@ -233,7 +226,7 @@ impl Worker {
 
     async fn read_and_spawn(
         self: &Arc<Self>,
-        conn: &mut MultiplexedConnection,
+        conn: &mut Dedicated,
     ) -> anyhow::Result<Vec<tokio::task::JoinHandle<()>>> {
         let permits = self.permits().await?;
         {
@@ -248,32 +241,7 @@ impl Worker {
                 return Ok(self.spawn_all(entries, permits));
             }
         }
-        let streams = self.streams();
-        // COUNT is per stream: ask each shard for its share of the free
-        // slots, so a read returns about as many entries as can start now.
-        // With many shards that share is small (64 slots over 64 shards is
-        // 1), so a busy shard would start one entry per read: ask each for
-        // at least 16 (or all free slots); the backlog keeps the overflow.
-        let per_stream = permits
-            .len()
-            .div_ceil(streams.len())
-            .max(permits.len().min(16))
-            .max(1);
-        let mut cmd = redis::cmd("XREADGROUP");
-        cmd.arg("GROUP")
-            .arg(GROUP)
-            .arg(&self.name)
-            .arg("COUNT")
-            .arg(per_stream)
-            .arg("BLOCK")
-            .arg(self.opts.worker_block.as_millis() as u64)
-            .arg("STREAMS")
-            .arg(streams);
-        for _ in streams {
-            cmd.arg(">");
-        }
-        let reply: Value = cmd.query_async(conn).await.context("XREADGROUP")?;
-        let mut entries = self.parse_read(&reply);
+        let mut entries = self.read(conn, self.streams(), permits.len()).await?;
         if entries.len() > permits.len() {
             let rest = entries.split_off(permits.len());
             self.backlog
@@ -282,6 +250,92 @@ impl Worker {
                 .extend(rest);
         }
         Ok(self.spawn_all(entries, permits))
+    }
+
+    /// One blocking read of `streams` for about `free` entries.
+    async fn read(
+        &self,
+        conn: &mut Dedicated,
+        streams: &[String],
+        free: usize,
+    ) -> anyhow::Result<Vec<WorkEntry>> {
+        // COUNT is per stream: ask each shard for its share of the free
+        // slots, so a read returns about as many entries as can start now.
+        // With many shards that share is small (64 slots over 64 shards is
+        // 1), so a busy shard would start one entry per read: ask each for
+        // at least 16 (or all free slots); the overflow waits its turn.
+        let per_stream = free.div_ceil(streams.len().max(1)).max(free.min(16)).max(1);
+        let read = ReadGroup {
+            group: GROUP,
+            consumer: &self.name,
+            count: per_stream,
+            block: Some(self.opts.worker_block),
+        };
+        let reply = conn.read_group(&read, streams).await?;
+        Ok(self.parse_read(&reply))
+    }
+
+    /// Free processing slots once there is at least one, and room for as
+    /// many in `queue` (neither is held: readers must not keep slots while
+    /// they block).
+    async fn free_slots(&self, queue: &mpsc::Sender<WorkEntry>) -> anyhow::Result<usize> {
+        let room = queue.reserve().await?;
+        let queue_room = queue.capacity() + 1;
+        drop(room);
+        let slot = self.permits.acquire().await?;
+        let free = self.permits.available_permits() + 1;
+        drop(slot);
+        Ok(free.min(queue_room).min(256))
+    }
+
+    /// One reader: read `streams` into `queue` until `shutdown`, on a
+    /// dedicated connection opened again after an error.
+    async fn read_loop(
+        self: Arc<Self>,
+        streams: Vec<String>,
+        queue: mpsc::Sender<WorkEntry>,
+        shutdown: CancellationToken,
+    ) {
+        let timeout = self.opts.worker_block + Duration::from_secs(5);
+        let mut conn: Option<Dedicated> = None;
+        while !shutdown.is_cancelled() {
+            let res = tokio::select! {
+                () = shutdown.cancelled() => break,
+                r = async {
+                    let free = self.free_slots(&queue).await?;
+                    let conn = match &mut conn {
+                        Some(c) => c,
+                        None => conn.insert(
+                            self.pool
+                                .dedicated(timeout)
+                                .await
+                                .context("dedicated stream connection")?,
+                        ),
+                    };
+                    self.read(conn, &streams, free).await
+                } => r,
+            };
+            match res {
+                Ok(entries) => {
+                    for e in entries {
+                        if queue.send(e).await.is_err() {
+                            return;
+                        }
+                    }
+                }
+                Err(e) => {
+                    if queue.is_closed() {
+                        return;
+                    }
+                    tracing::warn!(error = %format!("{e:#}"), streams = streams.len(), "worker read failed");
+                    conn = None;
+                    tokio::select! {
+                        () = shutdown.cancelled() => break,
+                        () = tokio::time::sleep(Duration::from_millis(500)) => {}
+                    }
+                }
+            }
+        }
     }
 
     /// Claim entries idle past the visibility timeout from dead or stuck
@@ -405,40 +459,57 @@ impl Worker {
     /// Loop until `shutdown`: read and process; reclaim every half visibility
     /// timeout. On shutdown, stop claiming and give in-flight entries
     /// `--worker-shutdown-timeout` to finish.
+    ///
+    /// The streams are read by as many readers as [`Redis::read_sets`]
+    /// says (one over every stream on a single server, one per shard on a
+    /// cluster), each blocking on its own connection; all of them feed one
+    /// queue, started at most `--worker-concurrency` at a time.
+    ///
+    /// [`Redis::read_sets`]: switchyard_shared::Redis::read_sets
     pub async fn run(self: Arc<Self>, shutdown: CancellationToken) -> anyhow::Result<()> {
         self.ensure_groups().await?;
-        let timeout = self.opts.worker_block + Duration::from_secs(5);
-        let mut conn = self
-            .pool
-            .dedicated(timeout)
-            .await
-            .context("dedicated stream connection")?;
-        let mut last_reclaim = tokio::time::Instant::now();
+        let (queue, mut entries) = mpsc::channel(self.opts.worker_concurrency.max(1));
+        let stop_reading = shutdown.child_token();
+        let sets = self.pool.read_sets(self.streams());
+        let readers = sets.len();
+        for set in sets {
+            self.tracker.spawn(
+                self.clone()
+                    .read_loop(set, queue.clone(), stop_reading.clone()),
+            );
+        }
+        drop(queue);
         let reclaim_every = self.opts.worker_visibility / 2;
-        tracing::info!(name = %self.name, kinds = ?self.handlers.keys().collect::<Vec<_>>(), "worker running");
-        while !shutdown.is_cancelled() {
-            let res = tokio::select! {
+        let mut reclaim =
+            tokio::time::interval_at(tokio::time::Instant::now() + reclaim_every, reclaim_every);
+        reclaim.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        tracing::info!(name = %self.name, readers, kinds = ?self.handlers.keys().collect::<Vec<_>>(), "worker running");
+        loop {
+            tokio::select! {
                 () = shutdown.cancelled() => break,
-                r = self.step_detached(&mut conn) => r,
-            };
-            if let Err(e) = res {
-                tracing::warn!(error = %format!("{e:#}"), "worker step failed");
-                tokio::time::sleep(Duration::from_millis(500)).await;
-                if let Ok(c) = self.pool.dedicated(timeout).await {
-                    conn = c;
+                _ = reclaim.tick() => {
+                    let me = self.clone();
+                    // In the background, so a long reclaim never stops reading.
+                    self.tracker.spawn(async move {
+                        if let Err(e) = me.reclaim().await {
+                            tracing::warn!(error = %format!("{e:#}"), "reclaim failed");
+                        }
+                    });
+                }
+                entry = entries.recv() => {
+                    let Some(entry) = entry else { break };
+                    let permit = tokio::select! {
+                        () = shutdown.cancelled() => break,
+                        p = self.permits.clone().acquire_owned() => p?,
+                    };
+                    drop(self.spawn_all(vec![entry], vec![permit]));
                 }
             }
-            if last_reclaim.elapsed() >= reclaim_every {
-                last_reclaim = tokio::time::Instant::now();
-                let me = self.clone();
-                // In the background, so a long reclaim never stops reading.
-                self.tracker.spawn(async move {
-                    if let Err(e) = me.reclaim().await {
-                        tracing::warn!(error = %format!("{e:#}"), "reclaim failed");
-                    }
-                });
-            }
         }
+        // Entries read but not started stay in this consumer's pending
+        // list: reclaimed after the visibility timeout.
+        stop_reading.cancel();
+        drop(entries);
         self.tracker.close();
         if tokio::time::timeout(self.opts.worker_shutdown_timeout, self.tracker.wait())
             .await

@@ -11,9 +11,15 @@ use clap::{Args, ValueEnum};
 /// Where Redis is and how keys are laid out in it.
 #[derive(Args, Debug, Clone)]
 pub struct RedisOpts {
-    /// Redis URL: redis://host:port/db, rediss://…, or unix:///path/to/redis.sock.
+    /// Redis URL: redis://host:port/db, rediss://…, or unix:///path/to/redis.sock;
+    /// for a Redis Cluster one or more comma-separated seed node URLs.
     #[arg(long, env = "SWITCHYARD_REDIS_URL")]
     pub redis_url: Option<String>,
+
+    /// Treat the server as a Redis Cluster without asking it (by default
+    /// `INFO cluster` of the first URL decides).
+    #[arg(long, env = "SWITCHYARD_REDIS_CLUSTER")]
+    pub redis_cluster: bool,
 
     /// Prefix of every key, so several deployments can share one Redis.
     #[arg(long, env = "SWITCHYARD_KEY_PREFIX", default_value = "sy")]
@@ -55,8 +61,14 @@ impl RedisOpts {
             .redis_url
             .as_deref()
             .context("--redis-url is required")?;
-        let redis = super::redis::Redis::connect_ready(
+        let mode = if self.redis_cluster {
+            super::redis::Mode::Cluster
+        } else {
+            super::redis::Mode::Detect
+        };
+        let redis = super::redis::Redis::connect_ready_as(
             url,
+            mode,
             self.timeouts(),
             scripts,
             Duration::from_secs(30),

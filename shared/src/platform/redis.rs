@@ -1,37 +1,87 @@
-//! Redis connections.
+//! Redis connections, on one server or on a Redis Cluster.
 //!
-//! Requests share **one** multiplexed connection per process
-//! ([`redis::aio::ConnectionManager`]): concurrent calls are pipelined on it
-//! automatically and it reconnects by itself after a Redis restart or
-//! failover. Measured on this project's 2-core machine, 256 concurrent
-//! EVALSHA callers did 188–218k calls/s through one multiplexed connection
-//! against 35–44k/s through a deadpool of 16 (which sends UNWATCH+PING on
-//! every checkout), so no pool is used for requests.
+//! Requests share **one** multiplexed connection per process ([`Conn`]):
+//! concurrent calls are pipelined on it automatically and it follows the
+//! server by itself. On a single server that is redis-rs's
+//! [`ConnectionManager`] (reconnects after a restart or failover); on a
+//! Redis Cluster it is redis-rs's cluster connection, which routes every
+//! command by its first key's slot, follows `MOVED`/`ASK`, retries
+//! `TRYAGAIN` and refreshes its slot map after errors. Both are behind the
+//! one [`Conn`] type, so no store knows which mode it runs in. Measured on
+//! this project's 2-core machine, 256 concurrent EVALSHA callers did
+//! 188–218k calls/s through one multiplexed connection against 35–44k/s
+//! through a deadpool of 16 (which sends UNWATCH+PING on every checkout),
+//! so no pool is used for requests.
+//!
+//! Scripts are sent as EVALSHA by [`redis::Script`], which loads a script
+//! on `NOSCRIPT` and retries; on a cluster the load goes to every node, so
+//! a promoted replica (the script cache is not replicated) or a
+//! `SCRIPT FLUSH` costs one extra round trip, never a failed call.
 //!
 //! Blocking reads (`XREADGROUP … BLOCK`) must never run on the shared
-//! connection — they would stall every request behind them — so they get a
-//! [`Redis::dedicated`] connection each, with a response timeout longer than
-//! the block.
+//! connection — they would stall every request behind them (measured on a
+//! cluster: 1.9 s for a GET behind a blocked read) — so they go through a
+//! [`Dedicated`] connection with a response timeout longer than the block.
+//! A read may not span slots on a cluster (`CROSSSLOT`), so
+//! [`Redis::read_sets`] says how a set of streams splits into reads: one
+//! read over all of them on a single server, one per slot on a cluster,
+//! each on its own connection to the master that owns the slot.
 //!
 //! Timeouts are explicit: a connect timeout and a response timeout
-//! (`--redis-connect-timeout`, `--redis-response-timeout`). The response
-//! timeout must exceed the longest script, or a caller gives up on a call
-//! that still runs.
-//!
-//! The type is the seam for Redis Cluster: [`Conn`] is what every store
-//! calls through, so a cluster connection can be swapped in here without
-//! touching the families.
+//! (`--redis-connect-timeout`, `--redis-response-timeout`); on a cluster,
+//! retries wait 20 ms to 1 s (redis-rs's default starts at 1.28 s). The
+//! response timeout must exceed the longest script, or a caller gives up
+//! on a call that still runs.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
-use redis::aio::ConnectionManager;
+use redis::aio::{ConnectionLike, ConnectionManager, MultiplexedConnection};
+use redis::cluster_async::ClusterConnection;
+use redis::{Cmd, ConnectionAddr, ConnectionInfo, IntoConnectionInfo, RedisFuture, Value};
 
 use super::scripts::{self, Named};
+use super::shards::key_slot;
 
-/// The connection every store calls through (cheap to clone: a handle).
-pub type Conn = ConnectionManager;
+/// The connection every store calls through (cheap to clone: a handle),
+/// the same type on a single server and on a cluster.
+#[derive(Clone)]
+pub enum Conn {
+    /// One server: a reconnecting multiplexed connection.
+    Single(ConnectionManager),
+    /// A Redis Cluster: routes each command to its key's slot owner.
+    Cluster(ClusterConnection),
+}
+
+impl ConnectionLike for Conn {
+    fn req_packed_command<'a>(&'a mut self, cmd: &'a Cmd) -> RedisFuture<'a, Value> {
+        match self {
+            Conn::Single(c) => c.req_packed_command(cmd),
+            Conn::Cluster(c) => c.req_packed_command(cmd),
+        }
+    }
+
+    fn req_packed_commands<'a>(
+        &'a mut self,
+        pipeline: &'a redis::Pipeline,
+        offset: usize,
+        count: usize,
+    ) -> RedisFuture<'a, Vec<Value>> {
+        match self {
+            Conn::Single(c) => c.req_packed_commands(pipeline, offset, count),
+            Conn::Cluster(c) => c.req_packed_commands(pipeline, offset, count),
+        }
+    }
+
+    fn get_db(&self) -> i64 {
+        match self {
+            Conn::Single(c) => c.get_db(),
+            Conn::Cluster(c) => c.get_db(),
+        }
+    }
+}
 
 /// Explicit connection timeouts.
 #[derive(Clone, Copy, Debug)]
@@ -49,36 +99,153 @@ impl Default for Timeouts {
     }
 }
 
-/// One process's Redis: the shared connection, the URL for dedicated ones,
-/// and the scripts that must be loaded for it to be ready.
+/// Whether the server is a cluster: asked (`INFO cluster`) or forced.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Mode {
+    /// Ask the first seed: `cluster_enabled:1` means a cluster.
+    #[default]
+    Detect,
+    /// A cluster, whatever the first seed says.
+    Cluster,
+}
+
+/// Retries of a cluster call (MOVED, ASK, TRYAGAIN, a node down during a
+/// failover), waiting `CLUSTER_RETRY_WAIT_MS` between attempts.
+const CLUSTER_RETRIES: u32 = 16;
+/// Shortest and longest wait between retries of a cluster call, in ms.
+const CLUSTER_RETRY_WAIT_MS: (u64, u64) = (20, 1_000);
+
+/// One process's Redis: the shared connection, the seeds for dedicated
+/// connections, and the scripts that must be loaded for it to be ready.
 #[derive(Clone)]
 pub struct Redis {
-    conn: ConnectionManager,
+    conn: Conn,
     url: Arc<str>,
+    seeds: Arc<[ConnectionInfo]>,
     timeouts: Timeouts,
     scripts: Arc<[Named]>,
 }
 
+/// The comma-separated seed URLs of `--redis-url`.
+fn seeds(url: &str) -> anyhow::Result<Vec<ConnectionInfo>> {
+    let seeds = url
+        .split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(|s| {
+            s.into_connection_info()
+                .with_context(|| format!("invalid Redis URL {s:?}"))
+        })
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    anyhow::ensure!(!seeds.is_empty(), "no Redis URL in {url:?}");
+    Ok(seeds)
+}
+
+/// A plain multiplexed connection to one node.
+async fn node_conn(
+    info: ConnectionInfo,
+    connect: Duration,
+    response: Duration,
+) -> redis::RedisResult<MultiplexedConnection> {
+    let cfg = redis::AsyncConnectionConfig::new()
+        .set_connection_timeout(Some(connect))
+        .set_response_timeout(Some(response));
+    redis::Client::open(info)?
+        .get_multiplexed_async_connection_with_config(&cfg)
+        .await
+}
+
+/// True when the server behind `seed` runs in cluster mode.
+async fn is_cluster(seed: &ConnectionInfo, timeouts: Timeouts) -> anyhow::Result<bool> {
+    let mut conn = node_conn(seed.clone(), timeouts.connect, timeouts.response).await?;
+    let info: String = redis::cmd("INFO")
+        .arg("cluster")
+        .query_async(&mut conn)
+        .await
+        .context("INFO cluster")?;
+    Ok(info.lines().any(|l| l.trim() == "cluster_enabled:1"))
+}
+
+/// Settings a cluster cannot take, refused with a clear error.
+fn check_cluster_seeds(seeds: &[ConnectionInfo]) -> anyhow::Result<()> {
+    for s in seeds {
+        anyhow::ensure!(
+            !matches!(s.addr(), ConnectionAddr::Unix(_)),
+            "a Redis Cluster is reached over TCP (nodes announce host:port), not {}",
+            s.addr()
+        );
+        anyhow::ensure!(
+            s.redis_settings().db() == 0,
+            "a Redis Cluster has only database 0, the URL names database {}",
+            s.redis_settings().db()
+        );
+    }
+    Ok(())
+}
+
 impl Redis {
-    /// Connect to `url` (`redis://…`, `rediss://…` or
-    /// `unix:///path/to/socket`). `scripts` are checked (and loaded if
-    /// missing) by [`Redis::ensure_ready`].
+    /// Connect to `url`: one URL (`redis://…`, `rediss://…` or
+    /// `unix:///path/to/socket`) or comma-separated cluster seeds; a
+    /// cluster is detected with `INFO cluster`. `scripts` are checked (and
+    /// loaded if missing) by [`Redis::ensure_ready`].
     pub async fn connect(
         url: &str,
         timeouts: Timeouts,
         scripts: Vec<Named>,
     ) -> anyhow::Result<Self> {
-        let client =
-            redis::Client::open(url).with_context(|| format!("invalid Redis URL {url:?}"))?;
-        let cfg = redis::aio::ConnectionManagerConfig::new()
-            .set_connection_timeout(Some(timeouts.connect))
-            .set_response_timeout(Some(timeouts.response));
-        let conn = ConnectionManager::new_with_config(client, cfg)
-            .await
-            .with_context(|| format!("connecting to Redis at {url}"))?;
+        Self::connect_as(url, Mode::Detect, timeouts, scripts).await
+    }
+
+    /// [`Redis::connect`], with the mode given or detected.
+    pub async fn connect_as(
+        url: &str,
+        mode: Mode,
+        timeouts: Timeouts,
+        scripts: Vec<Named>,
+    ) -> anyhow::Result<Self> {
+        let seeds = seeds(url)?;
+        let cluster = match mode {
+            Mode::Cluster => true,
+            Mode::Detect => is_cluster(&seeds[0], timeouts)
+                .await
+                .with_context(|| format!("connecting to Redis at {url}"))?,
+        };
+        let conn = if cluster {
+            check_cluster_seeds(&seeds)?;
+            let client = redis::cluster::ClusterClientBuilder::new(seeds.clone())
+                .connection_timeout(timeouts.connect)
+                .response_timeout(timeouts.response)
+                .retries(CLUSTER_RETRIES)
+                .min_retry_wait(CLUSTER_RETRY_WAIT_MS.0)
+                .max_retry_wait(CLUSTER_RETRY_WAIT_MS.1)
+                .build()
+                .with_context(|| format!("invalid Redis Cluster seeds {url:?}"))?;
+            Conn::Cluster(
+                client
+                    .get_async_connection()
+                    .await
+                    .with_context(|| format!("connecting to Redis Cluster at {url}"))?,
+            )
+        } else {
+            anyhow::ensure!(
+                seeds.len() == 1,
+                "several Redis URLs given, but {} is not a Redis Cluster",
+                seeds[0].addr()
+            );
+            let client = redis::Client::open(seeds[0].clone())?;
+            let cfg = redis::aio::ConnectionManagerConfig::new()
+                .set_connection_timeout(Some(timeouts.connect))
+                .set_response_timeout(Some(timeouts.response));
+            Conn::Single(
+                ConnectionManager::new_with_config(client, cfg)
+                    .await
+                    .with_context(|| format!("connecting to Redis at {url}"))?,
+            )
+        };
         Ok(Self {
             conn,
             url: url.into(),
+            seeds: seeds.into(),
             timeouts,
             scripts: scripts.into(),
         })
@@ -92,13 +259,24 @@ impl Redis {
         scripts: Vec<Named>,
         limit: Duration,
     ) -> anyhow::Result<Self> {
+        Self::connect_ready_as(url, Mode::Detect, timeouts, scripts, limit).await
+    }
+
+    /// [`Redis::connect_ready`], with the mode given or detected.
+    pub async fn connect_ready_as(
+        url: &str,
+        mode: Mode,
+        timeouts: Timeouts,
+        scripts: Vec<Named>,
+        limit: Duration,
+    ) -> anyhow::Result<Self> {
         let deadline = tokio::time::Instant::now() + limit;
         loop {
             // One attempt is bounded too: the connection manager retries
             // its first connect by itself.
             let left = deadline.saturating_duration_since(tokio::time::Instant::now());
             let one = async {
-                let redis = Self::connect(url, timeouts, scripts.clone()).await?;
+                let redis = Self::connect_as(url, mode, timeouts, scripts.clone()).await?;
                 redis.ensure_ready().await.map(|()| redis)
             };
             let attempt = match tokio::time::timeout(left.max(timeouts.connect), one).await {
@@ -118,6 +296,7 @@ impl Redis {
         }
     }
 
+    /// The `--redis-url` this handle was made from.
     pub fn url(&self) -> &str {
         &self.url
     }
@@ -128,24 +307,52 @@ impl Redis {
         self.conn.clone()
     }
 
-    /// A connection of its own, for blocking commands (XREADGROUP BLOCK)
+    /// Connections of their own, for blocking reads (XREADGROUP BLOCK)
     /// that must not hold up the shared one. `response_timeout` must
     /// exceed the longest block.
-    pub async fn dedicated(
-        &self,
-        response_timeout: Duration,
-    ) -> redis::RedisResult<redis::aio::MultiplexedConnection> {
-        let client = redis::Client::open(&*self.url)?;
-        let cfg = redis::AsyncConnectionConfig::new()
-            .set_connection_timeout(Some(self.timeouts.connect))
-            .set_response_timeout(Some(response_timeout));
-        client
-            .get_multiplexed_async_connection_with_config(&cfg)
-            .await
+    pub async fn dedicated(&self, response_timeout: Duration) -> redis::RedisResult<Dedicated> {
+        Ok(Dedicated {
+            inner: match &self.conn {
+                Conn::Single(_) => DedicatedInner::Single(
+                    node_conn(
+                        self.seeds[0].clone(),
+                        self.timeouts.connect,
+                        response_timeout,
+                    )
+                    .await?,
+                ),
+                Conn::Cluster(_) => DedicatedInner::Cluster {
+                    redis: self.clone(),
+                    response_timeout,
+                    by_key: HashMap::new(),
+                },
+            },
+        })
+    }
+
+    /// How `keys` split into blocking reads: a read may name only keys of
+    /// one slot on a cluster, any keys on a single server. Each set keeps
+    /// the order of `keys`.
+    pub fn read_sets(&self, keys: &[String]) -> Vec<Vec<String>> {
+        match self.conn {
+            Conn::Single(_) => vec![keys.to_vec()],
+            Conn::Cluster(_) => {
+                let mut sets: Vec<(u16, Vec<String>)> = Vec::new();
+                for k in keys {
+                    let slot = key_slot(k);
+                    match sets.iter_mut().find(|(s, _)| *s == slot) {
+                        Some((_, set)) => set.push(k.clone()),
+                        None => sets.push((slot, vec![k.clone()])),
+                    }
+                }
+                sets.into_iter().map(|(_, set)| set).collect()
+            }
+        }
     }
 
     /// Ready = Redis answers and every script is in its cache (loaded now if
-    /// it was not, e.g. after a restart or SCRIPT FLUSH).
+    /// it was not, e.g. after a restart or SCRIPT FLUSH). On a cluster, PING
+    /// and SCRIPT EXISTS go to every master and SCRIPT LOAD to every node.
     pub async fn ensure_ready(&self) -> anyhow::Result<()> {
         let mut conn = self.conn();
         let _: String = redis::cmd("PING")
@@ -159,5 +366,169 @@ impl Redis {
             scripts::load_all(&mut conn, &self.scripts).await?;
         }
         Ok(())
+    }
+
+    /// The master that owns `key`'s slot now (`CLUSTER SLOTS` through the
+    /// shared connection), with the first seed's credentials.
+    async fn slot_owner(&self, key: &str) -> anyhow::Result<ConnectionInfo> {
+        let slot = i64::from(key_slot(key));
+        let mut conn = self.conn();
+        let ranges: Vec<Value> = redis::cmd("CLUSTER")
+            .arg("SLOTS")
+            .query_async(&mut conn)
+            .await
+            .context("CLUSTER SLOTS")?;
+        let seed = &self.seeds[0];
+        for range in ranges {
+            // [start, end, [host, port, id, …], replicas…]
+            let Value::Array(parts) = range else { continue };
+            let (Some(Value::Int(lo)), Some(Value::Int(hi)), Some(Value::Array(master))) =
+                (parts.first(), parts.get(1), parts.get(2))
+            else {
+                continue;
+            };
+            if !(*lo..=*hi).contains(&slot) {
+                continue;
+            }
+            let host = match master.first() {
+                Some(Value::BulkString(b)) if !b.is_empty() => String::from_utf8_lossy(b).into(),
+                // An empty host means "the node you asked": a seed's host.
+                _ => match seed.addr() {
+                    ConnectionAddr::Tcp(h, _) => h.clone(),
+                    other => other.to_string(),
+                },
+            };
+            let Some(Value::Int(port)) = master.get(1) else {
+                continue;
+            };
+            let port = u16::try_from(*port).context("CLUSTER SLOTS port")?;
+            return Ok(seed.clone().set_addr(ConnectionAddr::Tcp(host, port)));
+        }
+        anyhow::bail!("no master owns slot {slot} (of {key})")
+    }
+}
+
+/// Connections for blocking reads ([`Redis::dedicated`]): one on a single
+/// server; on a cluster one per stream, to the master that owns the
+/// stream's slot, opened when first used and opened again (owner looked up
+/// anew) after any error — a `MOVED`, an `UNBLOCKED` after a slot
+/// migration, a failover's closed connection.
+pub struct Dedicated {
+    inner: DedicatedInner,
+}
+
+enum DedicatedInner {
+    Single(MultiplexedConnection),
+    Cluster {
+        redis: Redis,
+        response_timeout: Duration,
+        by_key: HashMap<String, MultiplexedConnection>,
+    },
+}
+
+/// The arguments of one `XREADGROUP` (every stream read from `>`).
+#[derive(Clone, Copy, Debug)]
+pub struct ReadGroup<'a> {
+    pub group: &'a str,
+    pub consumer: &'a str,
+    /// COUNT, per stream.
+    pub count: usize,
+    /// BLOCK; `None` answers at once.
+    pub block: Option<Duration>,
+}
+
+impl ReadGroup<'_> {
+    fn cmd(&self, streams: &[String], block: bool) -> Cmd {
+        let mut cmd = redis::cmd("XREADGROUP");
+        cmd.arg("GROUP")
+            .arg(self.group)
+            .arg(self.consumer)
+            .arg("COUNT")
+            .arg(self.count.max(1));
+        if let (true, Some(b)) = (block, self.block) {
+            cmd.arg("BLOCK")
+                .arg(u64::try_from(b.as_millis()).unwrap_or(u64::MAX));
+        }
+        cmd.arg("STREAMS").arg(streams);
+        for _ in streams {
+            cmd.arg(">");
+        }
+        cmd
+    }
+}
+
+impl Dedicated {
+    /// `XREADGROUP … STREAMS streams… > …`, answered like one XREADGROUP
+    /// (RESP2: `[[stream, [[id, [field, value, …]], …]], …]`, or nil when
+    /// nothing came within the block).
+    ///
+    /// On a cluster each stream is read on its own connection, all at
+    /// once: first without blocking, and only when every stream is empty
+    /// with the block, so like a single read it answers as soon as one
+    /// stream has entries (the blocked reads still run out their block).
+    pub async fn read_group(
+        &mut self,
+        read: &ReadGroup<'_>,
+        streams: &[String],
+    ) -> anyhow::Result<Value> {
+        match &mut self.inner {
+            DedicatedInner::Single(conn) => Ok(read
+                .cmd(streams, true)
+                .query_async(conn)
+                .await
+                .context("XREADGROUP")?),
+            DedicatedInner::Cluster {
+                redis,
+                response_timeout,
+                by_key,
+            } => {
+                let mut conns = Vec::with_capacity(streams.len());
+                for s in streams {
+                    let conn = match by_key.get(s) {
+                        Some(c) => c.clone(),
+                        None => {
+                            let owner = redis.slot_owner(s).await?;
+                            let c = node_conn(owner, redis.timeouts.connect, *response_timeout)
+                                .await
+                                .with_context(|| format!("connecting to the owner of {s}"))?;
+                            by_key.insert(s.clone(), c.clone());
+                            c
+                        }
+                    };
+                    conns.push(conn);
+                }
+                let mut out = Vec::new();
+                for block in [false, true] {
+                    if block && read.block.is_none() {
+                        break;
+                    }
+                    let reads = streams.iter().zip(conns.iter_mut()).map(|(s, conn)| {
+                        let cmd = read.cmd(std::slice::from_ref(s), block);
+                        async move { (s, cmd.query_async::<Value>(conn).await) }
+                    });
+                    let mut failed = None;
+                    for (s, reply) in futures::future::join_all(reads).await {
+                        match reply {
+                            Ok(Value::Array(streams)) => out.extend(streams),
+                            Ok(_) => {}
+                            Err(e) => {
+                                // Look the owner up again at the next read.
+                                by_key.remove(s);
+                                failed.get_or_insert((s.clone(), e));
+                            }
+                        }
+                    }
+                    // Entries already read are in this consumer's pending
+                    // list: answer them even when another stream failed.
+                    if !out.is_empty() {
+                        return Ok(Value::Array(out));
+                    }
+                    if let Some((s, e)) = failed {
+                        return Err(anyhow::Error::new(e).context(format!("XREADGROUP {s}")));
+                    }
+                }
+                Ok(Value::Nil)
+            }
+        }
     }
 }

@@ -26,7 +26,7 @@ impl Handler for Counting {
 /// A kind the test workers handle (they have no production handlers).
 const DELIVERY: &str = "delivery";
 
-fn xadd(conn: &mut redis::Connection, stream: &str, kind: &str) -> String {
+fn xadd(conn: &mut impl redis::ConnectionLike, stream: &str, kind: &str) -> String {
     redis::cmd("XADD")
         .arg(stream)
         .arg("*")
@@ -38,7 +38,7 @@ fn xadd(conn: &mut redis::Connection, stream: &str, kind: &str) -> String {
         .unwrap()
 }
 
-fn xlen(conn: &mut redis::Connection, stream: &str) -> usize {
+fn xlen(conn: &mut impl redis::ConnectionLike, stream: &str) -> usize {
     redis::cmd("XLEN").arg(stream).query(conn).unwrap()
 }
 
