@@ -22,13 +22,13 @@ fn batch(client: usize, batch: usize, size: usize) -> Value {
     )
 }
 
-/// 20 clients × 10 batches (of 50 here; 500 in `switchyard bench`), each
+/// 20 clients × 10 batches of 500 (100,000 items), each
 /// client its own transaction, with two workers running.
 #[tokio::test]
 async fn concurrent_clients_all_reach_done_with_exact_counts() {
     const CLIENTS: usize = 20;
     const BATCHES: usize = 10;
-    const SIZE: usize = 50;
+    const SIZE: usize = 500;
     let app = spawn_with_tenants().await;
     let _w1 = app.run_worker_and_scheduler("w1");
     let _w2 = app.run_worker_with(worker_opts("w2"));
