@@ -17,7 +17,7 @@ use clap::{Args, Parser, Subcommand};
 use switchyard_shared::FamiliesOpts;
 use switchyard_shared::config::{ApiConfig, SchedulerConfig, WorkerConfig};
 use switchyard_shared::platform::config::{
-    ApiOpts, LogOpts, OutboxOpts, RedisOpts, SchedulerOpts, WorkerOpts,
+    ApiOpts, LogOpts, MetricsOpts, OutboxOpts, RedisOpts, SchedulerOpts, WorkerOpts,
 };
 use switchyard_shared::telemetry;
 use tokio_util::sync::CancellationToken;
@@ -87,6 +87,7 @@ impl DevConfig {
             redis: self.redis.clone(),
             log: self.log.clone(),
             worker: self.worker.clone(),
+            metrics: MetricsOpts::default(),
             outbox: self.outbox.clone(),
             families: self.families.clone(),
         }
@@ -96,6 +97,7 @@ impl DevConfig {
             redis: self.redis.clone(),
             log: self.log.clone(),
             scheduler: self.scheduler.clone(),
+            metrics: MetricsOpts::default(),
             outbox: self.outbox.clone(),
             families: self.families.clone(),
         }

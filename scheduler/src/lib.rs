@@ -19,6 +19,7 @@ pub mod platform;
 use std::sync::Arc;
 
 use switchyard_shared::config::SchedulerConfig;
+use switchyard_shared::platform::probes::{self, Liveness};
 use switchyard_shared::{Keys, Redis};
 use tokio_util::sync::CancellationToken;
 
@@ -33,6 +34,8 @@ pub struct Ctx {
 
 pub struct Scheduler {
     tasks: Vec<Arc<dyn Periodic>>,
+    /// Every task's loop holds a guard while it runs.
+    liveness: Liveness,
 }
 
 impl Scheduler {
@@ -45,12 +48,21 @@ impl Scheduler {
         };
         let mut tasks = platform::tasks(&ctx);
         tasks.extend(families::tasks(&ctx)?);
-        Ok(Self { tasks })
+        Ok(Self {
+            tasks,
+            liveness: Liveness::default(),
+        })
     }
 
     /// The names of the tasks, in the order they were registered.
     pub fn task_names(&self) -> Vec<&'static str> {
         self.tasks.iter().map(|t| t.name()).collect()
+    }
+
+    /// Whether [`run`](Self::run)'s task loops are running (for `/healthz`
+    /// of `--metrics-listen`).
+    pub fn liveness(&self) -> Liveness {
+        self.liveness.clone()
     }
 
     /// Run the task called `name` once; returns how many items it handled.
@@ -69,7 +81,9 @@ impl Scheduler {
         let mut handles = Vec::new();
         for task in self.tasks {
             let shutdown = shutdown.clone();
+            let alive = self.liveness.enter();
             handles.push(tokio::spawn(async move {
+                let _alive = alive;
                 let mut every = tokio::time::interval(task.every());
                 every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
                 loop {
@@ -99,10 +113,15 @@ impl Scheduler {
     }
 }
 
-/// Run the scheduler role until `shutdown`.
+/// Run the scheduler role until `shutdown`, with its probe server when
+/// `--metrics-listen` is given.
 pub async fn run(config: &SchedulerConfig, shutdown: CancellationToken) -> anyhow::Result<()> {
     let (redis, keys) = switchyard_shared::connect(&config.redis).await?;
-    let scheduler = Scheduler::new(redis, keys, config.clone())?;
+    let scheduler = Scheduler::new(redis.clone(), keys, config.clone())?;
+    if let Some(addr) = config.metrics.metrics_listen {
+        let liveness = scheduler.liveness();
+        probes::spawn(addr, "scheduler", redis, liveness, shutdown.clone()).await?;
+    }
     tracing::info!(tasks = ?scheduler.task_names(), "scheduler running");
     scheduler.run(shutdown).await;
     Ok(())

@@ -4,7 +4,9 @@
 use clap::Args;
 
 use crate::families::FamiliesOpts;
-use crate::platform::config::{ApiOpts, LogOpts, OutboxOpts, RedisOpts, SchedulerOpts, WorkerOpts};
+use crate::platform::config::{
+    ApiOpts, LogOpts, MetricsOpts, OutboxOpts, RedisOpts, SchedulerOpts, WorkerOpts,
+};
 
 pub use crate::platform::config::LogFormat;
 
@@ -33,6 +35,8 @@ pub struct WorkerConfig {
     #[command(flatten)]
     pub worker: WorkerOpts,
     #[command(flatten)]
+    pub metrics: MetricsOpts,
+    #[command(flatten)]
     pub outbox: OutboxOpts,
     #[command(flatten)]
     pub families: FamiliesOpts,
@@ -47,6 +51,8 @@ pub struct SchedulerConfig {
     pub log: LogOpts,
     #[command(flatten)]
     pub scheduler: SchedulerOpts,
+    #[command(flatten)]
+    pub metrics: MetricsOpts,
     #[command(flatten)]
     pub outbox: OutboxOpts,
     #[command(flatten)]

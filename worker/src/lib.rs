@@ -32,6 +32,7 @@ use futures::future::BoxFuture;
 use redis::Value;
 use switchyard_shared::config::WorkerConfig;
 use switchyard_shared::platform::config::WorkerOpts;
+use switchyard_shared::platform::probes::{self, Liveness};
 use switchyard_shared::platform::redis::{Dedicated, ReadGroup};
 use switchyard_shared::platform::scripts;
 use switchyard_shared::{Keys, Redis as RedisPool, WorkKind};
@@ -98,6 +99,8 @@ pub struct Worker {
     backlog: std::sync::Mutex<std::collections::VecDeque<WorkEntry>>,
     /// Every shard's work stream, by shard (built once: read on every step).
     streams: Vec<String>,
+    /// The main loop and every reader hold a guard while they run.
+    liveness: Liveness,
 }
 
 impl Worker {
@@ -117,7 +120,14 @@ impl Worker {
             handlers: HashMap::new(),
             tracker: TaskTracker::new(),
             backlog: std::sync::Mutex::default(),
+            liveness: Liveness::default(),
         }
+    }
+
+    /// Whether [`run`](Self::run)'s loop and readers are running (for
+    /// `/healthz` of `--metrics-listen`).
+    pub fn liveness(&self) -> Liveness {
+        self.liveness.clone()
     }
 
     /// Register the handler of one kind of work.
@@ -296,6 +306,7 @@ impl Worker {
         queue: mpsc::Sender<WorkEntry>,
         shutdown: CancellationToken,
     ) {
+        let _alive = self.liveness.enter();
         let timeout = self.opts.worker_block + Duration::from_secs(5);
         let mut conn: Option<Dedicated> = None;
         while !shutdown.is_cancelled() {
@@ -484,6 +495,7 @@ impl Worker {
             tokio::time::interval_at(tokio::time::Instant::now() + reclaim_every, reclaim_every);
         reclaim.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         tracing::info!(name = %self.name, readers, kinds = ?self.handlers.keys().collect::<Vec<_>>(), "worker running");
+        let alive = self.liveness.enter();
         loop {
             tokio::select! {
                 () = shutdown.cancelled() => break,
@@ -506,6 +518,7 @@ impl Worker {
                 }
             }
         }
+        drop(alive);
         // Entries read but not started stay in this consumer's pending
         // list: reclaimed after the visibility timeout.
         stop_reading.cancel();
@@ -615,8 +628,13 @@ pub fn build(redis: RedisPool, keys: Keys, config: &WorkerConfig) -> anyhow::Res
     families::register_all(worker, &ctx)
 }
 
-/// Run the worker role until `shutdown`.
+/// Run the worker role until `shutdown`, with its probe server when
+/// `--metrics-listen` is given.
 pub async fn run(config: &WorkerConfig, shutdown: CancellationToken) -> anyhow::Result<()> {
     let (redis, keys) = switchyard_shared::connect(&config.redis).await?;
-    Arc::new(build(redis, keys, config)?).run(shutdown).await
+    let worker = Arc::new(build(redis.clone(), keys, config)?);
+    if let Some(addr) = config.metrics.metrics_listen {
+        probes::spawn(addr, "worker", redis, worker.liveness(), shutdown.clone()).await?;
+    }
+    worker.run(shutdown).await
 }

@@ -226,6 +226,16 @@ pub struct WorkerOpts {
     pub worker_shutdown_timeout: Duration,
 }
 
+/// The probe server of a worker or scheduler (`GET /metrics`, `GET /healthz`).
+#[derive(Args, Debug, Clone)]
+pub struct MetricsOpts {
+    /// Serve `GET /metrics` (Prometheus text) and `GET /healthz` on this
+    /// address (e.g. `0.0.0.0:9100`; port 0 picks one and prints it). Off
+    /// by default.
+    #[arg(long, env = "SWITCHYARD_METRICS_LISTEN")]
+    pub metrics_listen: Option<std::net::SocketAddr>,
+}
+
 /// `Default` for an option group, as the command line would give it with no
 /// flags and no environment (tests, benchmarks).
 #[macro_export]
@@ -249,5 +259,6 @@ crate::cli_defaults!(
     OutboxOpts,
     ApiOpts,
     SchedulerOpts,
-    WorkerOpts
+    WorkerOpts,
+    MetricsOpts
 );

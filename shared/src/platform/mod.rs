@@ -11,6 +11,8 @@
 //! * [`reply`] — the script reply convention, parsed once.
 //! * [`work`] — work streams, the consumer group, timers.
 //! * [`heartbeat`] — the schedulers' heartbeat: is any scheduler running?
+//! * [`probes`] — `/metrics` and `/healthz` of a worker or scheduler, and
+//!   the [`probes::Liveness`] of its loops.
 //! * [`outbox`] — deliveries as every family sends them; owner hooks; retry policies.
 //! * [`errors`], [`ids`], [`paging`], [`time`], [`telemetry`].
 
@@ -22,6 +24,7 @@ pub mod indexes;
 pub mod keys;
 pub mod outbox;
 pub mod paging;
+pub mod probes;
 pub mod redis;
 pub mod reply;
 pub mod scripts;

@@ -19,6 +19,7 @@ fn scheduler(app: &TestApp) -> Scheduler {
     let config = SchedulerConfig {
         redis: RedisOpts::default(),
         log: Default::default(),
+        metrics: Default::default(),
         scheduler: SchedulerOpts {
             sweep_batch: 16,
             consumer_idle_timeout: IDLE,

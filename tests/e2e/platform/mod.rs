@@ -4,6 +4,7 @@ mod auth_scheme;
 mod bad_input;
 mod consumers;
 mod health;
+mod metrics_listen;
 mod object_bodies;
 mod owners;
 mod path_segments;

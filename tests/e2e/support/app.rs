@@ -203,6 +203,7 @@ impl TestApp {
         WorkerConfig {
             redis: RedisOpts::default(),
             log: Default::default(),
+            metrics: Default::default(),
             worker: opts,
             outbox: self.config.outbox.clone(),
             families: self.config.families.clone(),
@@ -214,6 +215,7 @@ impl TestApp {
         let config = SchedulerConfig {
             redis: RedisOpts::default(),
             log: Default::default(),
+            metrics: Default::default(),
             scheduler: SchedulerOpts {
                 sweep_batch: 16,
                 timer_interval: Duration::from_millis(20),
