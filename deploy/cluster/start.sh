@@ -3,7 +3,9 @@
 # of 3 masters + 3 replicas on loopback ports 7100-7105, and on it 2 api
 # replicas (8081, 8082) behind haproxy on 8080 (health check GET /readyz;
 # without haproxy the api replicas are used directly), 2 workers and 2
-# schedulers. State, logs and pid files go to $SWITCHYARD_CLUSTER_DIR
+# schedulers with GET /healthz and GET /metrics on 9101-9104
+# (--metrics-listen). deploy/docker-compose.cluster.yml is the same stack
+# in containers. State, logs and pid files go to $SWITCHYARD_CLUSTER_DIR
 # (default .switchyard-cluster). Stop it with deploy/cluster/stop.sh.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -52,10 +54,12 @@ start() {
 }
 start api-1 api --listen 127.0.0.1:8081
 start api-2 api --listen 127.0.0.1:8082
-start worker-1 worker --worker-name worker-1
-start worker-2 worker --worker-name worker-2
-start scheduler-1 scheduler
-start scheduler-2 scheduler
+# Workers and schedulers serve GET /healthz and GET /metrics (--metrics-listen).
+PROBES=(9101 9102 9103 9104)
+start worker-1 worker --worker-name worker-1 --metrics-listen "127.0.0.1:${PROBES[0]}"
+start worker-2 worker --worker-name worker-2 --metrics-listen "127.0.0.1:${PROBES[1]}"
+start scheduler-1 scheduler --metrics-listen "127.0.0.1:${PROBES[2]}"
+start scheduler-2 scheduler --metrics-listen "127.0.0.1:${PROBES[3]}"
 
 if command -v haproxy >/dev/null 2>&1; then
   cat >"$DIR/haproxy.cfg" <<CFG
@@ -84,12 +88,21 @@ else
   URL=http://127.0.0.1:8081
 fi
 
-for _ in $(seq 1 300); do
-  if curl -fsS "$URL/readyz" >/dev/null 2>&1; then
-    echo "Switchyard ready at $URL (logs in $DIR)"
-    exit 0
+# url: wait up to 30 s for a 200 from it.
+healthy() {
+  for _ in $(seq 1 300); do
+    if curl -fsS "$1" >/dev/null 2>&1; then
+      return 0
+    fi
+    sleep 0.1
+  done
+  return 1
+}
+for check in "$URL/readyz" $(printf 'http://127.0.0.1:%s/healthz ' "${PROBES[@]}"); do
+  if ! healthy "$check"; then
+    echo "Switchyard is not healthy: $check; see $DIR/*.log" >&2
+    exit 1
   fi
-  sleep 0.1
 done
-echo "Switchyard did not become ready at $URL; see $DIR/*.log" >&2
-exit 1
+echo "Switchyard ready at $URL; workers and schedulers healthy on ports ${PROBES[*]} (logs in $DIR)"
+
