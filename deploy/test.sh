@@ -36,6 +36,7 @@ CLUSTER_SCENARIOS=(
   workflows::concurrence::a_concurrence_waits_for_every_branch_before_the_next_step
   workflows::race::sixteen_concurrent_proceeds_on_one_concurrence_each_apply_once
   transactions::pipeline::status_webhooks_and_the_sink
+  platform::script_flush::script_flush_on_every_node_under_load_fails_no_call
 )
 if cargo nextest --version >/dev/null 2>&1; then
   filter=$(printf 'test(=%s) | ' "${CLUSTER_SCENARIOS[@]}")

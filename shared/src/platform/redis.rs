@@ -13,10 +13,11 @@
 //! through a deadpool of 16 (which sends UNWATCH+PING on every checkout),
 //! so no pool is used for requests.
 //!
-//! Scripts are sent as EVALSHA by [`redis::Script`], which loads a script
-//! on `NOSCRIPT` and retries; on a cluster the load goes to every node, so
-//! a promoted replica (the script cache is not replicated) or a
-//! `SCRIPT FLUSH` costs one extra round trip, never a failed call.
+//! Scripts are sent as EVALSHA by [`redis::Script`]; one that meets
+//! `NOSCRIPT` is sent again by [`Conn`] as `EVAL` with its source (which
+//! also caches it on that server), so a promoted replica (the script cache
+//! is not replicated) or a `SCRIPT FLUSH`, even repeated, costs one extra
+//! round trip, never a failed call.
 //!
 //! Blocking reads (`XREADGROUP … BLOCK`) must never run on the shared
 //! connection — they would stall every request behind them (measured on a
@@ -55,12 +56,34 @@ pub enum Conn {
     Cluster(ClusterConnection),
 }
 
-impl ConnectionLike for Conn {
-    fn req_packed_command<'a>(&'a mut self, cmd: &'a Cmd) -> RedisFuture<'a, Value> {
+impl Conn {
+    fn send<'a>(&'a mut self, cmd: &'a Cmd) -> RedisFuture<'a, Value> {
         match self {
             Conn::Single(c) => c.req_packed_command(cmd),
             Conn::Cluster(c) => c.req_packed_command(cmd),
         }
+    }
+}
+
+impl ConnectionLike for Conn {
+    /// One command; an `EVALSHA` that meets `NOSCRIPT` is sent again as
+    /// `EVAL` with the script's source ([`scripts::as_eval`]), so a flushed
+    /// script cache never fails a call.
+    fn req_packed_command<'a>(&'a mut self, cmd: &'a Cmd) -> RedisFuture<'a, Value> {
+        Box::pin(async move {
+            let reply = self.send(cmd).await;
+            // A server error arrives as a value or as an error, depending on
+            // the connection.
+            let noscript = match &reply {
+                Ok(Value::ServerError(e)) => e.kind() == Some(redis::ServerErrorKind::NoScript),
+                Err(e) => e.kind() == redis::ErrorKind::Server(redis::ServerErrorKind::NoScript),
+                Ok(_) => false,
+            };
+            match noscript.then(|| scripts::as_eval(cmd)).flatten() {
+                Some(eval) => self.send(&eval).await,
+                None => reply,
+            }
+        })
     }
 
     fn req_packed_commands<'a>(

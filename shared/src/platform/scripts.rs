@@ -49,7 +49,7 @@ macro_rules! lua_script {
     ($name:ident, [$($lib:literal),* $(,)?], $file:literal) => {
         pub static $name: ::std::sync::LazyLock<::redis::Script> =
             ::std::sync::LazyLock::new(|| {
-                ::redis::Script::new(concat!(
+                $crate::platform::scripts::register(concat!(
                     include_str!(concat!(env!("CARGO_MANIFEST_DIR"), "/../lua/platform/prelude.lua")),
                     include_str!(concat!(env!("CARGO_MANIFEST_DIR"), "/../lua/platform/outbox.lua")),
                     $(include_str!(concat!(env!("CARGO_MANIFEST_DIR"), "/../lua/", $lib)),)*
@@ -57,6 +57,53 @@ macro_rules! lua_script {
                 ))
             });
     };
+}
+
+/// Every script made so far, by SHA1: the source an EVALSHA that met
+/// `NOSCRIPT` is sent again with (see [`as_eval`]).
+static SOURCES: std::sync::LazyLock<
+    std::sync::RwLock<std::collections::HashMap<String, &'static str>>,
+> = std::sync::LazyLock::new(Default::default);
+
+/// Make the [`redis::Script`] of `code` and remember its source by SHA1
+/// (for [`as_eval`]). Used by [`lua_script!`](crate::lua_script).
+pub fn register(code: &'static str) -> redis::Script {
+    let script = redis::Script::new(code);
+    SOURCES
+        .write()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+        .insert(script.get_hash().to_owned(), code);
+    script
+}
+
+/// `EVALSHA sha numkeys …` of a registered script as `EVAL source numkeys
+/// …`; `None` for any other command.
+///
+/// [`redis::Script`] answers `NOSCRIPT` with one `SCRIPT LOAD` and one
+/// more `EVALSHA`; a cache flushed again in between (`SCRIPT FLUSH` in a
+/// loop, a failover to a replica that never saw the script) would fail the
+/// call. The shared connection sends the call as `EVAL` instead, which
+/// cannot meet `NOSCRIPT` and caches the script on that server.
+pub fn as_eval(cmd: &redis::Cmd) -> Option<redis::Cmd> {
+    // EVALSHA has no cursor argument.
+    let mut args = cmd.args_iter().map(|a| match a {
+        redis::Arg::Simple(b) => b,
+        _ => &[][..],
+    });
+    if !args.next()?.eq_ignore_ascii_case(b"EVALSHA") {
+        return None;
+    }
+    let sha = std::str::from_utf8(args.next()?).ok()?;
+    let code = *SOURCES
+        .read()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+        .get(sha)?;
+    let mut eval = redis::cmd("EVAL");
+    eval.arg(code);
+    for a in args {
+        eval.arg(a);
+    }
+    Some(eval)
 }
 
 /// The platform's own scripts: the work streams and timers.
@@ -108,4 +155,42 @@ pub async fn all_loaded<C: redis::aio::ConnectionLike + Send>(
     }
     let found: Vec<i64> = cmd.query_async(conn).await?;
     Ok(found.iter().all(|&x| x == 1))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{as_eval, register};
+
+    fn args(cmd: &redis::Cmd) -> Vec<Vec<u8>> {
+        cmd.args_iter()
+            .map(|a| match a {
+                redis::Arg::Simple(b) => b.to_vec(),
+                _ => Vec::new(),
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_registered_evalsha_becomes_eval_with_its_source() {
+        let code = "return {KEYS[1], ARGV[1]} -- as_eval test";
+        let script = register(code);
+        let mut evalsha = redis::cmd("EVALSHA");
+        evalsha.arg(script.get_hash()).arg(1).arg("k").arg("v");
+        let eval = as_eval(&evalsha).expect("registered");
+        let expected: Vec<Vec<u8>> = [&b"EVAL"[..], code.as_bytes(), b"1", b"k", b"v"]
+            .iter()
+            .map(|a| a.to_vec())
+            .collect();
+        assert_eq!(args(&eval), expected);
+    }
+
+    #[test]
+    fn other_commands_and_unknown_scripts_are_left_alone() {
+        let mut unknown = redis::cmd("EVALSHA");
+        unknown
+            .arg("0000000000000000000000000000000000000000")
+            .arg(0);
+        assert!(as_eval(&unknown).is_none());
+        assert!(as_eval(redis::cmd("GET").arg("k")).is_none());
+    }
 }

@@ -11,5 +11,6 @@ mod path_segments;
 mod roles;
 mod safe_retries;
 mod scheduler_heartbeat;
+mod script_flush;
 mod worker;
 mod workflows_wiring;
