@@ -27,6 +27,8 @@ fi
 # masters (tests/e2e/support/redis.rs starts it per test process; every test
 # on it ends by checking that no node refused a call with CROSSSLOT). The
 # workers read per shard there, and two of the runs kill or stop a worker.
+# cluster:: tests start a cluster of their own with replicas (one shard's
+# slot moved under load; the failover test is #[ignore]d: see its reason).
 CLUSTER_SCENARIOS=(
   gates::tickets::test_and_set_grants_queues_and_closes_the_gate
   deliveries::attempts::failing_twice_then_succeeding_logs_three_attempts
@@ -37,6 +39,7 @@ CLUSTER_SCENARIOS=(
   workflows::race::sixteen_concurrent_proceeds_on_one_concurrence_each_apply_once
   transactions::pipeline::status_webhooks_and_the_sink
   platform::script_flush::script_flush_on_every_node_under_load_fails_no_call
+  cluster::resharding::a_slot_moved_under_load_loses_nothing
 )
 if cargo nextest --version >/dev/null 2>&1; then
   filter=$(printf 'test(=%s) | ' "${CLUSTER_SCENARIOS[@]}")

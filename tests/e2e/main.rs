@@ -7,6 +7,7 @@
 //! * `platform/` — the worker runtime, health and metrics, bad input.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::type_complexity)]
 
+mod cluster;
 mod deliveries;
 mod gates;
 mod machines;

@@ -73,6 +73,10 @@ pub fn worker_opts(name: &str) -> WorkerOpts {
 
 pub struct TestAppBuilder {
     config: ApiConfig,
+    /// On a cluster of the test's own with replicas ([`RedisServer::start_with_replicas`]).
+    replicas: bool,
+    /// The shared connection's timeouts.
+    timeouts: switchyard_shared::platform::redis::Timeouts,
 }
 
 impl TestAppBuilder {
@@ -83,13 +87,32 @@ impl TestAppBuilder {
         self
     }
 
+    /// Run on a cluster of the test's own, 3 masters with a replica each,
+    /// whose nodes the test reaches through `app.server.cluster()`
+    /// (`SWITCHYARD_TEST_REDIS=cluster` only).
+    pub fn with_replicas(mut self) -> Self {
+        self.replicas = true;
+        self
+    }
+
+    /// The response timeout of the test's shared connection (default:
+    /// `--redis-response-timeout`'s).
+    pub fn with_response_timeout(mut self, response: Duration) -> Self {
+        self.timeouts.response = response;
+        self
+    }
+
     pub async fn spawn(self) -> TestApp {
         let mut config = self.config;
         switchyard_shared::init_tls();
-        let server = RedisServer::start();
+        let server = if self.replicas {
+            RedisServer::start_with_replicas()
+        } else {
+            RedisServer::start()
+        };
         let redis = Redis::connect_ready(
             &server.url,
-            RedisOpts::default().timeouts(),
+            self.timeouts,
             switchyard_shared::scripts(),
             Duration::from_secs(5),
         )
@@ -149,6 +172,8 @@ impl TestApp {
     pub fn builder() -> TestAppBuilder {
         TestAppBuilder {
             config: test_config(),
+            replicas: false,
+            timeouts: RedisOpts::default().timeouts(),
         }
     }
 

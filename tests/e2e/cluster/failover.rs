@@ -1,0 +1,83 @@
+//! A master killed (`kill -9`) under load: its replica is promoted, the
+//! clients see only 503s, within 15 s of the promotion, and nothing is
+//! lost. Ignored: it finds a product bug (see the attribute); run it with
+//! `SWITCHYARD_TEST_REDIS=cluster cargo nextest run -p switchyard --test e2e
+//! --run-ignored all -E 'test(a_killed_master)'`.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use super::{Load, check_nothing_lost, skip};
+use crate::support::{Receiver, TestApp};
+
+/// How long after the promotion a 503 may still come.
+const SETTLE: Duration = Duration::from_secs(15);
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+#[ignore = "product bug: after kill -9 of a master, the shared redis-rs 1.8.1 cluster connection (Conn::Cluster in shared/src/platform/redis.rs) runs slot refreshes for ~2 s, then stops refreshing and every call on it times out after the response timeout, before and after the replica's promotion, without end (3 of 5 runs; the others recover within 2.1 s). Also seen: a MULTI/EXEC pipeline answered MOVED during the failover comes back as `Transaction aborted: Moved` (not followed)"]
+async fn a_killed_master_fails_over_with_only_503s_and_loses_nothing() {
+    if skip("a_killed_master_fails_over_with_only_503s_and_loses_nothing") {
+        return;
+    }
+    // A short response timeout: a call caught by the failover gives up
+    // (503) within 2 s instead of 10.
+    let app = Arc::new(
+        TestApp::builder()
+            .with_replicas()
+            .with_response_timeout(Duration::from_secs(2))
+            .spawn()
+            .await,
+    );
+    let rx = Receiver::ok().await;
+    let _roles = app.run_worker_and_scheduler("w1");
+    let load = Load::start(&app, &rx.url).await;
+    tokio::time::sleep(Duration::from_secs(1)).await; // load before the kill
+
+    let cluster = app.server.cluster();
+    let slot = cluster.keyslot(&app.keys.work_stream(0));
+    let victim = cluster.master_of(slot);
+    let pid = cluster
+        .nodes
+        .iter()
+        .find(|n| n.port == victim)
+        .unwrap()
+        .pid();
+    let killed_at = Instant::now();
+    cluster.kill(victim);
+    let promotion = tokio::task::block_in_place(|| {
+        cluster.wait_promoted(slot, victim, Duration::from_secs(30))
+    });
+    println!(
+        "master :{victim} (pid {pid:?}) killed; slot {slot} on :{} after {:?}",
+        promotion.new_master,
+        promotion.at - killed_at
+    );
+    // Load after the promotion too, then stop.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let seen = load.stop().await;
+
+    let unexpected = seen.unexpected.lock().unwrap().clone();
+    assert!(
+        unexpected.is_empty(),
+        "answers other than 503: {unexpected:?}"
+    );
+    match seen.error_window() {
+        Some((window, last)) => {
+            let when = match last.checked_duration_since(promotion.at) {
+                Some(d) => format!("{d:?} after"),
+                None => format!("{:?} before", promotion.at - last),
+            };
+            println!(
+                "503s: {}, first to last: {window:?}, the last {when} the promotion",
+                seen.unavailable.lock().unwrap().len(),
+            );
+            assert!(
+                last < promotion.at + SETTLE,
+                "a 503 came {:?} after the promotion",
+                last - promotion.at
+            );
+        }
+        None => println!("503s: none"),
+    }
+    check_nothing_lost(&app, &seen, &rx).await;
+}
