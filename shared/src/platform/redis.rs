@@ -36,6 +36,7 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::time::Duration;
 
 use anyhow::Context;
@@ -53,14 +54,72 @@ pub enum Conn {
     /// One server: a reconnecting multiplexed connection.
     Single(ConnectionManager),
     /// A Redis Cluster: routes each command to its key's slot owner.
-    Cluster(ClusterConnection),
+    Cluster(Arc<ClusterShared>),
+}
+
+/// Calls in a row that time out before the cluster connection is rebuilt
+/// from the seeds.
+const CLUSTER_REBUILD_AFTER: u32 = 3;
+
+/// The shared cluster connection, rebuilt from the seeds when it stops
+/// answering: redis-rs 1.8's cluster connection can stall for good after a
+/// master is killed (every call times out, before and after the replica's
+/// promotion; seen in `tests/e2e/cluster/failover.rs`).
+pub struct ClusterShared {
+    client: redis::cluster::ClusterClient,
+    current: std::sync::RwLock<ClusterConnection>,
+    timeouts_in_a_row: AtomicU32,
+    rebuilding: AtomicBool,
+}
+
+impl ClusterShared {
+    fn current(&self) -> ClusterConnection {
+        self.current.read().expect("not poisoned").clone()
+    }
+
+    /// Counts calls that timed out in a row; past the bound, one task
+    /// builds a new connection and swaps it in.
+    fn observe<T>(self: &Arc<Self>, r: &redis::RedisResult<T>) {
+        match r {
+            Err(e) if e.is_timeout() || e.is_connection_dropped() => {
+                let n = self.timeouts_in_a_row.fetch_add(1, Ordering::Relaxed) + 1;
+                if n >= CLUSTER_REBUILD_AFTER && !self.rebuilding.swap(true, Ordering::AcqRel) {
+                    let shared = self.clone();
+                    tokio::spawn(async move {
+                        match shared.client.get_async_connection().await {
+                            Ok(c) => {
+                                *shared.current.write().expect("not poisoned") = c;
+                                shared.timeouts_in_a_row.store(0, Ordering::Relaxed);
+                                tracing::warn!(
+                                    "the Redis Cluster connection stopped answering; rebuilt it from the seeds"
+                                );
+                            }
+                            Err(e) => {
+                                tracing::warn!(error = %e, "rebuilding the Redis Cluster connection failed; will retry");
+                            }
+                        }
+                        shared.rebuilding.store(false, Ordering::Release);
+                    });
+                }
+            }
+            _ => self.timeouts_in_a_row.store(0, Ordering::Relaxed),
+        }
+    }
 }
 
 impl Conn {
     fn send<'a>(&'a mut self, cmd: &'a Cmd) -> RedisFuture<'a, Value> {
         match self {
             Conn::Single(c) => c.req_packed_command(cmd),
-            Conn::Cluster(c) => c.req_packed_command(cmd),
+            Conn::Cluster(shared) => {
+                let shared = shared.clone();
+                Box::pin(async move {
+                    let mut c = shared.current();
+                    let r = c.req_packed_command(cmd).await;
+                    shared.observe(&r);
+                    r
+                })
+            }
         }
     }
 }
@@ -94,14 +153,22 @@ impl ConnectionLike for Conn {
     ) -> RedisFuture<'a, Vec<Value>> {
         match self {
             Conn::Single(c) => c.req_packed_commands(pipeline, offset, count),
-            Conn::Cluster(c) => c.req_packed_commands(pipeline, offset, count),
+            Conn::Cluster(shared) => {
+                let shared = shared.clone();
+                Box::pin(async move {
+                    let mut c = shared.current();
+                    let r = c.req_packed_commands(pipeline, offset, count).await;
+                    shared.observe(&r);
+                    r
+                })
+            }
         }
     }
 
     fn get_db(&self) -> i64 {
         match self {
             Conn::Single(c) => c.get_db(),
-            Conn::Cluster(c) => c.get_db(),
+            Conn::Cluster(shared) => shared.current().get_db(),
         }
     }
 }
@@ -243,12 +310,16 @@ impl Redis {
                 .max_retry_wait(CLUSTER_RETRY_WAIT_MS.1)
                 .build()
                 .with_context(|| format!("invalid Redis Cluster seeds {url:?}"))?;
-            Conn::Cluster(
-                client
-                    .get_async_connection()
-                    .await
-                    .with_context(|| format!("connecting to Redis Cluster at {url}"))?,
-            )
+            let first = client
+                .get_async_connection()
+                .await
+                .with_context(|| format!("connecting to Redis Cluster at {url}"))?;
+            Conn::Cluster(Arc::new(ClusterShared {
+                client,
+                current: std::sync::RwLock::new(first),
+                timeouts_in_a_row: AtomicU32::new(0),
+                rebuilding: AtomicBool::new(false),
+            }))
         } else {
             anyhow::ensure!(
                 seeds.len() == 1,
