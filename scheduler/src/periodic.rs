@@ -24,6 +24,9 @@ pub trait Periodic: Send + Sync {
     fn run_once(&self) -> BoxFuture<'_, anyhow::Result<usize>>;
 }
 
+/// The record key of entity `id` of index `i` (see [`IndexPrune::new`]).
+pub type RecordKey = dyn Fn(usize, &str) -> String + Send + Sync;
+
 /// `<family>.prune`: the listing indexes of a family whose entities expire
 /// lose the entries of the gone ones ([`indexes::prune`]), at most `batch`
 /// entries examined per index per step, among those older than the
@@ -32,7 +35,7 @@ pub struct IndexPrune {
     name: &'static str,
     redis: Redis,
     indexes: Vec<String>,
-    record_key: Box<dyn Fn(&str) -> String + Send + Sync>,
+    record_key: Box<RecordKey>,
     retention: Duration,
     every: Duration,
     batch: usize,
@@ -43,13 +46,14 @@ pub struct IndexPrune {
 }
 
 impl IndexPrune {
-    /// `indexes`: every index key (all shards); `record_key`: the key whose
-    /// existence says an entity of that id is alive.
+    /// `indexes`: every index key (all shards, or all tenants);
+    /// `record_key(i, id)`: the key whose existence says the entity `id` of
+    /// index `i` is alive.
     pub fn new(
         name: &'static str,
         redis: Redis,
         indexes: Vec<String>,
-        record_key: impl Fn(&str) -> String + Send + Sync + 'static,
+        record_key: impl Fn(usize, &str) -> String + Send + Sync + 'static,
         retention: Duration,
         every: Duration,
         batch: usize,
@@ -80,10 +84,11 @@ impl Periodic for IndexPrune {
             let mut pruned = 0;
             for (i, index) in self.indexes.iter().enumerate() {
                 let skip = self.skip.lock().expect("not poisoned")[i];
+                let record_key = |id: &str| (self.record_key)(i, id);
                 let (examined, removed) = indexes::prune(
                     &self.redis,
                     index,
-                    &*self.record_key,
+                    &record_key,
                     self.retention,
                     skip,
                     self.batch,

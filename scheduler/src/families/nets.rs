@@ -13,7 +13,7 @@ pub fn tasks(ctx: &Ctx) -> anyhow::Result<Vec<Arc<dyn Periodic>>> {
         "nets.prune",
         ctx.redis.clone(),
         indexes,
-        move |id| keys.net(id).meta,
+        move |_, id| keys.net(id).meta,
         ctx.config.families.nets.net_retention,
         ctx.config.scheduler.observe_interval,
         ctx.config.scheduler.sweep_batch,

@@ -19,7 +19,7 @@ pub fn tasks(ctx: &Ctx) -> anyhow::Result<Vec<Arc<dyn Periodic>>> {
         "workflows.prune",
         ctx.redis.clone(),
         indexes,
-        move |id| keys.workflow(id).record,
+        move |_, id| keys.workflow(id).record,
         ctx.config.families.workflows.workflow_retention,
         ctx.config.scheduler.observe_interval,
         ctx.config.scheduler.sweep_batch,
