@@ -206,9 +206,6 @@ pub enum Kind {
         /// 0: the condition child runs; 1: the branch runs.
         stage: u8,
     },
-    Given {
-        next: usize,
-    },
     Wait,
     /// `lose`: children run, the expression never replies.
     Lose,
@@ -781,12 +778,7 @@ impl Engine<'_> {
             return;
         };
         if let Some(tag) = &e.tag {
-            if let Some(Value::Array(tags)) = fields.get_mut("__tags__")
-                && let Some(i) = tags.iter().rposition(|t| t.as_str() == Some(tag))
-            {
-                tags.remove(i);
-            }
-            fields.insert("__left_tag__".into(), Value::String(tag.clone()));
+            leave_tag(&mut fields, tag);
         }
         if e.detached {
             return;
@@ -1518,26 +1510,11 @@ impl Engine<'_> {
             return;
         };
         let len = e.node.children.len();
-        let Kind::Cursor {
-            looping, pending, ..
-        } = e.kind.clone()
-        else {
+        let Kind::Cursor { looping, .. } = e.kind else {
             return;
         };
         let applied = e.applied.clone();
-        let command = match pending {
-            Some((c, a, f)) => {
-                fields = f;
-                Ok(Some((c, a)))
-            }
-            None => self.take_command(key, &mut fields),
-        };
-        if let Some(e) = self.p.exprs.get_mut(key)
-            && let Kind::Cursor { pending, .. } = &mut e.kind
-        {
-            *pending = None;
-        }
-        let command = match command {
+        let command = match self.next_command(key, &mut fields) {
             Ok(c) => c,
             Err(e) => return self.raise(key, e, fields),
         };
@@ -1603,6 +1580,27 @@ impl Engine<'_> {
                     || node_text(c).map(|t| sub(&t)).as_deref() == Some(target)
             })
             .map(|i| i as i64)
+    }
+
+    /// The command a cursor or iterator obeys now: one delivered by a
+    /// command expression further down (consumed, with the workitem it
+    /// came with), else [`Engine::take_command`].
+    fn next_command(
+        &mut self,
+        key: &str,
+        fields: &mut Map<String, Value>,
+    ) -> Result<Option<(String, Value)>, ExprError> {
+        let delivered = match self.p.exprs.get_mut(key).map(|e| &mut e.kind) {
+            Some(Kind::Cursor { pending, .. } | Kind::Iterator { pending, .. }) => pending.take(),
+            _ => None,
+        };
+        match delivered {
+            Some((c, a, f)) => {
+                *fields = f;
+                Ok(Some((c, a)))
+            }
+            None => self.take_command(key, fields),
+        }
     }
 
     /// `__command__` from the workitem (consumed), else the `*_if` /
@@ -1834,29 +1832,11 @@ impl Engine<'_> {
         let Some(e) = self.p.exprs.get(key) else {
             return;
         };
-        let Kind::Iterator {
-            index,
-            child,
-            pending,
-            ..
-        } = e.kind.clone()
-        else {
+        let Kind::Iterator { index, child, .. } = e.kind else {
             return;
         };
         let len = e.node.children.len();
-        let command = match pending {
-            Some((c, a, f)) => {
-                fields = f;
-                Ok(Some((c, a)))
-            }
-            None => self.take_command(key, &mut fields),
-        };
-        if let Some(e) = self.p.exprs.get_mut(key)
-            && let Kind::Iterator { pending, .. } = &mut e.kind
-        {
-            *pending = None;
-        }
-        let command = match command {
+        let command = match self.next_command(key, &mut fields) {
             Ok(c) => c,
             Err(e) => return self.raise(key, e, fields),
         };
@@ -1942,9 +1922,6 @@ impl Engine<'_> {
                 }
                 Err(e) => return self.raise(key, e, fields),
             }
-        }
-        if let Some(e) = self.p.exprs.get_mut(key) {
-            e.kind = Kind::Given { next: 0 };
         }
         self.start_sequence(key, 0, fields, Then::Given);
     }
@@ -2260,16 +2237,10 @@ impl Engine<'_> {
         }
         if e.state.is_some() {
             if e.children.is_empty() {
-                self.cancelled(to, Some(fields));
+                self.cancelled(to);
             }
             return;
         }
-        let child_index = from
-            .split('!')
-            .next()
-            .and_then(|expid| expid.rsplit('_').next())
-            .and_then(|i| i.parse::<usize>().ok())
-            .unwrap_or(0);
         match e.kind.clone() {
             Kind::Sequence { then, .. } => {
                 if then == Then::Given && fields.get("__result__") == Some(&Value::Bool(true)) {
@@ -2293,11 +2264,7 @@ impl Engine<'_> {
                 self.if_branch(to, if b { 1 } else { 2 }, fields);
             }
             Kind::Lose => {}
-            Kind::Given { .. } => self.sequence_next(to, fields),
-            _ => {
-                let _ = child_index;
-                self.reply_up(to, fields)
-            }
+            _ => self.reply_up(to, fields),
         }
     }
 
@@ -2355,12 +2322,7 @@ impl Engine<'_> {
                         let tag = self.p.exprs[key].tag.clone();
                         let mut f = merged;
                         if let Some(tag) = tag {
-                            if let Some(Value::Array(tags)) = f.get_mut("__tags__")
-                                && let Some(i) = tags.iter().rposition(|t| t.as_str() == Some(&tag))
-                            {
-                                tags.remove(i);
-                            }
-                            f.insert("__left_tag__".into(), Value::String(tag));
+                            leave_tag(&mut f, &tag);
                         }
                         match parent {
                             Some(p) => self.q.push_back(Msg::Reply {
@@ -2441,7 +2403,7 @@ impl Engine<'_> {
         self.clear_timers(key);
         if children.is_empty() {
             self.cancel_leaf(key, flavour);
-            self.cancelled(key, None);
+            self.cancelled(key);
         } else {
             let down = if flavour == Flavour::Kill {
                 Flavour::Kill
@@ -2525,7 +2487,7 @@ impl Engine<'_> {
     }
 
     /// A cancelled (or failing) expression whose children are all gone.
-    fn cancelled(&mut self, key: &str, _last: Option<Map<String, Value>>) {
+    fn cancelled(&mut self, key: &str) {
         let Some(e) = self.p.exprs.get_mut(key) else {
             return;
         };
@@ -2680,37 +2642,23 @@ impl Engine<'_> {
             } => {
                 let kill = matches!(action, Action::Apply { kill: true, .. });
                 let mut f = fields;
-                match &action {
-                    Action::Store { to, bury } => {
-                        let _ = bury;
+                // `store:`/`bury:` keep the error where they say and go on
+                // (a pass); every other handler sees it as `__error__`.
+                let action2 = match &action {
+                    Action::Store { to, .. } => {
                         match to {
                             StoreTo::Field(name) => set_field(&mut f, name, error.clone()),
-                            StoreTo::Variable(_) => {}
+                            StoreTo::Variable(v) => {
+                                self.set_var(&at, v, Some(error.clone()), false)
+                            }
                         }
+                        Action2::Pass
                     }
                     _ => {
                         f.insert("__error__".into(), error.clone());
+                        Action2::from(&action)
                     }
-                }
-                let mut action2 = Action2::from(&action);
-                if let (
-                    Action::Store {
-                        to: StoreTo::Variable(v),
-                        ..
-                    },
-                    _,
-                ) = (&action, ())
-                {
-                    self.set_var(&at, v, Some(error.clone()), false);
-                    action2 = Action2::Pass;
-                }
-                if let Action::Store {
-                    to: StoreTo::Field(_),
-                    ..
-                } = &action
-                {
-                    action2 = Action2::Pass;
-                }
+                };
                 let children = {
                     let Some(h) = self.p.exprs.get_mut(&at) else {
                         return;
@@ -2725,7 +2673,7 @@ impl Engine<'_> {
                 };
                 self.clear_timers(&at);
                 if children.is_empty() {
-                    self.cancelled(&at, None);
+                    self.cancelled(&at);
                 } else {
                     for c in children {
                         self.q.push_back(Msg::Cancel {
@@ -2805,7 +2753,7 @@ impl Engine<'_> {
         }
         node.attrs
             .insert("_triggered".into(), Value::String(kind.attr().into()));
-        let (fei, parent, tries, detached) = (e.fei.clone(), e.parent.clone(), e.tries, e.detached);
+        let (fei, parent, tries) = (e.fei.clone(), e.parent.clone(), e.tries);
         self.remove(key);
         self.q.push_back(Msg::Apply {
             node,
@@ -2818,7 +2766,6 @@ impl Engine<'_> {
             tries,
             triggered: Some(kind.attr().into()),
         });
-        let _ = detached;
     }
 
     /// Applies the expression again at the same fei (redo, retry, replay).
@@ -2827,12 +2774,10 @@ impl Engine<'_> {
             return;
         };
         let mut fields = fields.unwrap_or_else(|| e.applied.clone());
-        // The tag is entered again by the new apply: leave it first.
-        if let Some(tag) = &e.tag
-            && let Some(Value::Array(tags)) = fields.get_mut("__tags__")
-            && let Some(i) = tags.iter().rposition(|t| t.as_str() == Some(tag))
-        {
-            tags.remove(i);
+        // The tag is entered again by the new apply: take it off the stack
+        // first (not "left": the expression goes on).
+        if let Some(tag) = &e.tag {
+            pop_tag(&mut fields, tag);
         }
         let launched = e.parent.is_none()
             || matches!(
@@ -3018,6 +2963,22 @@ fn to_list(v: &Value, sep: &str) -> Vec<Value> {
         Value::Null => Vec::new(),
         other => vec![other.clone()],
     }
+}
+
+/// Takes `tag` off the workitem's `__tags__` stack (its last entry).
+fn pop_tag(fields: &mut Map<String, Value>, tag: &str) {
+    if let Some(Value::Array(tags)) = fields.get_mut("__tags__")
+        && let Some(i) = tags.iter().rposition(|t| t.as_str() == Some(tag))
+    {
+        tags.remove(i);
+    }
+}
+
+/// A tagged expression is left: its tag comes off the stack and becomes
+/// `__left_tag__` (what a concurrence's `wait_for` watches).
+fn leave_tag(fields: &mut Map<String, Value>, tag: &str) {
+    pop_tag(fields, tag);
+    fields.insert("__left_tag__".into(), Value::String(tag.to_owned()));
 }
 
 /// Writes a field by dot path; a missing parent container means the key
