@@ -7,8 +7,10 @@
 //!   bind `127.0.0.1:0`); [`run`] is the role's entry point.
 //! * [`families`] — the registry: each family's routes (and OpenAPI paths,
 //!   generated from the same routers) with its own state.
-//! * [`state`], [`middleware`], [`error`] (the policy and the code table),
-//!   [`extract`] (the JSON body extractor), `health`, [`openapi`].
+//! * [`ui`] — the web console under `/ui/` (each family's pages come with
+//!   its registry entry, as its [`ui::Section`]).
+//! * [`state`], [`middleware`], [`tokens`], [`error`] (the policy and the
+//!   code table), [`extract`] (the JSON body extractor), `health`, [`openapi`].
 
 pub mod error;
 pub mod extract;
@@ -17,6 +19,8 @@ mod health;
 pub mod middleware;
 pub mod openapi;
 pub mod state;
+pub mod tokens;
+pub mod ui;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -24,8 +28,8 @@ use std::time::Duration;
 use anyhow::Context;
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
+use axum::response::IntoResponse;
 use switchyard_shared::config::ApiConfig;
-use switchyard_shared::platform::config::ApiOpts;
 use switchyard_shared::{Keys, Redis, telemetry};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
@@ -35,27 +39,7 @@ use utoipa_axum::router::OpenApiRouter;
 use crate::error::{AppError, Code};
 pub use crate::middleware::Actor;
 pub use crate::state::{AppState, Ctx};
-
-/// All bearer tokens from flags/environment and the token file.
-pub fn load_tokens(opts: &ApiOpts) -> anyhow::Result<Vec<String>> {
-    let mut tokens: Vec<String> = opts
-        .api_tokens
-        .iter()
-        .map(|t| t.trim().to_owned())
-        .filter(|t| !t.is_empty())
-        .collect();
-    if let Some(path) = &opts.api_token_file {
-        let text = std::fs::read_to_string(path)
-            .with_context(|| format!("reading token file {}", path.display()))?;
-        tokens.extend(
-            text.lines()
-                .map(str::trim)
-                .filter(|l| !l.is_empty() && !l.starts_with('#'))
-                .map(str::to_owned),
-        );
-    }
-    Ok(tokens)
-}
+pub use crate::tokens::load_tokens;
 
 /// The whole application: platform routes, every family's routes, the
 /// OpenAPI document generated from them, and the middleware.
@@ -66,12 +50,16 @@ pub fn build(redis: Redis, keys: Keys, config: ApiConfig) -> anyhow::Result<Rout
     let mut routes: OpenApiRouter<AppState> =
         OpenApiRouter::with_openapi(openapi::ApiDoc::openapi());
     let mut scrape = Vec::new();
+    let mut sections = Vec::new();
     for family in families::all(&ctx)? {
         routes = routes.merge(family.routes);
         scrape.extend(family.on_scrape);
+        sections.extend(family.ui);
     }
+    let console = ui::Console::new(&sections, &tokens, &api)?;
     let routes = routes.merge(health::routes()).merge(openapi::routes());
     let (router, doc) = routes.split_for_parts();
+    let router = router.merge(ui::routes(sections));
     let state = AppState {
         redis,
         keys: ctx.keys.clone(),
@@ -79,13 +67,20 @@ pub fn build(redis: Redis, keys: Keys, config: ApiConfig) -> anyhow::Result<Rout
             std::time::Duration::from_secs(5),
         )),
         tokens: Arc::new(tokens),
+        console: Arc::new(console),
         prometheus: telemetry::prometheus(),
         scrape: Arc::new(scrape),
         openapi: Arc::new(doc),
     };
     let app = router
         .route_layer(axum::middleware::from_fn(extract::path_params))
-        .fallback(|| async { AppError::new(Code::RouteNotFound, "no such endpoint") })
+        .fallback(|uri: axum::http::Uri| async move {
+            if ui::is_console(uri.path()) {
+                ui::UiError::not_found("no such console page").into_response()
+            } else {
+                AppError::new(Code::RouteNotFound, "no such endpoint").into_response()
+            }
+        })
         .method_not_allowed_fallback(|| async {
             AppError::new(
                 Code::MethodNotAllowed,

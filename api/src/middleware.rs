@@ -1,35 +1,39 @@
-//! Middleware of every route: bearer auth (and the actor), the request
-//! deadline, JSON bodies for framework rejections, request metrics.
+//! Middleware of every route: bearer auth (and the actor; the console's
+//! guard for its paths), the request deadline, JSON bodies for framework
+//! rejections, request metrics.
 
 use std::time::{Duration, Instant};
 
 use axum::extract::{MatchedPath, Request, State};
-use axum::http::header;
+use axum::http::{Method, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 
 use crate::error::{AppError, Code};
 use crate::state::AppState;
+use crate::tokens::TokenKind;
 
 /// Who made a request, for gate histories: the `X-Actor` header if given,
 /// else the label of the bearer token, else `anonymous`.
 #[derive(Clone, Debug)]
 pub struct Actor(pub String);
 
-/// Constant-time comparison, so a token cannot be guessed byte by byte.
-fn same(a: &[u8], b: &[u8]) -> bool {
-    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
-}
-
 /// The token of an `Authorization: Bearer <token>` value; the scheme is
 /// case-insensitive (RFC 7235 §2.1), spaces around the token are ignored.
-fn bearer(value: &str) -> Option<&str> {
+pub(crate) fn bearer(value: &str) -> Option<&str> {
     let (scheme, token) = value.split_once(' ')?;
     scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
 }
 
+/// Bearer auth of the JSON API (the console's paths go to its own guard,
+/// [`crate::ui::auth::guard`]): with tokens configured, every non-health
+/// request needs one; a read-only token may only GET/HEAD (else 403
+/// `read_only`). Puts the [`Actor`] in the request.
 pub async fn auth(State(state): State<AppState>, mut req: Request, next: Next) -> Response {
     let path = req.uri().path();
+    if crate::ui::is_console(path) {
+        return crate::ui::auth::guard(state, req, next).await;
+    }
     let open = matches!(path, "/healthz" | "/readyz");
     let mut actor = None;
     if !state.tokens.is_empty() && !open {
@@ -38,17 +42,15 @@ pub async fn auth(State(state): State<AppState>, mut req: Request, next: Next) -
             .get(header::AUTHORIZATION)
             .and_then(|v| v.to_str().ok())
             .and_then(bearer);
-        let found = presented.and_then(|p| {
-            let mut hit = None;
-            for (i, t) in state.tokens.iter().enumerate() {
-                if same(p.as_bytes(), t.as_bytes()) {
-                    hit = Some(i);
+        match presented.and_then(|p| state.tokens.find(p)) {
+            Some(t) => {
+                let reads = matches!(*req.method(), Method::GET | Method::HEAD);
+                if t.kind == TokenKind::Read && !reads {
+                    return AppError::new(Code::ReadOnly, "this token is read-only")
+                        .into_response();
                 }
+                actor = Some(t.label.clone());
             }
-            hit
-        });
-        match found {
-            Some(i) => actor = Some(format!("token-{}", i + 1)),
             None => {
                 let reason = if presented.is_some() {
                     "bearer token not accepted"
@@ -85,7 +87,8 @@ pub async fn deadline(State(limit): State<Duration>, req: Request, next: Next) -
 }
 
 /// Rejections produced by axum itself (a malformed path segment, say) come
-/// as plain text; every error the API answers is JSON.
+/// as plain text; every error the API answers is JSON (the console's HTML
+/// error pages are left alone).
 pub async fn json_errors(req: Request, next: Next) -> Response {
     let resp = next.run(req).await;
     let status = resp.status();
@@ -93,7 +96,7 @@ pub async fn json_errors(req: Request, next: Next) -> Response {
         .headers()
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.starts_with("application/json"));
+        .is_some_and(|v| v.starts_with("application/json") || v.starts_with("text/html"));
     if !(status.is_client_error() || status.is_server_error()) || is_json {
         return resp;
     }

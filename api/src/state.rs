@@ -1,5 +1,5 @@
 //! What the API's platform parts share ([`AppState`]: health, metrics,
-//! auth) and what a family is built from ([`Ctx`]).
+//! auth, the console) and what a family is built from ([`Ctx`]).
 
 use std::sync::Arc;
 
@@ -38,7 +38,9 @@ pub struct AppState {
     pub keys: Keys,
     /// When `/metrics` last refreshed the scheduler gauge (at most every 5 s).
     pub(crate) scheduler_watch: Arc<switchyard_shared::platform::heartbeat::SchedulerWatch>,
-    pub(crate) tokens: Arc<Vec<String>>,
+    pub(crate) tokens: Arc<crate::tokens::Tokens>,
+    /// The web console's shared parts (cookie key, nav, live-update hub).
+    pub(crate) console: Arc<crate::ui::Console>,
     pub(crate) prometheus: &'static PrometheusHandle,
     pub(crate) scrape: Arc<Vec<ScrapeHook>>,
     pub(crate) openapi: Arc<utoipa::openapi::OpenApi>,

@@ -15,4 +15,5 @@ mod nets;
 mod platform;
 mod support;
 mod transactions;
+mod ui;
 mod workflows;

@@ -47,6 +47,7 @@ codes! {
     JsonInvalid = ("json_invalid", BAD_REQUEST, "the body is not JSON of the expected shape"),
     BodyTooLarge = ("body_too_large", PAYLOAD_TOO_LARGE, "the body is larger than --max-body-bytes"),
     Unauthorized = ("unauthorized", UNAUTHORIZED, "a valid bearer token is required"),
+    ReadOnly = ("read_only", FORBIDDEN, "a read-only token may only read (GET/HEAD)"),
     Timeout = ("timeout", SERVICE_UNAVAILABLE, "the request took longer than --request-timeout"),
     GateNotFound = ("gate_not_found", NOT_FOUND, "no such service (gate)"),
     EnvironmentNotFound = ("environment_not_found", NOT_FOUND, "the service has no such environment"),

@@ -58,6 +58,7 @@ pub fn family(ctx: &Ctx) -> anyhow::Result<Family> {
             .routes(routes!(retry))
             .with_state(state.clone()),
         on_scrape: None,
+        ui: None,
     })
 }
 

@@ -55,6 +55,7 @@ pub fn family(ctx: &Ctx) -> anyhow::Result<Family> {
             .routes(routes!(check))
             .with_state(state.clone()),
         on_scrape: Some(scrape_hook(&state)),
+        ui: None,
     })
 }
 

@@ -1,8 +1,10 @@
 //! The API's registry of families: **one line per family** in [`all`].
 //! Each family module exposes `family(&Ctx) -> Family`: its routes (an
 //! `OpenApiRouter`, so the OpenAPI document is generated from the very
-//! routes that are served), with its own state, and an optional hook run
-//! before a metrics scrape.
+//! routes that are served), with its own state, an optional hook run
+//! before a metrics scrape, and its optional part of the web console (a
+//! [`Section`](crate::ui::Section): pages under `/ui/<segment>`, its tile on
+//! the overview, its live-update topics).
 
 pub mod deliveries;
 pub mod gates;
@@ -27,6 +29,8 @@ pub struct Family {
     pub name: &'static str,
     pub routes: OpenApiRouter<AppState>,
     pub on_scrape: Option<ScrapeHook>,
+    /// The family's console pages, if it has any.
+    pub ui: Option<crate::ui::Section>,
 }
 
 /// Every family's part of the API.

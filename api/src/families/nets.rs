@@ -51,6 +51,7 @@ pub fn family(ctx: &Ctx) -> anyhow::Result<Family> {
             .routes(routes!(put_token_path))
             .with_state(state.clone()),
         on_scrape: None,
+        ui: None,
     })
 }
 

@@ -84,6 +84,7 @@ pub fn family(ctx: &Ctx) -> anyhow::Result<Family> {
             .layer(DefaultBodyLimit::max(state.body_limit))
             .with_state(state),
         on_scrape: None,
+        ui: None,
     })
 }
 

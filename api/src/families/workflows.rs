@@ -87,6 +87,7 @@ pub fn family(ctx: &Ctx) -> anyhow::Result<Family> {
             .layer(DefaultBodyLimit::max(body_limit))
             .with_state(state),
         on_scrape: None,
+        ui: None,
     })
 }
 

@@ -152,9 +152,34 @@ pub struct ApiOpts {
     )]
     pub api_tokens: Vec<String>,
 
-    /// File with one accepted bearer token per line (`#` comments allowed).
+    /// File with one accepted bearer token per line (`#` comments allowed;
+    /// a line `read:<token>` is a read-only token).
     #[arg(long, env = "SWITCHYARD_API_TOKEN_FILE")]
     pub api_token_file: Option<std::path::PathBuf>,
+
+    /// Read-only bearer token (repeatable; in the environment,
+    /// comma-separated): it may GET the API and view the web console, any
+    /// other method is refused with 403 `read_only`.
+    #[arg(
+        long = "api-read-token",
+        env = "SWITCHYARD_API_READ_TOKENS",
+        value_delimiter = ','
+    )]
+    pub api_read_tokens: Vec<String>,
+
+    /// Key signing the web console's session cookies. Default: derived from
+    /// the configured tokens, so replicas with the same tokens agree.
+    #[arg(long, env = "SWITCHYARD_UI_COOKIE_SECRET", hide_env_values = true)]
+    pub ui_cookie_secret: Option<String>,
+
+    /// How often each API replica polls Redis for changes while a console
+    /// page is subscribed to live updates (one poll per topic per replica).
+    #[arg(long, env = "SWITCHYARD_UI_LIVE_INTERVAL", default_value = "1s", value_parser = humantime::parse_duration)]
+    pub ui_live_interval: Duration,
+
+    /// Most live-update (Server-Sent Events) clients per API replica; more get 503.
+    #[arg(long, env = "SWITCHYARD_UI_LIVE_CLIENTS", default_value_t = 256)]
+    pub ui_live_clients: usize,
 
     /// Largest accepted request body, in bytes.
     #[arg(long, env = "SWITCHYARD_MAX_BODY_BYTES", default_value_t = 1024 * 1024)]

@@ -2,6 +2,7 @@
 //! `/api/services/<service>…` (services addressed by name) and
 //! `/api/gates/<group>/<service>…` (group-qualified) — plus tickets and
 //! holidays. Input is validated here, once; the store does one Lua call.
+//! The console's gates board is in [`ui`].
 
 use std::collections::BTreeMap;
 
@@ -23,6 +24,8 @@ use crate::families::Family;
 use crate::state::Ctx;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
+
+pub mod ui;
 
 /// Longest gate message.
 pub const MESSAGE_MAX: usize = 4096;
@@ -60,6 +63,7 @@ pub fn family(ctx: &Ctx) -> anyhow::Result<Family> {
             .route("/api/holidays/", get(list_holidays).post(set_holidays))
             .with_state(state.clone()),
         on_scrape: None,
+        ui: Some(ui::section(&state, ctx.redis.clone())),
     })
 }
 

@@ -1,0 +1,65 @@
+// Switchyard console: the little the pages need beyond htmx.
+// * Errors of htmx requests are shown in the flash area (#flash): the JSON
+//   error's `reason`, or the console error page's #error-reason.
+// * <time datetime="…" data-age> shows a relative age ("3 min ago"),
+//   refreshed every 10 s and after every swap; the ISO time is its tooltip.
+(function () {
+  "use strict";
+
+  function flash(text) {
+    var f = document.getElementById("flash");
+    if (!f) return;
+    f.textContent = text;
+    f.hidden = false;
+  }
+
+  function reasonOf(xhr) {
+    var text = xhr.status + " " + xhr.statusText;
+    try {
+      var type = xhr.getResponseHeader("content-type") || "";
+      if (type.indexOf("json") >= 0) {
+        var body = JSON.parse(xhr.responseText);
+        if (body.reason) text = body.reason;
+      } else if (type.indexOf("html") >= 0) {
+        var doc = new DOMParser().parseFromString(xhr.responseText, "text/html");
+        var r = doc.getElementById("error-reason");
+        if (r) text = r.textContent;
+      }
+    } catch (_) {
+      // keep the status line
+    }
+    return text;
+  }
+
+  document.addEventListener("htmx:responseError", function (e) {
+    flash(reasonOf(e.detail.xhr));
+  });
+  document.addEventListener("htmx:sendError", function () {
+    flash("The server cannot be reached.");
+  });
+  document.addEventListener("click", function (e) {
+    if (e.target && e.target.id === "flash") e.target.hidden = true;
+  });
+
+  function age(seconds) {
+    if (seconds < 5) return "just now";
+    if (seconds < 60) return Math.floor(seconds) + " s ago";
+    if (seconds < 3600) return Math.floor(seconds / 60) + " min ago";
+    if (seconds < 86400) return Math.floor(seconds / 3600) + " h ago";
+    return Math.floor(seconds / 86400) + " d ago";
+  }
+
+  function ages() {
+    var now = Date.now();
+    document.querySelectorAll("time[data-age]").forEach(function (t) {
+      var at = Date.parse(t.getAttribute("datetime"));
+      if (isNaN(at)) return;
+      t.textContent = at > now + 5000 ? "in " + age((at - now) / 1000).replace(" ago", "") : age((now - at) / 1000);
+      t.title = t.getAttribute("datetime");
+    });
+  }
+
+  document.addEventListener("DOMContentLoaded", ages);
+  document.addEventListener("htmx:afterSettle", ages);
+  setInterval(ages, 10000);
+})();
