@@ -139,15 +139,15 @@ fn main() -> anyhow::Result<()> {
     switchyard_shared::init_tls();
     match cli.cmd {
         Cmd::Api(c) => {
-            telemetry::init_logging(&c.log);
+            let _telemetry = telemetry::init(&c.log, "api");
             runtime()?.block_on(async { switchyard_api::run(&c, shutdown_on_signals()).await })
         }
         Cmd::Worker(c) => {
-            telemetry::init_logging(&c.log);
+            let _telemetry = telemetry::init(&c.log, "worker");
             runtime()?.block_on(async { switchyard_worker::run(&c, shutdown_on_signals()).await })
         }
         Cmd::Scheduler(c) => {
-            telemetry::init_logging(&c.log);
+            let _telemetry = telemetry::init(&c.log, "scheduler");
             runtime()?
                 .block_on(async { switchyard_scheduler::run(&c, shutdown_on_signals()).await })
         }
@@ -157,7 +157,8 @@ fn main() -> anyhow::Result<()> {
 }
 
 fn dev(mut c: DevConfig) -> anyhow::Result<()> {
-    telemetry::init_logging(&c.log);
+    // Flushes the trace export when dev mode returns.
+    let _telemetry = telemetry::init(&c.log, "dev");
     // Response links must point at this API unless told otherwise.
     if c.outbox.public_url == OutboxOpts::default().public_url {
         c.outbox.public_url = format!("http://{}", c.api.listen);

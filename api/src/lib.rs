@@ -11,6 +11,8 @@
 //!   its registry entry, as its [`ui::Section`]).
 //! * [`state`], [`middleware`], [`tokens`], [`error`] (the policy and the
 //!   code table), [`extract`] (the JSON body extractor), `health`, [`openapi`].
+//! * [`request_id`] — the outermost layer: `X-Request-Id` on every response,
+//!   the request's span, and its origin carried into the work it queues.
 
 pub mod error;
 pub mod extract;
@@ -18,6 +20,7 @@ pub mod families;
 mod health;
 pub mod middleware;
 pub mod openapi;
+pub mod request_id;
 pub mod state;
 pub mod tokens;
 pub mod ui;
@@ -98,6 +101,7 @@ pub fn build(redis: Redis, keys: Keys, config: ApiConfig) -> anyhow::Result<Rout
         .layer(axum::middleware::from_fn(middleware::json_errors))
         .layer(DefaultBodyLimit::max(api.max_body_bytes))
         .layer(axum::middleware::from_fn(middleware::track))
+        .layer(axum::middleware::from_fn(request_id::request_id_and_span))
         .with_state(state);
     Ok(app)
 }

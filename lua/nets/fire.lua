@@ -13,6 +13,8 @@
 --   put:    5 place, 6 color, 7 color group ('' or '-' = any), 8 data JSON
 --   post:   5 place, 6 data JSON
 --   continue, resume: nothing more
+--   then (every mode, optional): the origin of the request ('' = none:
+--   "<request id> <traceparent>"), carried by the notifications queued
 -- Returns: JSON {ok: true, fired, status?: "completed" | "failed", failure?, continued?,
 --          color?, color_group?, present?} (put/post: the token's colour and group;
 --          present: a token was already there); {color_group, color, duplicate: true}
@@ -23,6 +25,7 @@ local mode, id, bound, retention = ARGV[1], ARGV[2], tonumber(ARGV[3]), tonumber
 local M, MARK, GROUPS, FIRED, SEEN, AGENDA, STREAM, INDEX, BEGINS =
   KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6], KEYS[7], KEYS[8], KEYS[9]
 local now = now_ms()
+local ORIGIN = ARGV[({ create = 10, put = 9, post = 7 })[mode] or 5] or ''
 
 local function save_group(g)
   redis.call('HSET', GROUPS, g.idx, group_json(g))
@@ -147,9 +150,9 @@ local function emit_notify(t, tidx, c, g, raw, url, links_places, requested, cb_
   -- stable for this emission: the work entry carries it through redelivery.
   local seq = redis.call('HINCRBY', M, 'emitted', 1)
   local cb = id .. '.t' .. tidx .. '.' .. cb_suffix .. '.n' .. seq
-  redis.call('XADD', STREAM, '*', 'kind', 'net.notify', 'payload',
+  work_add(STREAM, 'net.notify',
     '{"net":' .. cjson.encode(id) .. ',"cb":' .. cjson.encode(cb) .. ',"url":' .. cjson.encode(url) ..
-    ',"policy":' .. cjson.encode(meta[5] or '') .. ',"body":' .. cjson.encode(body) .. '}')
+    ',"policy":' .. cjson.encode(meta[5] or '') .. ',"body":' .. cjson.encode(body) .. '}', ORIGIN)
   notes = notes + 1
 end
 
@@ -334,7 +337,7 @@ if active and status == 'running' then
     if failure then break end
   end
   if not failure and fired_count >= bound and redis.call('LLEN', AGENDA) > 0 then
-    redis.call('XADD', STREAM, '*', 'kind', 'net.continue', 'payload', id)
+    work_add(STREAM, 'net.continue', id, ORIGIN)
     result.continued = true
   end
 end

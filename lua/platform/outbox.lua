@@ -1,13 +1,25 @@
+-- Queue work of `kind` with `payload` on `stream`; `trace` ('' or nil: none)
+-- is the origin of the request that caused it, carried on the entry so the
+-- worker handles it (and the callbacks it sends) in that request's trace.
+local function work_add(stream, kind, payload, trace)
+  if trace and trace ~= '' then
+    return redis.call('XADD', stream, '*', 'kind', kind, 'payload', payload, 'trace', trace)
+  end
+  return redis.call('XADD', stream, '*', 'kind', kind, 'payload', payload)
+end
+
 -- Transactional outbox: create a delivery record and queue its first attempt
 -- on this shard's work stream, in the caller's atomic call.
 -- rec, stream, index: keys of the delivery (same shard as the caller).
 -- owner: '' or an entity told when the delivery finally fails (e.g. "net:<id>").
-local function outbox_delivery(rec, stream, index, id, url, method, headers, body, policy, destination, now, owner)
+-- trace: '' (or nil) or the origin of the request that caused it ("<request id> <traceparent>",
+-- see shared/src/platform/trace.rs), sent with every attempt.
+local function outbox_delivery(rec, stream, index, id, url, method, headers, body, policy, destination, now, owner, trace)
   redis.call('HSET', rec, 'id', id, 'url', url, 'method', method, 'headers', headers, 'body', body,
     'policy', policy, 'destination', destination, 'state', 'pending', 'attempts', 0, 'lease', 0,
-    'created', now, 'updated', now, 'next_at', now, 'owner', owner or '')
+    'created', now, 'updated', now, 'next_at', now, 'owner', owner or '', 'trace', trace or '')
   redis.call('ZADD', index, now, id)
-  redis.call('XADD', stream, '*', 'kind', 'delivery', 'payload', id)
+  work_add(stream, 'delivery', id, trace)
 end
 
 -- Move work entry `entry` of `stream` to the dead letters `dead` (capped at

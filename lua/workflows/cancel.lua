@@ -2,7 +2,8 @@
 -- flag, queue the cancel input and a step. Unknown, finished and already
 -- cancelling workflows are refused alike, as Scriptoria answers them.
 -- KEYS: 1 record, 2 inbox, 3 work stream
--- ARGV: 1 workflow id
+-- ARGV: 1 workflow id, 2 origin of the request ('' = none: "<request id> <traceparent>"),
+--       carried by the step queued
 -- Returns: JSON {ok: true} | {err: "workflow_not_found"}
 local REC, INBOX, STREAM = KEYS[1], KEYS[2], KEYS[3]
 local f = redis.call('HMGET', REC, 'status', 'cancel')
@@ -12,5 +13,5 @@ if not status or status == 'completed' or status == 'cancelled' or cancel == '1'
 end
 redis.call('HSET', REC, 'cancel', 1)
 redis.call('RPUSH', INBOX, '{"type":"cancel"}')
-redis.call('XADD', STREAM, '*', 'kind', 'workflows.step', 'payload', ARGV[1])
+work_add(STREAM, 'workflows.step', ARGV[1], ARGV[2])
 return cjson.encode({ ok = true })

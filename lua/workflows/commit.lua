@@ -16,7 +16,8 @@
 --       (applied before the opened ones),
 --       10 timers set: JSON [[timer id, due ms as a string], …], 11 timers cleared: JSON [timer id, …],
 --       12 history: JSON [event JSON, …], 13 callbacks: JSON [[delivery id, url, body,
---       policy, destination, owner], …] (in KEYS order)
+--       policy, destination, owner], …] (in KEYS order), 14 origin of the step's work entry
+--       ('' = none: "<request id> <traceparent>"), carried by its callbacks and the next step
 -- Returns: JSON {ok: true, version, status, queued} | {err: "conflict", version} |
 --          {err: "workflow_not_found"}
 local REC, INBOX, WI, HIST, STREAM, TIMERS, INDEX = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6], KEYS[7]
@@ -47,7 +48,7 @@ if #events > 0 then
   redis.call('LTRIM', HIST, -cap, -1)
 end
 for i, c in ipairs(cjson.decode(ARGV[13])) do
-  outbox_delivery(KEYS[12 + i], STREAM, DLV_INDEX, c[1], c[2], 'POST', '{}', c[3], c[4], c[5], now, c[6])
+  outbox_delivery(KEYS[12 + i], STREAM, DLV_INDEX, c[1], c[2], 'POST', '{}', c[3], c[4], c[5], now, c[6], ARGV[14])
 end
 
 if old ~= status then
@@ -61,7 +62,7 @@ end
 
 local queued = false
 if redis.call('LLEN', INBOX) > 0 then
-  redis.call('XADD', STREAM, '*', 'kind', 'workflows.step', 'payload', id)
+  work_add(STREAM, 'workflows.step', id, ARGV[14])
   queued = true
 end
 return cjson.encode({ ok = true, version = new_version, status = status, queued = queued })

@@ -5,7 +5,8 @@
 -- KEYS: 1 record, 2 inbox, 3 work stream, 4 workflow index (all), 5 running index,
 --       6 idempotency key (optional; the caller picked an id on its shard)
 -- ARGV: 1 workflow id, 2 process JSON, 3 launched at (ms), 4 idempotency ttl (ms),
---       5 public url (the base of its proceed urls)
+--       5 public url (the base of its proceed urls), 6 origin of the request
+--       ('' = none: "<request id> <traceparent>"), carried by the step queued
 -- Returns: JSON {id, existing: false} (launched) | {id, existing: true} (the
 --          idempotency key named this workflow) | {err: "exists"} (the id is taken)
 local REC, INBOX, STREAM, INDEX, RUNNING, IDEM = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6]
@@ -19,7 +20,7 @@ local now = now_ms()
 redis.call('HSET', REC, 'id', id, 'state', state, 'version', 0, 'status', 'running',
   'created', launched, 'updated', now, 'cancel', 0, 'public_url', ARGV[5])
 redis.call('RPUSH', INBOX, '{"type":"launch"}')
-redis.call('XADD', STREAM, '*', 'kind', 'workflows.step', 'payload', id)
+work_add(STREAM, 'workflows.step', id, ARGV[6])
 redis.call('ZADD', INDEX, launched, id)
 redis.call('ZADD', RUNNING, launched, id)
 if IDEM then redis.call('SET', IDEM, id, 'PX', tonumber(ARGV[4])) end

@@ -6,7 +6,8 @@
 -- no longer finds the workitem).
 -- KEYS: 1 record, 2 inbox, 3 workitems, 4 work stream (all of the workflow the workitem id names)
 -- ARGV: 1 workflow id of the path, 2 workitem id, 3 workflow id the workitem id names,
---       4 the proceed input (JSON)
+--       4 the proceed input (JSON), 5 origin of the request ('' = none:
+--       "<request id> <traceparent>"), carried by the step queued
 -- Returns: JSON {ok: true} | {err: "workitem_not_found" | "workflow_mismatched"}
 local REC, INBOX, WI, STREAM = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
 if redis.call('HEXISTS', WI, ARGV[2]) == 0 or redis.call('EXISTS', REC) == 0 then
@@ -15,5 +16,5 @@ end
 if ARGV[1] ~= ARGV[3] then return cjson.encode({ err = 'workflow_mismatched' }) end
 redis.call('HDEL', WI, ARGV[2])
 redis.call('RPUSH', INBOX, ARGV[4])
-redis.call('XADD', STREAM, '*', 'kind', 'workflows.step', 'payload', ARGV[3])
+work_add(STREAM, 'workflows.step', ARGV[3], ARGV[5])
 return cjson.encode({ ok = true })

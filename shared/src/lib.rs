@@ -104,13 +104,15 @@ mod tests {
         let mut found = 0;
         for (name, text) in all_lua() {
             // `'kind', '<kind>'` in an XADD, or the kind argument of the
-            // outbox's `owner_notice(stream, '<kind>', …)`.
+            // outbox's `owner_notice(stream, '<kind>', …)` and
+            // `work_add(stream, '<kind>', …)`.
             let xadds = text.split("'kind', ").skip(1);
-            let notices = text
-                .split("owner_notice(")
-                .skip(1)
-                .filter_map(|call| call.split_once(", ").map(|(_, rest)| rest));
-            for part in xadds.chain(notices) {
+            let calls = ["owner_notice(", "work_add("].into_iter().flat_map(|f| {
+                text.split(f)
+                    .skip(1)
+                    .filter_map(|call| call.split_once(", ").map(|(_, rest)| rest))
+            });
+            for part in xadds.chain(calls) {
                 let Some(kind) = part.strip_prefix('\'').and_then(|r| r.split('\'').next()) else {
                     continue;
                 };

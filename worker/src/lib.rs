@@ -35,10 +35,13 @@ use switchyard_shared::platform::config::WorkerOpts;
 use switchyard_shared::platform::probes::{self, Liveness};
 use switchyard_shared::platform::redis::{Dedicated, ReadGroup};
 use switchyard_shared::platform::scripts;
+use switchyard_shared::platform::trace::{self, Origin};
+use switchyard_shared::telemetry;
 use switchyard_shared::{Keys, Redis as RedisPool, WorkKind};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
+use tracing::Instrument;
 
 /// The consumer group every worker joins.
 pub use switchyard_shared::WORK_GROUP as GROUP;
@@ -55,6 +58,8 @@ pub struct WorkEntry {
     pub payload: String,
     /// How often the entry has been delivered, this time included.
     pub deliveries: u64,
+    /// The request that queued it (its `trace` field), if any.
+    pub origin: Option<Origin>,
 }
 
 /// What a handler made of an entry.
@@ -192,9 +197,10 @@ impl Worker {
             .zip(permits)
             .map(|(e, permit)| {
                 let me = self.clone();
+                let span = work_span(&e);
                 self.tracker.spawn(async move {
                     let id = e.id.clone();
-                    if let Err(err) = me.process(e).await {
+                    if let Err(err) = me.process(e).instrument(span).await {
                         tracing::warn!(entry = %id, error = %format!("{err:#}"), "processing failed; the entry will be reclaimed");
                     }
                     drop(permit);
@@ -410,12 +416,20 @@ impl Worker {
         Ok(total)
     }
 
+    /// Handle one entry (inside its [`work_span`]) and record the outcome.
+    /// The handler runs with the entry's origin as the
+    /// [current](trace::current) one, naming this span when spans are
+    /// exported, so the work and callbacks it queues stay in the trace.
     async fn process(&self, e: WorkEntry) -> anyhow::Result<()> {
+        let origin = e.origin.clone().map(|o| Origin {
+            traceparent: telemetry::traceparent(&tracing::Span::current()).or(o.traceparent),
+            ..o
+        });
         let outcome = if e.deliveries > self.opts.worker_max_deliveries {
             Outcome::Dead(format!("delivered {} times", e.deliveries))
         } else {
             match self.handler(&e.kind) {
-                Some(h) => h.handle(&e).await,
+                Some(h) => trace::scope(origin, h.handle(&e)).await,
                 None => Outcome::Dead(format!("no handler for kind {:?}", e.kind)),
             }
         };
@@ -572,6 +586,7 @@ fn parse_entries(shard: u16, stream: &str, v: &Value) -> Vec<WorkEntry> {
         };
         let mut kind = String::new();
         let mut payload = String::new();
+        let mut origin = None;
         for kv in fields.chunks(2) {
             match (
                 kv.first().and_then(text).as_deref(),
@@ -579,6 +594,7 @@ fn parse_entries(shard: u16, stream: &str, v: &Value) -> Vec<WorkEntry> {
             ) {
                 (Some("kind"), Some(v)) => kind = v,
                 (Some("payload"), Some(v)) => payload = v,
+                (Some("trace"), Some(v)) => origin = Origin::decode(&v),
                 _ => {}
             }
         }
@@ -589,9 +605,31 @@ fn parse_entries(shard: u16, stream: &str, v: &Value) -> Vec<WorkEntry> {
             kind,
             payload,
             deliveries: 1,
+            origin,
         });
     }
     out
+}
+
+/// The span of one work entry: its kind, stream entry id and request id,
+/// a child of the request that queued it when the entry carries one.
+fn work_span(e: &WorkEntry) -> tracing::Span {
+    let span = tracing::info_span!(
+        "work",
+        otel.name = format!("work {}", e.kind),
+        work.kind = %e.kind,
+        work.stream_id = %e.id,
+        work.shard = e.shard,
+        work.deliveries = e.deliveries,
+        request_id = tracing::field::Empty,
+    );
+    if let Some(o) = &e.origin {
+        span.record("request_id", o.request_id.as_str());
+        if let Some(tp) = &o.traceparent {
+            telemetry::set_parent(&span, tp);
+        }
+    }
+    span
 }
 
 /// XPENDING extended reply: [[id, consumer, idle, count]].

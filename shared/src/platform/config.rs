@@ -39,6 +39,17 @@ pub struct RedisOpts {
     /// longest script (a caller that gives up does not stop the script).
     #[arg(long, env = "SWITCHYARD_REDIS_RESPONSE_TIMEOUT", default_value = "10s", value_parser = humantime::parse_duration)]
     pub redis_response_timeout: Duration,
+
+    /// After each script call, `WAIT` until this many replicas have its
+    /// writes, so an acknowledged change survives a failover (Redis
+    /// replicates asynchronously otherwise). 0: do not wait. A wait that
+    /// comes back short does not fail the call; see the README.
+    #[arg(long, env = "SWITCHYARD_REDIS_WAIT_REPLICAS", default_value_t = 0)]
+    pub redis_wait_replicas: u32,
+
+    /// The longest `WAIT` for `--redis-wait-replicas`.
+    #[arg(long, env = "SWITCHYARD_REDIS_WAIT_TIMEOUT", default_value = "100ms", value_parser = humantime::parse_duration)]
+    pub redis_wait_timeout: Duration,
 }
 
 impl RedisOpts {
@@ -73,7 +84,11 @@ impl RedisOpts {
             scripts,
             Duration::from_secs(30),
         )
-        .await?;
+        .await?
+        .with_wait(Some(super::redis::WaitReplicas {
+            replicas: self.redis_wait_replicas,
+            timeout: self.redis_wait_timeout,
+        }));
         Ok((redis, super::keys::Keys::new(&self.key_prefix, self.shards)))
     }
 }
@@ -95,6 +110,21 @@ pub struct LogOpts {
     /// Log filter, e.g. `info` or `switchyard_api=debug,info`.
     #[arg(long, env = "SWITCHYARD_LOG", default_value = "info")]
     pub log_level: String,
+
+    /// Export OpenTelemetry traces over OTLP/HTTP (protobuf) to this
+    /// collector, e.g. `http://otel-collector:4318` (`/v1/traces` is
+    /// appended unless the URL ends with it). Off when unset; without it,
+    /// `OTEL_EXPORTER_OTLP_ENDPOINT` is honoured.
+    #[arg(long, env = "SWITCHYARD_OTLP_ENDPOINT")]
+    pub otlp_endpoint: Option<String>,
+
+    /// The `service.name` of exported traces (default: `switchyard-<role>`).
+    #[arg(long, env = "SWITCHYARD_OTLP_SERVICE_NAME")]
+    pub otlp_service_name: Option<String>,
+
+    /// How often finished spans are sent to the collector, in batches.
+    #[arg(long, env = "SWITCHYARD_OTLP_EXPORT_INTERVAL", default_value = "5s", value_parser = humantime::parse_duration)]
+    pub otlp_export_interval: Duration,
 }
 
 /// The outbox: how callbacks of every family are retried and where they may go.

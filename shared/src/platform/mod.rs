@@ -14,7 +14,9 @@
 //! * [`probes`] — `/metrics` and `/healthz` of a worker or scheduler, and
 //!   the [`probes::Liveness`] of its loops.
 //! * [`outbox`] — deliveries as every family sends them; owner hooks; retry policies.
-//! * [`errors`], [`ids`], [`paging`], [`time`], [`telemetry`].
+//! * [`trace`] — request ids and trace context carried into work and callbacks.
+//! * [`errors`], [`ids`], [`paging`], [`time`], [`telemetry`] (logs, metrics,
+//!   optional OpenTelemetry traces).
 
 pub mod config;
 pub mod errors;
@@ -31,4 +33,5 @@ pub mod scripts;
 pub mod shards;
 pub mod telemetry;
 pub mod time;
+pub mod trace;
 pub mod work;

@@ -12,5 +12,6 @@ mod roles;
 mod safe_retries;
 mod scheduler_heartbeat;
 mod script_flush;
+mod tracing;
 mod worker;
 mod workflows_wiring;

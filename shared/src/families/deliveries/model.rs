@@ -77,6 +77,8 @@ pub struct BeginAttempt {
     pub attempts: u32,
     pub created_ms: i64,
     pub owner: String,
+    /// Where the delivery came from (request id, trace), sent with the attempt.
+    pub origin: Option<crate::platform::trace::Origin>,
 }
 
 /// A work entry being dead-lettered, for [`DeliveryStore::kill`].

@@ -16,6 +16,7 @@ use crate::platform::outbox::{
 };
 use crate::platform::redis::Redis;
 use crate::platform::time::ms;
+use crate::platform::trace::{self, Origin};
 
 #[derive(Clone)]
 pub struct DeliveryStore {
@@ -60,6 +61,8 @@ impl DeliveryStore {
 
     /// Create a delivery and queue its first attempt. Returns its id and
     /// whether it is new (false: the idempotency key named an existing one).
+    /// The delivery carries the [current](trace::current) origin (the
+    /// request or work entry being handled), sent with every attempt.
     pub async fn enqueue(&self, d: &NewDelivery) -> Result<(String, bool), DeliveryError> {
         let shard = match &d.idempotency_key {
             Some(k) => self.keys.shard_of(k),
@@ -88,6 +91,7 @@ impl DeliveryStore {
             .arg(d.idempotency_key.as_deref().unwrap_or(""))
             .arg(ms(self.retention))
             .arg(d.owner.as_deref().unwrap_or(""))
+            .arg(trace::current_text())
             .invoke_async(&mut conn)
             .await?;
         let v = reply(&raw)?;
@@ -214,6 +218,7 @@ impl DeliveryStore {
             attempts: n("attempts") as u32,
             created_ms: n("created") as i64,
             owner: s("owner"),
+            origin: Origin::decode(&s("trace")),
         }))
     }
 

@@ -19,6 +19,7 @@ use crate::platform::keys::Keys;
 use crate::platform::redis::Redis as RedisPool;
 use crate::platform::reply::{self, Refused};
 use crate::platform::time::{iso_ms, ms};
+use crate::platform::trace;
 
 #[derive(Debug, thiserror::Error)]
 pub enum NetError {
@@ -174,7 +175,11 @@ impl NetStore {
         inv
     }
 
-    async fn run(&self, inv: &redis::ScriptInvocation<'_>) -> Result<FireReply, NetError> {
+    /// Call the engine with the mode's arguments in `inv`; the
+    /// [current](trace::current) origin goes last, carried by the
+    /// notifications the call queues.
+    async fn run(&self, mut inv: redis::ScriptInvocation<'_>) -> Result<FireReply, NetError> {
+        inv.arg(trace::current_text());
         let mut conn = self.pool.conn();
         let raw: String = inv.invoke_async(&mut conn).await?;
         Ok(reply::parse::<FireReply>(&raw)??)
@@ -200,7 +205,7 @@ impl NetStore {
             .arg(if active { "1" } else { "0" })
             .arg(hash)
             .arg(policy);
-        let r = self.run(&inv).await?;
+        let r = self.run(inv).await?;
         r.count();
         Ok(!r.exists)
     }
@@ -221,7 +226,7 @@ impl NetStore {
             .arg(color)
             .arg(group.map(|g| g.to_string()).unwrap_or_default())
             .arg(data);
-        match self.run(&inv).await {
+        match self.run(inv).await {
             Err(NetError::ColorNotFound(_)) => Err(NetError::ColorNotFound(color)),
             r => r.map(PutOutcome::from),
         }
@@ -233,7 +238,7 @@ impl NetStore {
         let k = self.keys(id);
         let mut inv = self.invoke(&k, "post", id);
         inv.arg(place).arg(data);
-        self.run(&inv).await.map(PutOutcome::from)
+        self.run(inv).await.map(PutOutcome::from)
     }
 
     /// Fire what is enabled (a chain continued as stream work).
@@ -241,7 +246,7 @@ impl NetStore {
     pub async fn cont(&self, id: &str) -> Result<u64, NetError> {
         let k = self.keys(id);
         let inv = self.invoke(&k, "continue", id);
-        self.run(&inv).await.map(|r| r.fired)
+        self.run(inv).await.map(|r| r.fired)
     }
 
     /// Pause, or resume (firing what is enabled).
@@ -250,7 +255,7 @@ impl NetStore {
         let k = self.keys(id);
         if active {
             let inv = self.invoke(&k, "resume", id);
-            return self.run(&inv).await.map(|r| r.count());
+            return self.run(inv).await.map(|r| r.count());
         }
         let mut conn = self.pool.conn();
         let n: i64 = scripts::NET_PAUSE

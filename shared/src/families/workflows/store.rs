@@ -27,6 +27,7 @@ use crate::platform::outbox::{Owner, shard_of_id};
 use crate::platform::redis::Redis as RedisPool;
 use crate::platform::reply::{self, Refused};
 use crate::platform::time::{iso_ms, ms, now_ms, utc_now};
+use crate::platform::trace;
 
 /// The owner prefix of `active` callbacks: `workflow:<workitem id>#<delivery id>`.
 pub const OWNER: &str = "workflow";
@@ -215,7 +216,8 @@ impl WorkflowStore {
                 .arg(encode(&process)?)
                 .arg(launched)
                 .arg(ms(self.idempotency_ttl))
-                .arg(&self.public_url);
+                .arg(&self.public_url)
+                .arg(trace::current_text());
             match self.reply::<LaunchReply>(&inv).await {
                 Ok(r) => {
                     if !r.existing {
@@ -268,7 +270,8 @@ impl WorkflowStore {
             .arg(wfid)
             .arg(workitem_id)
             .arg(wi.wfid)
-            .arg(encode(&input)?);
+            .arg(encode(&input)?)
+            .arg(trace::current_text());
         self.reply::<OkReply>(&inv).await.map(drop)
     }
 
@@ -291,7 +294,11 @@ impl WorkflowStore {
         }
         let k = self.keys(wfid);
         let mut inv = script.prepare_invoke();
-        inv.key(&k.record).key(&k.inbox).key(&k.stream).arg(wfid);
+        inv.key(&k.record)
+            .key(&k.inbox)
+            .key(&k.stream)
+            .arg(wfid)
+            .arg(trace::current_text());
         self.reply::<OkReply>(&inv).await.map(drop)
     }
 
@@ -664,7 +671,8 @@ impl WorkflowStore {
             .arg(json!(timers_set).to_string())
             .arg(json!(o.timers_cleared).to_string())
             .arg(json!(history).to_string())
-            .arg(json!(callbacks).to_string());
+            .arg(json!(callbacks).to_string())
+            .arg(trace::current_text());
         match self.reply::<CommitReply>(&inv).await {
             Ok(r) => Ok(r.status),
             Err(WorkflowError::Store(StoreError::Reply(code))) if code == "conflict" => {

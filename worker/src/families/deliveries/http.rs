@@ -12,6 +12,7 @@ use hmac::{Hmac, Mac};
 use sha2::Sha256;
 use switchyard_shared::families::deliveries::{BeginAttempt, DeliveryOpts, parse_retry_after};
 use switchyard_shared::platform::ids::address_forbidden as forbidden;
+use switchyard_shared::platform::trace::{REQUEST_ID_HEADER, TRACEPARENT_HEADER};
 
 /// DNS resolution that drops forbidden addresses.
 struct GuardedResolver;
@@ -58,6 +59,15 @@ pub fn secret_bytes(secret: &str) -> anyhow::Result<Vec<u8>> {
     }
 }
 
+/// What an attempt carries from the request that caused it: `X-Request-Id`
+/// and the W3C `traceparent` (the attempt's own span when spans are
+/// exported, else the originating one).
+#[derive(Debug, Default)]
+pub(crate) struct Carried {
+    pub(crate) request_id: Option<String>,
+    pub(crate) traceparent: Option<String>,
+}
+
 /// The HTTP side of the delivery handler.
 pub(crate) struct Sender {
     client: reqwest::Client,
@@ -89,12 +99,15 @@ impl Sender {
     }
 
     /// Send one attempt (the address was already guarded): the status, a
-    /// `Retry-After`, and an error text for anything but a 2xx.
+    /// `Retry-After`, and an error text for anything but a 2xx. The
+    /// platform's headers (`webhook-*`, and `x-request-id` / `traceparent`
+    /// when carried) replace a delivery's own headers of the same name.
     pub(crate) async fn send(
         &self,
         id: &str,
         a: &BeginAttempt,
         url: &reqwest::Url,
+        carried: &Carried,
     ) -> (Option<u16>, Option<Duration>, Option<String>) {
         let method =
             reqwest::Method::from_bytes(a.method.as_bytes()).unwrap_or(reqwest::Method::POST);
@@ -103,8 +116,22 @@ impl Sender {
             .client
             .request(method, url.clone())
             .header("content-type", "application/json");
+        let carried = [
+            (REQUEST_ID_HEADER, carried.request_id.as_deref()),
+            (TRACEPARENT_HEADER, carried.traceparent.as_deref()),
+        ];
         for (k, v) in &a.headers {
-            req = req.header(k, v);
+            let replaced = carried
+                .iter()
+                .any(|(name, value)| value.is_some() && k.eq_ignore_ascii_case(name));
+            if !replaced {
+                req = req.header(k, v);
+            }
+        }
+        for (name, value) in carried {
+            if let Some(v) = value {
+                req = req.header(name, v);
+            }
         }
         req = req
             .header("webhook-id", id)

@@ -22,10 +22,12 @@ use switchyard_shared::platform::heartbeat::SchedulerWatch;
 use switchyard_shared::platform::ids::address_forbidden as forbidden;
 use switchyard_shared::platform::outbox::Owners;
 use switchyard_shared::platform::scripts;
+use switchyard_shared::telemetry;
 use switchyard_shared::{Keys, Redis as RedisPool, WorkKind};
 use tokio::sync::Semaphore;
+use tracing::Instrument;
 
-use http::{Sender, literal_ip};
+use http::{Carried, Sender, literal_ip};
 pub use http::{secret_bytes, sign};
 
 use crate::families::Ctx;
@@ -125,9 +127,27 @@ impl DeliveryHandler {
             return Ok(Outcome::Handled);
         };
         let started_ms = switchyard_shared::time::now_ms();
+        let span = callback_span(e, id, &a, &url);
+        let carried = Carried {
+            request_id: a.origin.as_ref().map(|o| o.request_id.clone()),
+            traceparent: telemetry::traceparent(&span)
+                .or_else(|| a.origin.as_ref().and_then(|o| o.traceparent))
+                .map(|tp| tp.to_string()),
+        };
         let t0 = Instant::now();
-        let (status, retry_after, error) = self.sender.send(id, &a, &url).await;
+        let (status, retry_after, error) = self
+            .sender
+            .send(id, &a, &url, &carried)
+            .instrument(span.clone())
+            .await;
         let latency = t0.elapsed();
+        if let Some(s) = status {
+            span.record("http.response.status_code", s);
+        }
+        if let Some(err) = &error {
+            span.record("error", err.as_str());
+        }
+        drop(span);
         metrics::histogram!("switchyard_delivery_attempt_seconds").record(latency.as_secs_f64());
         let decision = self.decide(&a, started_ms, status, retry_after, error);
         self.record(e, &a, &decision, status, latency, started_ms)
@@ -323,6 +343,34 @@ impl Handler for DeliveryHandler {
             Ok(true)
         })
     }
+}
+
+/// The span of one callback attempt: host, attempt number, delivery and
+/// request id, and (once answered) the status. A child of the work entry's
+/// span; an entry without an origin (a retry moved back from the timers)
+/// is linked to the request that created the delivery instead.
+fn callback_span(e: &WorkEntry, id: &str, a: &BeginAttempt, url: &reqwest::Url) -> tracing::Span {
+    let span = tracing::info_span!(
+        "callback",
+        otel.name = format!("callback {}", a.method),
+        otel.kind = "client",
+        http.request.method = %a.method,
+        url.host = url.host_str().unwrap_or_default(),
+        delivery.id = id,
+        delivery.attempt = a.attempts + 1,
+        request_id = tracing::field::Empty,
+        http.response.status_code = tracing::field::Empty,
+        error = tracing::field::Empty,
+    );
+    if let Some(o) = &a.origin {
+        span.record("request_id", o.request_id.as_str());
+        if e.origin.is_none()
+            && let Some(tp) = &o.traceparent
+        {
+            telemetry::set_parent(&span, tp);
+        }
+    }
+    span
 }
 
 /// Register the delivery attempt handler.
