@@ -16,6 +16,17 @@ elif [ "${CI:-}" = "true" ]; then
 else
   echo "npm not found: skipping the BullMQ bench peer install (npm ci in benches/peers/bullmq)" >&2
 fi
+# Headless Chromium for the web console's browser test (tests/e2e/ui/browser.rs);
+# with SWITCHYARD_TEST_BROWSER=1 a missing browser fails that test instead
+# of skipping it.
+if ! command -v chromium >/dev/null 2>&1; then
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null
+  else
+    echo "chromium not found and cannot install it (needs root and apt-get): the browser test will fail" >&2
+  fi
+fi
+export SWITCHYARD_TEST_BROWSER=1
 cargo clippy --workspace --all-targets --locked -- -D warnings
 if cargo nextest --version >/dev/null 2>&1; then
   cargo nextest run --workspace --locked --no-fail-fast

@@ -1,6 +1,7 @@
 // Switchyard console: the little the pages need beyond htmx.
 // * Errors of htmx requests are shown in the flash area (#flash): the JSON
 //   error's `reason`, or the console error page's #error-reason.
+// * The live-update (SSE) connection's state is shown in #live-state.
 // * <time datetime="…" data-age> shows a relative age ("3 min ago"),
 //   refreshed every 10 s and after every swap; the ISO time is its tooltip.
 (function () {
@@ -58,6 +59,23 @@
       t.title = t.getAttribute("datetime");
     });
   }
+
+  // Live updates: the SSE connection's state, on the element that holds it
+  // (data-live="open" | "error") and in the header's #live-state.
+  function live(e, state, text) {
+    if (e.target && e.target.dataset) e.target.dataset.live = state;
+    var s = document.getElementById("live-state");
+    if (s) {
+      s.textContent = text;
+      s.className = "live-state " + state;
+    }
+  }
+  document.addEventListener("htmx:sseOpen", function (e) {
+    live(e, "open", "● live");
+  });
+  document.addEventListener("htmx:sseError", function (e) {
+    live(e, "error", "○ reconnecting…");
+  });
 
   document.addEventListener("DOMContentLoaded", ages);
   document.addEventListener("htmx:afterSettle", ages);

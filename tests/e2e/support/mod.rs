@@ -1,9 +1,11 @@
 //! The test harness: a real `redis-server` per test ([`redis`]), the real
 //! app ([`app`]), a real callback receiver ([`receiver`]) and typed client
-//! helpers per family ([`api`]).
+//! helpers per family ([`api`]), and a DevTools-protocol client of headless
+//! Chromium ([`browser`]) for the console's browser test.
 
 pub mod api;
 pub mod app;
+pub mod browser;
 pub mod participants;
 pub mod process;
 pub mod receiver;

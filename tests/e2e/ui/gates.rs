@@ -3,11 +3,22 @@
 
 use reqwest::StatusCode;
 
+use switchyard_shared::families::gates::BuildWindows;
+
 use super::{Console, open, seed_gates};
+use crate::support::TestApp;
 
 #[tokio::test]
-async fn the_board_shows_groups_services_environments_why_closed_tickets_and_holidays() {
-    let app = open().await;
+async fn the_board_shows_groups_services_environments_why_closed_tickets_holidays_and_windows() {
+    let app = TestApp::builder()
+        .with_config(|c| {
+            c.families.gates.gate_windows = BuildWindows::parse_arg(
+                r#"{"live": {"always": {"days_range": [0, 6], "hours_range": [0, 24]}}}"#,
+            )
+            .unwrap();
+        })
+        .spawn()
+        .await;
     seed_gates(&app).await;
     app.post(
         "/api/gates/other/batch",
@@ -47,6 +58,9 @@ async fn the_board_shows_groups_services_environments_why_closed_tickets_and_hol
     assert!(html.contains(&format!(r#"data-ticket="{ticket}""#)));
     assert!(html.contains(r#"href="https://ci.example/42""#));
     assert!(html.contains("Christmas"));
+    assert!(html.contains(r#"data-window="live""#));
+    assert!(html.contains("Mon–Sun 00:00–24:00"), "{html}");
+    assert!(html.contains("open now"));
     // Every toggle shows its API call.
     assert!(html.contains("curl -X PUT"));
     assert!(html.contains("/api/gates/team/api/live"));

@@ -4,6 +4,7 @@
 //! pages in headless Chromium.
 
 mod auth;
+mod browser;
 mod gates;
 mod live;
 mod pages;

@@ -213,6 +213,44 @@ fn grid<'a>(group: &'a str, services: &'a [ServiceView]) -> Grid<'a> {
     Grid { envs, rows }
 }
 
+/// One environment's build windows, as shown.
+struct Window {
+    env: String,
+    /// `Mon–Fri 08:00–18:00`, one per rule.
+    rules: Vec<String>,
+    /// Outside every window right now (its gates are closed by `window`).
+    closed_now: bool,
+}
+
+const DAYS: [&str; 7] = ["Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"];
+
+fn windows(store: &GateStore) -> Vec<Window> {
+    let now = Utc::now();
+    let day = |d: u8| DAYS.get(usize::from(d)).copied().unwrap_or("?");
+    store
+        .settings()
+        .windows
+        .rules()
+        .map(|(env, rules)| Window {
+            env: env.to_owned(),
+            rules: rules
+                .iter()
+                .map(|r| {
+                    let [d0, d1] = r.days_range;
+                    let [h0, h1] = r.hours_range;
+                    let days = if d0 == d1 {
+                        day(d0).to_owned()
+                    } else {
+                        format!("{}–{}", day(d0), day(d1))
+                    };
+                    format!("{days} {h0:02}:00–{h1:02}:00")
+                })
+                .collect(),
+            closed_now: store.settings().windows.closed(env, now),
+        })
+        .collect()
+}
+
 #[derive(Template)]
 #[template(path = "gates/board.html")]
 struct BoardFragment<'a> {
@@ -220,6 +258,7 @@ struct BoardFragment<'a> {
     group: &'a str,
     grid: Grid<'a>,
     holidays: &'a [Holiday],
+    windows: Vec<Window>,
 }
 
 #[derive(Template)]
@@ -246,6 +285,11 @@ impl Page<'_> {
 }
 
 impl BoardFragment<'_> {
+    /// A ticket id, shortened for the grid (the full id is its tooltip).
+    fn short<'i>(&self, id: &'i str) -> &'i str {
+        id.get(..8).unwrap_or(id)
+    }
+
     /// A ticket's link, if it is a web address (never a `javascript:` one).
     fn web_link<'l>(&self, link: &'l Option<String>) -> Option<&'l str> {
         link.as_deref()
@@ -296,6 +340,7 @@ async fn page(
             group,
             grid: grid(group, &services),
             holidays: &holidays,
+            windows: windows(&b.api.gates),
         },
     }))
 }
@@ -313,6 +358,7 @@ async fn fragment(
         group,
         grid: grid(group, &services),
         holidays: &holidays,
+        windows: windows(&b.api.gates),
     }))
 }
 

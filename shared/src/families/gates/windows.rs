@@ -62,6 +62,13 @@ impl BuildWindows {
         Ok(Self { rules })
     }
 
+    /// Every environment with rules, by name, and its rules (for display).
+    pub fn rules(&self) -> impl Iterator<Item = (&str, &[WindowRule])> {
+        self.rules
+            .iter()
+            .map(|(env, r)| (env.as_str(), r.as_slice()))
+    }
+
     /// True when `env` is outside all of its windows at `now`.
     pub fn closed(&self, env: &str, now: DateTime<Utc>) -> bool {
         match self.rules.get(env) {

@@ -1,0 +1,208 @@
+//! The console in a real browser (headless Chromium over the DevTools
+//! protocol, `support::browser`): sign in through the form, load every page
+//! of [`PAGES`], check that no request leaves loopback and that no content
+//! security policy violation happens, toggle a gate by clicking its button
+//! and see it in the JSON API, see a change made through the JSON API
+//! arrive without a reload, and write screenshots of each page at 1400 and
+//! 400 px to `target/ui-screenshots/<page>-<width>.png` (and in dark mode
+//! to `<page>-dark-1400.png`).
+//!
+//! Skipped (with a message) when Chromium is not installed, unless
+//! `SWITCHYARD_TEST_BROWSER=1` (deploy/test.sh sets it).
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use switchyard_shared::families::gates::BuildWindows;
+
+use crate::support::TestApp;
+use crate::support::browser::{Browser, Page};
+
+use super::{FULL, READ, seed_gates};
+
+/// Every console page the browser test loads: (screenshot name, path).
+/// **A family with pages adds its own here** (and its entities in [`seed`]).
+pub const PAGES: &[(&str, &str)] = &[
+    ("login", "/ui/login"),
+    ("overview", "/ui/"),
+    ("gates", "/ui/gates?group=team"),
+];
+
+/// The widths every page is screenshot at.
+const WIDTHS: [u32; 2] = [1400, 400];
+
+/// Entities for the pages to show.
+async fn seed(app: &TestApp) {
+    seed_gates(app).await;
+    app.post(
+        "/api/gates/platform/deployer",
+        serde_json::json!({"environments": ["develop", "staging", "live"]}),
+    )
+    .await;
+    app.put(
+        "/api/gates/team/api/testing",
+        serde_json::json!({"state": "closed", "message": "flaky integration tests, looking into it"}),
+    )
+    .await;
+    app.put(
+        "/api/gates?queue=true",
+        serde_json::json!({"gates": {"team": {"web": ["live"]}}, "link": "https://ci.example/builds/1234"}),
+    )
+    .await;
+    app.put(
+        "/api/gates?queue=true",
+        serde_json::json!({"gates": {"team": {"web": ["live"]}}}),
+    )
+    .await;
+    app.post(
+        "/api/holidays",
+        serde_json::json!({"holidays": [{"date": "2099-12-24", "reason": "Christmas Eve", "environments": ["live"]}]}),
+    )
+    .await;
+}
+
+/// Requests a page may make: this host (loopback) and inline data.
+fn local(url: &str) -> bool {
+    if url.starts_with("data:") || url.starts_with("blob:") || url == "about:blank" {
+        return true;
+    }
+    reqwest::Url::parse(url).is_ok_and(|u| {
+        matches!(
+            u.host_str(),
+            Some("127.0.0.1") | Some("localhost") | Some("[::1]")
+        )
+    })
+}
+
+fn screenshot_path(name: &str, width: u32) -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("target/ui-screenshots")
+        .join(format!("{name}-{width}.png"))
+}
+
+/// Record content-security-policy violations of every document the tab loads.
+async fn watch_csp(page: &Page<'_>) {
+    page.call(
+        "Page.addScriptToEvaluateOnNewDocument",
+        serde_json::json!({"source": "window.__csp = []; document.addEventListener('securitypolicyviolation', e => window.__csp.push(e.violatedDirective + ' ' + e.blockedURI));"}),
+    )
+    .await;
+}
+
+/// Load `path` and wait until htmx has processed it.
+async fn open(page: &Page<'_>, app: &TestApp, path: &str) {
+    page.goto(&format!("{}{path}", app.base)).await;
+    page.wait_for(
+        "document.readyState === 'complete' && (location.pathname === '/ui/login' || typeof htmx !== 'undefined')",
+        Duration::from_secs(10),
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn the_console_works_in_a_browser_without_leaving_loopback() {
+    let Some(browser) = Browser::launch().await else {
+        return;
+    };
+    let app = TestApp::builder()
+        .with_config(|c| {
+            c.api.api_tokens = vec![FULL.into()];
+            c.api.api_read_tokens = vec![READ.into()];
+            c.api.ui_live_interval = Duration::from_millis(100);
+            c.families.gates.gate_windows = BuildWindows::parse_arg(
+                r#"{"live": {"office hours": {"days_range": [0, 4], "hours_range": [8, 18]}}}"#,
+            )
+            .unwrap();
+        })
+        .spawn()
+        .await;
+    seed(&app).await;
+    let page = browser.new_page().await;
+    watch_csp(&page).await;
+
+    // Sign in through the form.
+    open(&page, &app, "/ui/gates").await;
+    assert_eq!(page.eval("location.pathname").await, "/ui/login");
+    page.eval(&format!(
+        "document.getElementById('token').value = '{FULL}'; document.querySelector('form.login').submit(); true"
+    ))
+    .await;
+    page.wait_for(
+        "location.pathname === '/ui/gates' && document.readyState === 'complete'",
+        Duration::from_secs(10),
+    )
+    .await;
+
+    // Every page, at both widths.
+    for (name, path) in PAGES {
+        open(&page, &app, path).await;
+        let csp = page.eval("window.__csp").await;
+        assert_eq!(csp, serde_json::json!([]), "CSP violations on {path}");
+        for width in WIDTHS {
+            page.screenshot(width, &screenshot_path(name, width)).await;
+        }
+        // And once as the OS's dark mode shows it.
+        page.call(
+            "Emulation.setEmulatedMedia",
+            serde_json::json!({"features": [{"name": "prefers-color-scheme", "value": "dark"}]}),
+        )
+        .await;
+        page.screenshot(1400, &screenshot_path(&format!("{name}-dark"), 1400))
+            .await;
+        page.call(
+            "Emulation.setEmulatedMedia",
+            serde_json::json!({"features": []}),
+        )
+        .await;
+    }
+
+    // Toggle a gate by clicking its button; the JSON API sees it.
+    open(&page, &app, "/ui/gates?group=team").await;
+    page.wait_for(
+        "document.querySelector('[sse-connect]').dataset.live === 'open'",
+        Duration::from_secs(10),
+    )
+    .await;
+    page.eval("window.__stay = 42").await;
+    page.eval(
+        "document.querySelector('td[data-gate=\"api/live\"] button[data-toggle=\"closed\"]').click(); true",
+    )
+    .await;
+    crate::support::eventually(Duration::from_secs(10), || async {
+        app.get("/api/gates/team/api/live").await.1["state"] == "closed"
+    })
+    .await;
+    page.wait_for(
+        "document.querySelector('td[data-gate=\"api/live\"] .badge').textContent === 'closed'",
+        Duration::from_secs(10),
+    )
+    .await;
+
+    // A change through the JSON API shows up without a reload.
+    let (st, _) = app
+        .put(
+            "/api/gates/platform/deployer/develop",
+            serde_json::json!({"state": "closed"}),
+        )
+        .await;
+    assert_eq!(st, 200);
+    let (st, _) = app
+        .put(
+            "/api/gates/team/api/testing",
+            serde_json::json!({"state": "open"}),
+        )
+        .await;
+    assert_eq!(st, 200);
+    page.wait_for(
+        "document.querySelector('td[data-gate=\"api/testing\"] .badge').textContent === 'open'",
+        Duration::from_secs(10),
+    )
+    .await;
+    assert_eq!(page.eval("window.__stay").await, 42, "the page reloaded");
+
+    // Nothing was requested from another host.
+    let requests = page.requests();
+    assert!(requests.len() > PAGES.len(), "{requests:?}");
+    let remote: Vec<&String> = requests.iter().filter(|u| !local(u)).collect();
+    assert!(remote.is_empty(), "requests left loopback: {remote:?}");
+}
