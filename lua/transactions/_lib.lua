@@ -5,9 +5,11 @@ local TX_NAMES = { 'Created', 'Importing', 'Imported', 'Validating', 'Validated'
   'Done', 'Invalidated', 'ImportedWithErrors', 'DoneWithErrors', 'ImportError' }
 
 -- The outbox deliveries a call may create: `out` = {stream, index, policy,
--- keys = {delivery record keys}, ids = {delivery ids}, used = 0}.
-local function tx_outbox(stream, index, policy, keys, ids)
-  return { stream = stream, index = index, policy = policy, keys = keys, ids = ids, used = 0 }
+-- keys = {delivery record keys}, ids = {delivery ids}, used = 0, trace = the
+-- origin of the transaction's commit request ('' = none), carried by them}.
+local function tx_outbox(stream, index, policy, keys, ids, trace)
+  return { stream = stream, index = index, policy = policy, keys = keys, ids = ids, used = 0,
+    trace = trace or '' }
 end
 
 -- Send one delivery through `out` (dropped, never an error, when the call
@@ -16,7 +18,7 @@ local function tx_send(out, url, destination, body, now)
   if out.used >= #out.ids then return end
   out.used = out.used + 1
   outbox_delivery(out.keys[out.used], out.stream, out.index, out.ids[out.used], url, 'POST', '{}',
-    body, out.policy, destination, now, '')
+    body, out.policy, destination, now, '', out.trace)
 end
 
 -- Move transaction `rec` to `status` and, when it has a callback_url, send

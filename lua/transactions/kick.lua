@@ -5,7 +5,7 @@
 -- Returns: JSON {ok: true, queued: true | false}
 local QUEUE, REC, STREAM = KEYS[1], KEYS[2], KEYS[3]
 if redis.call('LINDEX', QUEUE, 0) ~= ARGV[1] then return cjson.encode({ ok = true, queued = false }) end
-local f = redis.call('HMGET', REC, 'kicked', 'stage', 'ckpt')
+local f = redis.call('HMGET', REC, 'kicked', 'stage', 'ckpt', 'trace')
 if not f[2] then
   -- Expired or gone: drop it so the queue moves on.
   redis.call('LREM', QUEUE, 1, ARGV[1])
@@ -16,5 +16,5 @@ if not f[2] then
 end
 if f[1] == '1' or f[2] == 'done' then return cjson.encode({ ok = true, queued = false }) end
 redis.call('HSET', REC, 'kicked', 1)
-redis.call('XADD', STREAM, '*', 'kind', 'transactions.step', 'payload', ARGV[2] .. '|' .. ARGV[1] .. '|' .. f[3])
+work_add(STREAM, 'transactions.step', ARGV[2] .. '|' .. ARGV[1] .. '|' .. f[3], f[4])
 return cjson.encode({ ok = true, queued = true })

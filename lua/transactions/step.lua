@@ -25,7 +25,8 @@ if not f[1] then return cjson.encode({ err = 'not_found' }) end
 if f[1] ~= ckpt or f[2] ~= stage then return cjson.encode({ err = 'stale' }) end
 local status, pos, total = tonumber(f[3]), tonumber(f[4]) + tonumber(ARGV[5]), tonumber(f[5])
 local now = now_ms()
-local out = tx_outbox(STREAM, KEYS[8], ARGV[8], { KEYS[21], KEYS[22], KEYS[23] }, { ARGV[12], ARGV[13], ARGV[14] })
+local out = tx_outbox(STREAM, KEYS[8], ARGV[8], { KEYS[21], KEYS[22], KEYS[23] }, { ARGV[12], ARGV[13], ARGV[14] },
+  redis.call('HGET', REC, 'trace'))
 local r = cjson.decode(ARGV[6])
 local own = { REC, KEYS[19], KEYS[20], STAGED, ORDER, VALID, ERRORS }
 
@@ -87,6 +88,6 @@ elseif stage == 'consolidate' then
   end
 end
 if not finished then
-  redis.call('XADD', STREAM, '*', 'kind', 'transactions.step', 'payload', contractor .. '|' .. id .. '|' .. new_ckpt)
+  work_add(STREAM, 'transactions.step', contractor .. '|' .. id .. '|' .. new_ckpt, out.trace)
 end
 return cjson.encode({ ok = true, status = status, finished = finished })

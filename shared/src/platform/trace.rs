@@ -10,6 +10,13 @@
 //! so no handler passes it along by hand. In Redis an origin is one field,
 //! `trace`, on the stream entry and on the delivery record:
 //! `"<request id> <traceparent>"` (see [`Origin::encode`]).
+//!
+//! Scripts take it as an argument and write it with the platform's
+//! `work_add` / `outbox_delivery` (`lua/platform/outbox.lua`): deliveries,
+//! net notifications and continuations, workflow steps and participant
+//! callbacks, and (kept on the transaction record at commit) a
+//! transaction's pipeline steps, status webhooks and sink chunks. Work
+//! that no request caused (timers, threshold alerts) has no origin.
 
 use std::fmt;
 use std::future::Future;

@@ -197,6 +197,10 @@ async fn a_delivery_carries_its_request_id_and_trace_to_the_callback_and_the_col
     .await;
     assert_eq!(s, StatusCode::CREATED, "{b}");
     assert_eq!(request_id(&h), "abc-123");
+    let (_, view) = app
+        .get(&format!("/v1/deliveries/{}", b["id"].as_str().unwrap()))
+        .await;
+    assert_eq!(view["request_id"], "abc-123", "{view}");
 
     eventually(Duration::from_secs(10), || async { rx.count() >= 1 }).await;
     let got = &rx.received()[0];
@@ -406,4 +410,57 @@ async fn net_and_workflow_callbacks_carry_the_id_of_the_request_that_caused_them
     assert_eq!(wf.len(), 1, "the participant's callback");
     assert_eq!(wf[0].headers["x-request-id"], "wf-req-1");
     assert!(TraceParent::parse(&wf[0].headers["traceparent"]).is_some());
+}
+
+#[tokio::test]
+async fn a_transactions_webhooks_and_sink_carry_the_id_of_its_commit() {
+    use crate::support::api::transactions::SEED_TOKEN;
+    use reqwest::Method;
+    let (hooks, sink) = (Receiver::ok().await, Receiver::ok().await);
+    let app = TestApp::builder()
+        .with_config(|c| {
+            let t = &mut c.families.transactions;
+            t.transactions_tenants = vec![format!("{SEED_TOKEN}=8")];
+            t.transactions_callback_policy = "fast".into();
+            t.transactions_sink_url = Some(sink.url.clone());
+        })
+        .spawn()
+        .await;
+    let tx = app.transactions(SEED_TOKEN);
+    let (s, _, b) = tx
+        .raw(
+            Method::POST,
+            "/v1/transactions",
+            Some(&json!({"callback_url": hooks.url}).to_string()),
+            &[("x-request-id", "tx-open-1")],
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{b}");
+    let id = serde_json::from_str::<Value>(&b).unwrap()["data"]["_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    tx.post(
+        "collaborators",
+        &id,
+        json!([{"name": "C1", "identification": "1", "genre": "F", "active": true, "birthDate": "1990-01-01"}]),
+    )
+    .await;
+    let (s, _, b) = tx
+        .raw(
+            Method::POST,
+            &format!("/v1/transactions/{id}"),
+            None,
+            &[("x-request-id", "tx-commit-1")],
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{b}");
+    app.settle().await;
+    let got = hooks.received();
+    assert_eq!(got.len(), 6, "one webhook per status, 2 to 7");
+    for r in got.iter().chain(&sink.received()) {
+        assert_eq!(r.headers["x-request-id"], "tx-commit-1");
+        assert_eq!(r.headers["traceparent"], got[0].headers["traceparent"]);
+    }
+    assert_eq!(sink.count(), 1);
 }

@@ -55,6 +55,10 @@ pub struct DeliveryView {
     pub next_attempt_at: Option<String>,
     pub last_status: Option<u16>,
     pub last_error: Option<String>,
+    /// The `X-Request-Id` of the request that created it (sent with every
+    /// attempt), when it came from one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub request_id: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub attempt_log: Option<Vec<Attempt>>,
 }
@@ -131,6 +135,10 @@ pub(crate) fn view(rec: HashMap<String, String>, log: Option<Vec<String>>) -> De
         },
         last_status: rec.get("last_status").and_then(|v| v.parse().ok()),
         last_error: rec.get("last_error").filter(|e| !e.is_empty()).cloned(),
+        request_id: rec
+            .get("trace")
+            .and_then(|t| crate::platform::trace::Origin::decode(t))
+            .map(|o| o.request_id),
         state,
         attempt_log: log.map(|entries| {
             entries

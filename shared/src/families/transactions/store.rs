@@ -26,6 +26,7 @@ use crate::platform::outbox;
 use crate::platform::redis::Redis as RedisPool;
 use crate::platform::reply::{self, Refused};
 use crate::platform::time::{ms, now_ms};
+use crate::platform::trace;
 
 /// Items one validate or consolidate step handles.
 pub const PAGE: usize = 500;
@@ -466,7 +467,8 @@ impl TransactionStore {
                     .arg(window.end.as_deref().unwrap_or_default())
                     .arg(self.max_backlog)
                     .arg(&self.policy)
-                    .arg(&d[0].0),
+                    .arg(&d[0].0)
+                    .arg(trace::current_text()),
             )
             .await?;
         Result::Ok(r.modified == 1)
