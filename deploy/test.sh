@@ -51,6 +51,7 @@ CLUSTER_SCENARIOS=(
   transactions::pipeline::status_webhooks_and_the_sink
   platform::script_flush::script_flush_on_every_node_under_load_fails_no_call
   cluster::resharding::a_slot_moved_under_load_loses_nothing
+  cluster::failover::a_killed_master_fails_over_with_only_503s_and_loses_nothing
 )
 if cargo nextest --version >/dev/null 2>&1; then
   filter=$(printf 'test(=%s) | ' "${CLUSTER_SCENARIOS[@]}")

@@ -28,6 +28,11 @@
 //! read over all of them on a single server, one per slot on a cluster,
 //! each on its own connection to the master that owns the slot.
 //!
+//! Replication is asynchronous unless `--redis-wait-replicas N` is set:
+//! then every script call is followed by `WAIT N timeout` on the server
+//! that ran it ([`WaitReplicas`]), so what a caller was told is done
+//! survives a failover.
+//!
 //! Timeouts are explicit: a connect timeout and a response timeout
 //! (`--redis-connect-timeout`, `--redis-response-timeout`); on a cluster,
 //! retries wait 20 ms to 1 s (redis-rs's default starts at 1.28 s). The
@@ -50,11 +55,103 @@ use super::shards::key_slot;
 /// The connection every store calls through (cheap to clone: a handle),
 /// the same type on a single server and on a cluster.
 #[derive(Clone)]
-pub enum Conn {
+pub struct Conn {
+    link: Link,
+    /// `WAIT` for replicas after each script call (`--redis-wait-replicas`).
+    wait: Option<Arc<Wait>>,
+}
+
+#[derive(Clone)]
+enum Link {
     /// One server: a reconnecting multiplexed connection.
     Single(ConnectionManager),
     /// A Redis Cluster: routes each command to its key's slot owner.
     Cluster(Arc<ClusterShared>),
+}
+
+/// Synchronous replication of script calls: after a script call answers,
+/// `WAIT replicas timeout` on the same server connection, so a write the
+/// caller sees acknowledged is on `replicas` replicas too and survives the
+/// master's loss (a replica promoted by a failover has it). Redis
+/// replication is asynchronous otherwise: a master killed the moment
+/// after answering loses the last writes (seen in the failover test:
+/// machine transitions answered "applied" and gone after the promotion).
+///
+/// A `WAIT` that comes back short (no replica attached, e.g. a master
+/// whose replica was just promoted away) does not fail the call — the
+/// write is applied — but is logged, counted
+/// (`switchyard_redis_wait_short_total`) and not tried again on that slot
+/// for [`WAIT_BACKOFF`], so a shard without a replica is not slowed by a
+/// timeout per write.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct WaitReplicas {
+    pub replicas: u32,
+    pub timeout: Duration,
+}
+
+/// How long a slot whose `WAIT` came back short is not waited on.
+const WAIT_BACKOFF: Duration = Duration::from_secs(1);
+
+struct Wait {
+    want: WaitReplicas,
+    /// Slot → until when its waits are skipped.
+    skip: std::sync::Mutex<HashMap<u16, std::time::Instant>>,
+}
+
+impl Wait {
+    fn skipped(&self, slot: u16) -> bool {
+        let mut skip = self.skip.lock().expect("not poisoned");
+        match skip.get(&slot) {
+            Some(until) if *until > std::time::Instant::now() => true,
+            Some(_) => {
+                skip.remove(&slot);
+                false
+            }
+            None => false,
+        }
+    }
+
+    fn came_back(&self, slot: u16, reply: &Value) {
+        let acked = match reply {
+            Value::Int(n) => u32::try_from(*n).unwrap_or(0),
+            _ => 0,
+        };
+        if acked < self.want.replicas {
+            metrics::counter!("switchyard_redis_wait_short_total").increment(1);
+            tracing::warn!(
+                slot,
+                acked,
+                want = self.want.replicas,
+                "WAIT came back short: a write is on fewer replicas than --redis-wait-replicas; not waiting on this slot for 1 s"
+            );
+            self.skip
+                .lock()
+                .expect("not poisoned")
+                .insert(slot, std::time::Instant::now() + WAIT_BACKOFF);
+        }
+    }
+}
+
+/// The slot of a script call's first key (`EVALSHA sha numkeys key …`,
+/// `EVAL`, `FCALL`), `None` for any other command or a call without keys.
+fn script_slot(cmd: &Cmd) -> Option<u16> {
+    let mut args = cmd.args_iter().map(|a| match a {
+        redis::Arg::Simple(b) => b,
+        _ => &[][..],
+    });
+    let name = args.next()?;
+    let script = [&b"EVALSHA"[..], b"EVAL", b"FCALL"]
+        .iter()
+        .any(|n| name.eq_ignore_ascii_case(n));
+    if !script {
+        return None;
+    }
+    args.next()?;
+    let numkeys: usize = std::str::from_utf8(args.next()?).ok()?.parse().ok()?;
+    if numkeys == 0 {
+        return None;
+    }
+    Some(key_slot(&String::from_utf8_lossy(args.next()?)))
 }
 
 /// Calls in a row that time out before the cluster connection is rebuilt
@@ -109,9 +206,9 @@ impl ClusterShared {
 
 impl Conn {
     fn send<'a>(&'a mut self, cmd: &'a Cmd) -> RedisFuture<'a, Value> {
-        match self {
-            Conn::Single(c) => c.req_packed_command(cmd),
-            Conn::Cluster(shared) => {
+        match &mut self.link {
+            Link::Single(c) => c.req_packed_command(cmd),
+            Link::Cluster(shared) => {
                 let shared = shared.clone();
                 Box::pin(async move {
                     let mut c = shared.current();
@@ -119,6 +216,37 @@ impl Conn {
                     shared.observe(&r);
                     r
                 })
+            }
+        }
+    }
+
+    /// `WAIT` on the server that ran a script on `slot` (the same
+    /// connection, so it covers the script's writes). An error (the
+    /// master gone before it answered) is the call's: its writes may be
+    /// lost, so it must not be reported done.
+    async fn wait_replicas(&mut self, wait: &Wait, slot: u16) -> redis::RedisResult<()> {
+        if wait.skipped(slot) {
+            return Ok(());
+        }
+        let ms = u64::try_from(wait.want.timeout.as_millis()).unwrap_or(u64::MAX);
+        let mut cmd = redis::cmd("WAIT");
+        cmd.arg(wait.want.replicas).arg(ms);
+        let reply = match &mut self.link {
+            Link::Single(c) => c.req_packed_command(&cmd).await,
+            Link::Cluster(shared) => {
+                use redis::cluster_routing::{Route, RoutingInfo, SingleNodeRoutingInfo, SlotAddr};
+                let route = RoutingInfo::SingleNode(SingleNodeRoutingInfo::SpecificNode(
+                    Route::new(slot, SlotAddr::Master),
+                ));
+                shared.current().route_command(cmd, route).await
+            }
+        };
+        match reply {
+            Ok(Value::ServerError(e)) => Err(e.into()),
+            Err(e) => Err(e),
+            Ok(v) => {
+                wait.came_back(slot, &v);
+                Ok(())
             }
         }
     }
@@ -138,10 +266,18 @@ impl ConnectionLike for Conn {
                 Err(e) => e.kind() == redis::ErrorKind::Server(redis::ServerErrorKind::NoScript),
                 Ok(_) => false,
             };
-            match noscript.then(|| scripts::as_eval(cmd)).flatten() {
+            let reply = match noscript.then(|| scripts::as_eval(cmd)).flatten() {
                 Some(eval) => self.send(&eval).await,
                 None => reply,
+            };
+            if let (Some(wait), Ok(v)) = (self.wait.clone(), &reply)
+                && !matches!(v, Value::ServerError(_))
+                && let Some(slot) = script_slot(cmd)
+                && let Err(e) = self.wait_replicas(&wait, slot).await
+            {
+                return Err(e);
             }
+            reply
         })
     }
 
@@ -151,9 +287,9 @@ impl ConnectionLike for Conn {
         offset: usize,
         count: usize,
     ) -> RedisFuture<'a, Vec<Value>> {
-        match self {
-            Conn::Single(c) => c.req_packed_commands(pipeline, offset, count),
-            Conn::Cluster(shared) => {
+        match &mut self.link {
+            Link::Single(c) => c.req_packed_commands(pipeline, offset, count),
+            Link::Cluster(shared) => {
                 let shared = shared.clone();
                 Box::pin(async move {
                     let mut c = shared.current();
@@ -166,9 +302,9 @@ impl ConnectionLike for Conn {
     }
 
     fn get_db(&self) -> i64 {
-        match self {
-            Conn::Single(c) => c.get_db(),
-            Conn::Cluster(shared) => shared.current().get_db(),
+        match &self.link {
+            Link::Single(c) => c.get_db(),
+            Link::Cluster(shared) => shared.current().get_db(),
         }
     }
 }
@@ -300,7 +436,7 @@ impl Redis {
                 .await
                 .with_context(|| format!("connecting to Redis at {url}"))?,
         };
-        let conn = if cluster {
+        let link = if cluster {
             check_cluster_seeds(&seeds)?;
             let client = redis::cluster::ClusterClientBuilder::new(seeds.clone())
                 .connection_timeout(timeouts.connect)
@@ -314,7 +450,7 @@ impl Redis {
                 .get_async_connection()
                 .await
                 .with_context(|| format!("connecting to Redis Cluster at {url}"))?;
-            Conn::Cluster(Arc::new(ClusterShared {
+            Link::Cluster(Arc::new(ClusterShared {
                 client,
                 current: std::sync::RwLock::new(first),
                 timeouts_in_a_row: AtomicU32::new(0),
@@ -330,14 +466,14 @@ impl Redis {
             let cfg = redis::aio::ConnectionManagerConfig::new()
                 .set_connection_timeout(Some(timeouts.connect))
                 .set_response_timeout(Some(timeouts.response));
-            Conn::Single(
+            Link::Single(
                 ConnectionManager::new_with_config(client, cfg)
                     .await
                     .with_context(|| format!("connecting to Redis at {url}"))?,
             )
         };
         Ok(Self {
-            conn,
+            conn: Conn { link, wait: None },
             url: url.into(),
             seeds: seeds.into(),
             timeouts,
@@ -401,13 +537,26 @@ impl Redis {
         self.conn.clone()
     }
 
+    /// Script calls on [`Redis::conn`] wait for `want.replicas` replicas
+    /// ([`WaitReplicas`]); `None` or 0 replicas: no waiting.
+    #[must_use]
+    pub fn with_wait(mut self, want: Option<WaitReplicas>) -> Self {
+        self.conn.wait = want.filter(|w| w.replicas > 0).map(|want| {
+            Arc::new(Wait {
+                want,
+                skip: std::sync::Mutex::new(HashMap::new()),
+            })
+        });
+        self
+    }
+
     /// Connections of their own, for blocking reads (XREADGROUP BLOCK)
     /// that must not hold up the shared one. `response_timeout` must
     /// exceed the longest block.
     pub async fn dedicated(&self, response_timeout: Duration) -> redis::RedisResult<Dedicated> {
         Ok(Dedicated {
-            inner: match &self.conn {
-                Conn::Single(_) => DedicatedInner::Single(
+            inner: match &self.conn.link {
+                Link::Single(_) => DedicatedInner::Single(
                     node_conn(
                         self.seeds[0].clone(),
                         self.timeouts.connect,
@@ -415,7 +564,7 @@ impl Redis {
                     )
                     .await?,
                 ),
-                Conn::Cluster(_) => DedicatedInner::Cluster {
+                Link::Cluster(_) => DedicatedInner::Cluster {
                     redis: self.clone(),
                     response_timeout,
                     by_key: HashMap::new(),
@@ -428,9 +577,9 @@ impl Redis {
     /// one slot on a cluster, any keys on a single server. Each set keeps
     /// the order of `keys`.
     pub fn read_sets(&self, keys: &[String]) -> Vec<Vec<String>> {
-        match self.conn {
-            Conn::Single(_) => vec![keys.to_vec()],
-            Conn::Cluster(_) => {
+        match self.conn.link {
+            Link::Single(_) => vec![keys.to_vec()],
+            Link::Cluster(_) => {
                 let mut sets: Vec<(u16, Vec<String>)> = Vec::new();
                 for k in keys {
                     let slot = key_slot(k);

@@ -1,8 +1,10 @@
 //! A master killed (`kill -9`) under load: its replica is promoted, the
 //! clients see only 503s, within 15 s of the promotion, and nothing is
-//! lost. Ignored: it finds a product bug (see the attribute); run it with
+//! lost. The app runs with `--redis-wait-replicas 1`: without it Redis
+//! replicates asynchronously and a write answered just before the kill
+//! may be gone after the promotion. Run alone with
 //! `SWITCHYARD_TEST_REDIS=cluster cargo nextest run -p switchyard --test e2e
-//! --run-ignored all -E 'test(a_killed_master)'`.
+//! -E 'test(a_killed_master)'`.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -14,7 +16,6 @@ use crate::support::{Receiver, TestApp};
 const SETTLE: Duration = Duration::from_secs(15);
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-#[ignore = "flaky on this machine: the connection stall after kill -9 is fixed (the shared cluster connection is rebuilt from the seeds after 3 timeouts in a row; 4 of 5 runs pass, errors end 0-3.4 s after the promotion), but 1 of 5 runs ended with a machine state count different from the client tally: a transition answered 503 may still have been applied, or an acknowledged write lost by asynchronous replication to the promoted replica; not investigated. Also: a MULTI/EXEC pipeline answered MOVED during the failover comes back as `Transaction aborted: Moved` (not followed)"]
 async fn a_killed_master_fails_over_with_only_503s_and_loses_nothing() {
     if skip("a_killed_master_fails_over_with_only_503s_and_loses_nothing") {
         return;
@@ -25,6 +26,7 @@ async fn a_killed_master_fails_over_with_only_503s_and_loses_nothing() {
         TestApp::builder()
             .with_replicas()
             .with_response_timeout(Duration::from_secs(2))
+            .with_wait_replicas(1)
             .spawn()
             .await,
     );

@@ -193,27 +193,34 @@ async fn delivery_client(app: Arc<TestApp>, seen: Arc<Seen>, stop: Arc<AtomicBoo
 }
 
 /// Walk entities of the provisioning machine, one after another, noting
-/// each entity's state once a move is confirmed (a move retried after a
-/// 503 that had in fact been applied is confirmed by the rejection
-/// naming the target as the current state).
+/// each entity's state once a move is confirmed. Each move carries an
+/// `event_id`, so a move retried after a 503 that had in fact been applied
+/// answers `duplicate` — as a client is told to retry.
 async fn machine_client(app: Arc<TestApp>, seen: Arc<Seen>, stop: Arc<AtomicBool>, c: usize) {
     let mut calls = 0;
     for e in 0.. {
         let entity = format!("c{c}-e{e}");
         let walk = ["1", "2"].into_iter().chain(WALK.into_iter().cycle());
-        for to in walk.take(2 + (e % 7)) {
+        for (step, to) in walk.take(2 + (e % 7)).enumerate() {
+            let event = json!({"to": to, "event_id": format!("{entity}-{step}")});
+            let path = format!("/api/statemachines/PROVISIONING/entities/{entity}/transitions");
+            // Whether the last answer left the move's outcome unknown (503).
+            let mut unsure = false;
             loop {
                 calls += 1;
                 if stop.load(Ordering::Relaxed) || calls > MAX_CALLS {
+                    if unsure {
+                        settle(&app, &seen, &entity).await;
+                    }
                     return;
                 }
-                let (s, b) = app.machines().transition("PROVISIONING", &entity, to).await;
+                let (s, b) = app.post(&path, event.clone()).await;
                 let applied = match b["status"].as_str() {
                     Some("applied") => {
                         *seen.transitions.lock().unwrap() += 1;
                         true
                     }
-                    Some("rejected") => b["state"] == to,
+                    Some("duplicate") => unsure,
                     _ => false,
                 };
                 if applied {
@@ -230,7 +237,43 @@ async fn machine_client(app: Arc<TestApp>, seen: Arc<Seen>, stop: Arc<AtomicBool
                         .push(format!("transition {entity} → {to}: {b}"));
                     break;
                 }
+                unsure = true;
                 tokio::time::sleep(Duration::from_millis(2)).await;
+            }
+        }
+    }
+}
+
+/// A move answered 503 may have been applied: when the load stops on
+/// one, the entity's state is read back (retrying 503s) and tallied as
+/// the server has it.
+async fn settle(app: &TestApp, seen: &Seen, entity: &str) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let (s, b) = app
+            .get(&format!(
+                "/api/statemachines/PROVISIONING/entities/{entity}"
+            ))
+            .await;
+        match s {
+            StatusCode::OK => {
+                let mut states = seen.states.lock().unwrap();
+                match b["state"].as_str() {
+                    Some(state) => states.insert(entity.to_owned(), state.to_owned()),
+                    None => states.remove(entity),
+                };
+                return;
+            }
+            StatusCode::NOT_FOUND => {
+                seen.states.lock().unwrap().remove(entity);
+                return;
+            }
+            _ => {
+                assert!(
+                    Instant::now() < deadline,
+                    "entity {entity} unreadable: {s} {b}"
+                );
+                tokio::time::sleep(Duration::from_millis(5)).await;
             }
         }
     }

@@ -13,5 +13,6 @@ mod safe_retries;
 mod scheduler_heartbeat;
 mod script_flush;
 mod tracing;
+mod wait_replicas;
 mod worker;
 mod workflows_wiring;

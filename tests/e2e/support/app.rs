@@ -77,6 +77,8 @@ pub struct TestAppBuilder {
     replicas: bool,
     /// The shared connection's timeouts.
     timeouts: switchyard_shared::platform::redis::Timeouts,
+    /// `--redis-wait-replicas` of the shared connection.
+    wait: Option<switchyard_shared::platform::redis::WaitReplicas>,
 }
 
 impl TestAppBuilder {
@@ -102,6 +104,17 @@ impl TestAppBuilder {
         self
     }
 
+    /// Script calls wait for `replicas` replicas (`--redis-wait-replicas`,
+    /// with its default timeout).
+    pub fn with_wait_replicas(mut self, replicas: u32) -> Self {
+        let opts = RedisOpts::default();
+        self.wait = Some(switchyard_shared::platform::redis::WaitReplicas {
+            replicas,
+            timeout: opts.redis_wait_timeout,
+        });
+        self
+    }
+
     pub async fn spawn(self) -> TestApp {
         let mut config = self.config;
         switchyard_shared::init_tls();
@@ -117,7 +130,8 @@ impl TestAppBuilder {
             Duration::from_secs(5),
         )
         .await
-        .unwrap();
+        .unwrap()
+        .with_wait(self.wait);
         let keys = Keys::new("sy", SHARDS);
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
@@ -174,6 +188,7 @@ impl TestApp {
             config: test_config(),
             replicas: false,
             timeouts: RedisOpts::default().timeouts(),
+            wait: None,
         }
     }
 
