@@ -107,13 +107,14 @@ pub fn build(redis: Redis, keys: Keys, config: ApiConfig) -> anyhow::Result<Rout
 }
 
 /// Serve `app` on `listener` until `shutdown` fires; in-flight requests then
-/// get `grace` to finish.
+/// get `grace` to finish (the console's live-update streams end at once).
 pub async fn serve(
     listener: TcpListener,
     app: Router,
     shutdown: CancellationToken,
     grace: Duration,
 ) -> anyhow::Result<()> {
+    let app = app.layer(axum::Extension(ui::live::Closing(shutdown.clone())));
     let token = shutdown.clone();
     let server =
         axum::serve(listener, app).with_graceful_shutdown(async move { token.cancelled().await });

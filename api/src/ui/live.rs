@@ -19,17 +19,23 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
+use axum::Extension;
 use axum::extract::{Query, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
-use futures::Stream;
+use futures::{Stream, StreamExt};
 use serde::Deserialize;
 use tokio::sync::broadcast;
 use tokio_util::sync::CancellationToken;
 
 use super::{LiveHook, UiError};
 use crate::state::AppState;
+
+/// The server's shutdown signal (put in every request by `serve`): live
+/// streams end when it fires, so they do not hold a graceful shutdown up.
+#[derive(Clone)]
+pub struct Closing(pub CancellationToken);
 
 /// Most topics one stream may watch.
 pub const TOPICS_MAX: usize = 16;
@@ -279,6 +285,7 @@ pub struct EventsQuery {
 /// `GET /ui/events?topics=gates,nets-abc`: the live-update stream.
 pub async fn events(
     State(state): State<AppState>,
+    closing: Option<Extension<Closing>>,
     headers: HeaderMap,
     Query(q): Query<EventsQuery>,
 ) -> Response {
@@ -315,7 +322,9 @@ pub async fn events(
         }
     };
     let replay = headers.contains_key("last-event-id");
-    let mut resp = Sse::new(sub.events(replay))
+    let closing = closing.map_or_else(CancellationToken::new, |Extension(c)| c.0);
+    let events = sub.events(replay).take_until(closing.cancelled_owned());
+    let mut resp = Sse::new(events)
         .keep_alive(KeepAlive::default())
         .into_response();
     // Proxies (nginx) must not buffer the stream.

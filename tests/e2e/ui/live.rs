@@ -111,3 +111,18 @@ async fn streams_beyond_the_cap_get_503_and_a_closed_stream_frees_its_slot() {
     })
     .await;
 }
+
+#[tokio::test]
+async fn a_stream_ends_when_the_server_shuts_down() {
+    let app = open().await;
+    let mut events = stream(&app, "gates").await;
+    assert_eq!(events.status(), StatusCode::OK);
+    // Dropping the app fires its shutdown; the grace period is 5 s, the
+    // stream must not wait for it.
+    drop(app);
+    let ended = tokio::time::timeout(Duration::from_secs(2), async {
+        while let Ok(Some(_)) = events.chunk().await {}
+    })
+    .await;
+    assert!(ended.is_ok(), "the live stream outlived the shutdown");
+}
