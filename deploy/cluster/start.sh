@@ -43,6 +43,9 @@ echo "Redis Cluster up on ports ${PORTS[*]}"
 
 SEEDS=$(printf 'redis://127.0.0.1:%s,' "${PORTS[@]:0:3}")
 export SWITCHYARD_REDIS_URL=${SEEDS%,}
+# Every master has a replica: wait for it after each change, so what a
+# client was told is done survives a failover (README, "Redis Cluster").
+export SWITCHYARD_REDIS_WAIT_REPLICAS=${SWITCHYARD_REDIS_WAIT_REPLICAS:-1}
 export SWITCHYARD_PUBLIC_URL=${SWITCHYARD_PUBLIC_URL:-http://127.0.0.1:$LISTEN}
 
 # role name args…: run one process in the background, pid in $DIR/name.pid.
