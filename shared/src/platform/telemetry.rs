@@ -69,12 +69,16 @@ impl Drop for Telemetry {
 /// The OTLP/HTTP traces URL of the options (or of
 /// `OTEL_EXPORTER_OTLP_ENDPOINT`), if traces are to be exported.
 pub fn otlp_traces_url(opts: &LogOpts) -> Option<String> {
-    let base = opts
-        .otlp_endpoint
-        .clone()
-        .or_else(|| std::env::var("OTEL_EXPORTER_OTLP_ENDPOINT").ok())
-        .filter(|s| !s.trim().is_empty())?;
-    let base = base.trim().trim_end_matches('/');
+    let env = std::env::var("OTEL_EXPORTER_OTLP_ENDPOINT").ok();
+    traces_url(opts.otlp_endpoint.as_deref().or(env.as_deref()))
+}
+
+/// `<endpoint>/v1/traces`, unless the endpoint already names that path.
+fn traces_url(endpoint: Option<&str>) -> Option<String> {
+    let base = endpoint
+        .map(str::trim)
+        .filter(|s| !s.is_empty())?
+        .trim_end_matches('/');
     Some(if base.ends_with("/v1/traces") {
         base.to_owned()
     } else {
@@ -254,4 +258,20 @@ pub fn prometheus() -> &'static PrometheusHandle {
         drop(metrics::set_global_recorder(recorder));
         handle
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::traces_url;
+
+    #[test]
+    fn the_traces_path_is_appended_once() {
+        let url = |e| traces_url(Some(e)).unwrap_or_default();
+        assert_eq!(url("http://c:4318"), "http://c:4318/v1/traces");
+        assert_eq!(url("http://c:4318/"), "http://c:4318/v1/traces");
+        assert_eq!(url("http://c:4318/v1/traces"), "http://c:4318/v1/traces");
+        assert_eq!(url("https://c/otlp"), "https://c/otlp/v1/traces");
+        assert_eq!(traces_url(Some("  ")), None);
+        assert_eq!(traces_url(None), None);
+    }
 }
