@@ -381,15 +381,42 @@ async fn node_conn(
         .await
 }
 
-/// True when the server behind `seed` runs in cluster mode.
-async fn is_cluster(seed: &ConnectionInfo, timeouts: Timeouts) -> anyhow::Result<bool> {
-    let mut conn = node_conn(seed.clone(), timeouts.connect, timeouts.response).await?;
+/// `seed` without the `CLIENT SETINFO` redis-rs sends on connecting.
+fn without_setinfo(seed: &ConnectionInfo) -> ConnectionInfo {
+    let settings = seed.redis_settings().clone().set_skip_set_lib_name();
+    seed.clone().set_redis_settings(settings)
+}
+
+/// What the first seed says of itself.
+struct Probe {
+    /// `cluster_enabled:1`.
+    cluster: bool,
+    /// Redis 7.2 or newer, which knows `CLIENT SETINFO` (older servers
+    /// answer it with an error, counted in `errorstat_ERR` once per
+    /// connection, so it is not sent to them).
+    setinfo: bool,
+}
+
+/// `INFO` of the server behind `seed`.
+async fn probe(seed: &ConnectionInfo, timeouts: Timeouts) -> anyhow::Result<Probe> {
+    let mut conn = node_conn(without_setinfo(seed), timeouts.connect, timeouts.response).await?;
     let info: String = redis::cmd("INFO")
-        .arg("cluster")
         .query_async(&mut conn)
         .await
-        .context("INFO cluster")?;
-    Ok(info.lines().any(|l| l.trim() == "cluster_enabled:1"))
+        .context("INFO")?;
+    let field = |name: &str| {
+        info.lines()
+            .find_map(|l| l.trim().strip_prefix(name)?.strip_prefix(':'))
+    };
+    let version: Vec<u32> = field("redis_version")
+        .unwrap_or("0")
+        .split('.')
+        .map(|n| n.parse().unwrap_or(0))
+        .collect();
+    Ok(Probe {
+        cluster: field("cluster_enabled") == Some("1"),
+        setinfo: version.as_slice() >= [7, 2].as_slice(),
+    })
 }
 
 /// Settings a cluster cannot take, refused with a clear error.
@@ -412,7 +439,7 @@ fn check_cluster_seeds(seeds: &[ConnectionInfo]) -> anyhow::Result<()> {
 impl Redis {
     /// Connect to `url`: one URL (`redis://…`, `rediss://…` or
     /// `unix:///path/to/socket`) or comma-separated cluster seeds; a
-    /// cluster is detected with `INFO cluster`. `scripts` are checked (and
+    /// cluster is detected with `INFO`. `scripts` are checked (and
     /// loaded if missing) by [`Redis::ensure_ready`].
     pub async fn connect(
         url: &str,
@@ -429,12 +456,16 @@ impl Redis {
         timeouts: Timeouts,
         scripts: Vec<Named>,
     ) -> anyhow::Result<Self> {
-        let seeds = seeds(url)?;
+        let mut seeds = seeds(url)?;
+        let probe = probe(&seeds[0], timeouts)
+            .await
+            .with_context(|| format!("connecting to Redis at {url}"))?;
+        if !probe.setinfo {
+            seeds = seeds.iter().map(without_setinfo).collect();
+        }
         let cluster = match mode {
             Mode::Cluster => true,
-            Mode::Detect => is_cluster(&seeds[0], timeouts)
-                .await
-                .with_context(|| format!("connecting to Redis at {url}"))?,
+            Mode::Detect => probe.cluster,
         };
         let link = if cluster {
             check_cluster_seeds(&seeds)?;
