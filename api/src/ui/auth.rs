@@ -45,6 +45,18 @@ pub const CSP: &str = "default-src 'self'; script-src 'self'; style-src 'self'; 
     img-src 'self' data:; connect-src 'self'; font-src 'self'; object-src 'none'; \
     base-uri 'none'; form-action 'self'; frame-ancestors 'none'";
 
+/// The policy of a page drawing graphs with the vendored Graphviz (a
+/// WebAssembly build): [`CSP`] plus `'wasm-unsafe-eval'`, which lets a
+/// script of this origin compile WebAssembly (it allows no `eval` of
+/// JavaScript). Only responses marked [`RunsWasm`] get it.
+pub const CSP_WASM: &str = "default-src 'self'; script-src 'self' 'wasm-unsafe-eval'; style-src 'self'; \
+    img-src 'self' data:; connect-src 'self'; font-src 'self'; object-src 'none'; \
+    base-uri 'none'; form-action 'self'; frame-ancestors 'none'";
+
+/// A response extension: this page runs WebAssembly (see [`CSP_WASM`]).
+#[derive(Clone, Copy, Debug)]
+pub struct RunsWasm;
+
 type HmacSha256 = Hmac<Sha256>;
 
 /// The key signing session cookies.
@@ -204,10 +216,15 @@ fn scheme(headers: &HeaderMap) -> &'static str {
 /// [`Actor`] for the handler; security headers on whatever comes back.
 pub async fn guard(state: AppState, req: Request, next: Next) -> Response {
     let mut resp = check(state, req, next).await;
+    let csp = if resp.extensions().get::<RunsWasm>().is_some() {
+        CSP_WASM
+    } else {
+        CSP
+    };
     let h = resp.headers_mut();
     h.insert(
         header::CONTENT_SECURITY_POLICY,
-        HeaderValue::from_static(CSP),
+        HeaderValue::from_static(csp),
     );
     h.insert(
         header::X_CONTENT_TYPE_OPTIONS,
