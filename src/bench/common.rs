@@ -198,6 +198,36 @@ where
     Ok(out)
 }
 
+/// CPU seconds (user + system, all threads) that process `pid` has used so
+/// far, from `/proc/<pid>/stat` (Linux).
+pub fn cpu_secs(pid: u32) -> anyhow::Result<f64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .with_context(|| format!("reading /proc/{pid}/stat"))?;
+    // The command name (field 2) may hold spaces: count from its `)`. The
+    // state is field 3, utime field 14, stime field 15.
+    let fields: Vec<&str> = stat
+        .rsplit_once(')')
+        .context("malformed /proc stat")?
+        .1
+        .split_whitespace()
+        .collect();
+    let field = |n: usize| -> anyhow::Result<u64> {
+        Ok(fields
+            .get(n - 3)
+            .context("short /proc stat")?
+            .parse::<u64>()?)
+    };
+    Ok((field(14)? + field(15)?) as f64 / clock_ticks())
+}
+
+/// Clock ticks per second of `/proc`'s CPU times.
+fn clock_ticks() -> f64 {
+    // SAFETY: sysconf(3) only reads a configuration value.
+    #[allow(unsafe_code)]
+    let t = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
+    if t > 0 { t as f64 } else { 100.0 }
+}
+
 /// `-q` output: "EVALSHA ...: 12345.67 requests per second, p50=0.123 msec".
 fn parse_rps(text: &str) -> Option<f64> {
     let line = text

@@ -13,7 +13,9 @@ use switchyard_shared::Keys;
 use switchyard_shared::families::deliveries::{DeliveryStore, NewDelivery};
 use tokio_util::sync::CancellationToken;
 
-use super::common::{BENCH_SHARDS, ServerArgs, connect, serve_loopback, unix_socket, with_redis};
+use super::common::{
+    BENCH_SHARDS, ServerArgs, connect, cpu_secs, serve_loopback, unix_socket, with_redis,
+};
 
 #[derive(Args, Clone)]
 pub struct DeliveriesBench {
@@ -66,7 +68,9 @@ async fn bench(d: &DeliveriesBench, url: &str) -> anyhow::Result<()> {
 }
 
 /// A receiver that answers 204 and counts, on loopback: its URL and count.
-async fn start_receiver(stop: &CancellationToken) -> anyhow::Result<(String, Arc<AtomicUsize>)> {
+pub async fn start_receiver(
+    stop: &CancellationToken,
+) -> anyhow::Result<(String, Arc<AtomicUsize>)> {
     let count = Arc::new(AtomicUsize::new(0));
     let c = count.clone();
     let app = axum::Router::new().fallback(move || {
@@ -90,33 +94,96 @@ async fn switchyard_run(
     workers: usize,
 ) -> anyhow::Result<f64> {
     let prefix = format!("sybench{workers}");
-    let before = count.load(Ordering::Relaxed);
     // Enqueue everything first; only delivery is timed.
     enqueue_all(d.jobs, url, &prefix, hook).await?;
-    let start = Instant::now();
-    let procs = (0..workers)
-        .map(|w| start_worker(d, url, &prefix, w))
-        .collect::<anyhow::Result<Vec<_>>>()?;
-    let deadline = Instant::now() + Duration::from_secs(300);
-    while count.load(Ordering::Relaxed) - before < d.jobs {
-        anyhow::ensure!(Instant::now() < deadline, "switchyard run timed out");
-        tokio::time::sleep(Duration::from_millis(2)).await;
+    let run = Delivery {
+        jobs: d.jobs,
+        concurrency: d.concurrency,
+        workers,
+    };
+    Ok(run.deliver(url, &prefix, count).await?.per_sec)
+}
+
+/// A timed delivery run: `workers` worker processes deliver `jobs`
+/// deliveries enqueued before (with [`enqueue_all`]), `concurrency`
+/// attempts at a time each.
+pub struct Delivery {
+    pub jobs: usize,
+    pub concurrency: usize,
+    pub workers: usize,
+}
+
+/// What a [`Delivery`] took.
+pub struct Delivered {
+    pub per_sec: f64,
+    /// CPU seconds the worker processes used, start-up included.
+    pub worker_cpu: f64,
+}
+
+impl Delivery {
+    /// Start the workers on `prefix` and wait until the receiver's `count`
+    /// grew by `jobs`; then stop the workers.
+    pub async fn deliver(
+        &self,
+        url: &str,
+        prefix: &str,
+        count: &AtomicUsize,
+    ) -> anyhow::Result<Delivered> {
+        let before = count.load(Ordering::Relaxed);
+        let start = Instant::now();
+        let mut procs = Vec::with_capacity(self.workers);
+        for w in 0..self.workers {
+            procs.push(Worker(self.start_worker(url, prefix, w)?));
+        }
+        let deadline = Instant::now() + Duration::from_secs(300);
+        while count.load(Ordering::Relaxed) - before < self.jobs {
+            anyhow::ensure!(Instant::now() < deadline, "switchyard run timed out");
+            tokio::time::sleep(Duration::from_millis(2)).await;
+        }
+        let secs = start.elapsed().as_secs_f64();
+        let mut worker_cpu = 0.0;
+        for p in &procs {
+            worker_cpu += cpu_secs(p.0.id())?;
+        }
+        drop(procs);
+        Ok(Delivered {
+            per_sec: self.jobs as f64 / secs,
+            worker_cpu,
+        })
     }
-    let secs = start.elapsed().as_secs_f64();
-    for mut p in procs {
-        // SAFETY-free graceful stop: SIGTERM via kill(1), then wait.
+
+    /// Worker process number `w` of this binary on `prefix`.
+    fn start_worker(&self, url: &str, prefix: &str, w: usize) -> anyhow::Result<Child> {
+        let concurrency = self.concurrency.to_string();
+        Command::new(std::env::current_exe()?)
+            .args(["worker", "--redis-url", url, "--key-prefix", prefix])
+            .args(["--log-level", "warn"])
+            .args(["--worker-name", &format!("bench-{w}")])
+            .args(["--worker-block", "50ms"])
+            .args(["--worker-concurrency", &concurrency])
+            .args(["--delivery-per-destination", &concurrency])
+            .spawn()
+            .context("starting a worker process")
+    }
+}
+
+/// A worker process, stopped (SIGTERM, then waited for) when dropped, so
+/// an error or a timeout leaves none behind.
+struct Worker(Child);
+
+impl Drop for Worker {
+    fn drop(&mut self) {
         Command::new("kill")
             .arg("-TERM")
-            .arg(p.id().to_string())
+            .arg(self.0.id().to_string())
             .status()
             .ok();
-        p.wait().ok();
+        self.0.wait().ok();
     }
-    Ok(d.jobs as f64 / secs)
 }
 
 /// Enqueue `jobs` deliveries to `hook`, from 16 concurrent tasks.
-async fn enqueue_all(jobs: usize, url: &str, prefix: &str, hook: &str) -> anyhow::Result<()> {
+pub async fn enqueue_all(jobs: usize, url: &str, prefix: &str, hook: &str) -> anyhow::Result<()> {
     let pool = connect(url).await?;
     let store = DeliveryStore::new(
         pool.clone(),
@@ -151,19 +218,6 @@ async fn enqueue_all(jobs: usize, url: &str, prefix: &str, hook: &str) -> anyhow
         r??;
     }
     Ok(())
-}
-
-/// Worker process number `w` of this binary on `prefix`.
-fn start_worker(d: &DeliveriesBench, url: &str, prefix: &str, w: usize) -> anyhow::Result<Child> {
-    Command::new(std::env::current_exe()?)
-        .args(["worker", "--redis-url", url, "--key-prefix", prefix])
-        .args(["--log-level", "warn"])
-        .args(["--worker-name", &format!("bench-{w}")])
-        .args(["--worker-block", "50ms"])
-        .args(["--worker-concurrency", &d.concurrency.to_string()])
-        .args(["--delivery-per-destination", &d.concurrency.to_string()])
-        .spawn()
-        .context("starting a worker process")
 }
 
 /// The BullMQ peer with `workers` workers in one node process (after `npm

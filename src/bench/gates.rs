@@ -41,34 +41,46 @@ pub fn run(g: GatesBench) -> anyhow::Result<()> {
 async fn bench(g: &GatesBench, url: &str) -> anyhow::Result<()> {
     let d = Deployment::connect(url).await?;
     let base = d.start_api().await?;
-    let http_rate = http_phase(g, &d.pool, &d.keys, &base).await?;
+    let http_rate = http_phase(g.clients, g.duration, &d.pool, &d.keys, &base)
+        .await?
+        .per_sec;
     d.stop.cancel();
     let rps = lua_phase(g, &d.pool, &d.keys.gates("bench"), url).await?;
     report(http_rate, rps);
     Ok(())
 }
 
-/// Phase 1: HTTP, each client on its own gate: test-and-set, then release.
-/// Answers iterations/s.
-async fn http_phase(g: &GatesBench, pool: &Redis, keys: &Keys, base: &str) -> anyhow::Result<f64> {
+/// What the HTTP phase did: iterations (test-and-set + release) and their rate.
+pub struct HttpRun {
+    pub iterations: usize,
+    pub per_sec: f64,
+}
+
+/// Phase 1: HTTP through the API at `base`, `clients` clients for
+/// `duration`, each on its own gate: test-and-set, then release. Prints
+/// rates and latencies (also used by `bench cluster`).
+pub async fn http_phase(
+    clients: usize,
+    duration: Duration,
+    pool: &Redis,
+    keys: &Keys,
+    base: &str,
+) -> anyhow::Result<HttpRun> {
     let gates = GateStore::new(
         pool.clone(),
         keys,
         GateSettings::from(&bench_config(base).families.gates),
     );
-    for i in 0..g.clients {
+    for i in 0..clients {
         gates
             .create_service(&format!("svc{i}"), "bench", &["live".to_owned()], "bench")
             .await?;
     }
-    println!(
-        "HTTP phase: {} clients, {:?}, test-and-set + release per iteration",
-        g.clients, g.duration
-    );
+    println!("HTTP phase: {clients} clients, {duration:?}, test-and-set + release per iteration");
     let start = Instant::now();
     let http = reqwest::Client::new();
-    let per_client = each_client(g.clients, |i| {
-        http_client(http.clone(), base.to_owned(), i, start, g.duration)
+    let per_client = each_client(clients, |i| {
+        http_client(http.clone(), base.to_owned(), i, start, duration)
     })
     .await?;
     let (mut tas_lat, mut rel_lat): (Vec<_>, Vec<_>) = per_client.into_iter().flatten().unzip();
@@ -87,7 +99,10 @@ async fn http_phase(g: &GatesBench, pool: &Redis, keys: &Keys, base: &str) -> an
     println!(
         "  test-and-set latency p50 {tas50:.2} ms, p99 {tas99:.2} ms; release p50 {rel50:.2} ms, p99 {rel99:.2} ms"
     );
-    Ok(pairs / elapsed)
+    Ok(HttpRun {
+        iterations: tas_lat.len(),
+        per_sec: pairs / elapsed,
+    })
 }
 
 /// One HTTP client on gate `svc{i}` until `start + dur`: answers the
@@ -135,10 +150,23 @@ async fn lua_phase(g: &GatesBench, pool: &Redis, gk: &GateKeys, url: &str) -> an
         "redis-benchmark phase: {} EVALSHA lua/gates/tas.lua calls over {} pre-created gates ({made} made), 50 clients",
         g.redis.requests, g.keyspace
     );
+    // Every grant increments the namespace's fence: count them.
+    let fence = || async {
+        let n: Option<u64> = redis::cmd("GET")
+            .arg(gk.fence())
+            .query_async(&mut pool.conn())
+            .await?;
+        anyhow::Ok(n.unwrap_or(0))
+    };
+    let before = fence().await?;
     let (rps, _) = g
         .redis
         .redis_benchmark(socket, g.keyspace, &tas_command(gk, &prefix))?;
-    println!("  Lua test-and-set: {rps:.0} calls/s");
+    let granted = fence().await? - before;
+    println!(
+        "  Lua test-and-set: {rps:.0} calls/s ({granted} of {} calls granted)",
+        g.redis.requests
+    );
     Ok(rps)
 }
 
@@ -167,22 +195,30 @@ async fn fill_keyspace(pool: &Redis, prefix: &str, keyspace: u64) -> anyhow::Res
 }
 
 /// `EVALSHA lua/gates/tas.lua …`: one test-and-set of environment `live` on a
-/// random pre-created gate.
+/// random pre-created gate, as `GateStore::tas` sends it.
+///
+/// redis-benchmark draws a new number for every `__rand_int__` in a command,
+/// so the command holds exactly one: the gate's state key, which picks the
+/// pre-created gate. Its queue and history are those of one fixed gate, and
+/// the ticket id is fixed too: the queue's head is then always our own id,
+/// so every call takes the grant path (the same reads and writes as a grant
+/// on an empty queue; the fixed queue grows by one entry per call).
 fn tas_command(gk: &GateKeys, prefix: &str) -> Vec<String> {
     let today = switchyard_shared::time::today(switchyard_shared::time::utc_now());
     vec![
         "EVALSHA".into(),
         scripts::GATES_TAS.get_hash().to_owned(),
-        "8".into(),
+        "9".into(),
         gk.services(),
         gk.tickets(),
         gk.expiry(),
         gk.fence(),
         gk.holidays(),
         format!("{prefix}__rand_int__"),
-        format!("{}__rand_int__", gk.queue("rb", "")),
-        format!("{}__rand_int__", gk.history("rb", "")),
-        "t__rand_int__".into(),
+        gk.queue("rb", "live"),
+        gk.history("rb", "live"),
+        gk.gone(),
+        "rb-ticket".into(),
         "0".into(),
         "0".into(),
         "120000".into(),
@@ -196,6 +232,7 @@ fn tas_command(gk: &GateKeys, prefix: &str) -> Vec<String> {
         "live".into(),
         "0".into(),
         String::new(),
+        "600000".into(),
     ]
 }
 

@@ -8,9 +8,11 @@
 //!   API, the `redis-benchmark` driver, the options every bench repeats, and
 //!   the small number helpers.
 //! * one file per family: `gates`, `deliveries`, `nets`, `machines`, `workflows`.
+//! * `cluster` — gates and deliveries on one server vs a local Redis Cluster.
 
 use clap::{Args, Subcommand};
 
+mod cluster;
 mod common;
 mod deliveries;
 mod gates;
@@ -39,6 +41,8 @@ enum What {
     Workflows(workflows::WorkflowsBench),
     /// Items/s accepted through HTTP and through the pipeline to Done, Redis memory per item, and the consolidate script under redis-benchmark.
     Transactions(transactions::TransactionsBench),
+    /// Gates and deliveries on one redis-server vs a local 3-master Redis Cluster: the ratio, per-node CPU and calls, and the ceilings on separate machines.
+    Cluster(cluster::ClusterBench),
 }
 
 pub fn run(c: BenchCmd) -> anyhow::Result<()> {
@@ -49,5 +53,6 @@ pub fn run(c: BenchCmd) -> anyhow::Result<()> {
         What::Machines(m) => machines::run(m),
         What::Workflows(w) => workflows::run(w),
         What::Transactions(t) => transactions::run(t),
+        What::Cluster(c) => cluster::run(c),
     }
 }
