@@ -26,6 +26,9 @@ pub const PAGES: &[(&str, &str)] = &[
     ("login", "/ui/login"),
     ("overview", "/ui/"),
     ("gates", "/ui/gates?group=team"),
+    ("machines", "/ui/machines"),
+    ("machine", "/ui/machines/orders"),
+    ("workflows", "/ui/workflows"),
 ];
 
 /// The widths every page is screenshot at.
@@ -34,6 +37,8 @@ const WIDTHS: [u32; 2] = [1400, 400];
 /// Entities for the pages to show.
 async fn seed(app: &TestApp) {
     seed_gates(app).await;
+    super::machines::seed(app).await;
+    super::workflows::seed(app).await;
     app.post(
         "/api/gates/platform/deployer",
         serde_json::json!({"environments": ["develop", "staging", "live"]}),

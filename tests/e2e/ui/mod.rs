@@ -7,7 +7,9 @@ mod auth;
 mod browser;
 mod gates;
 mod live;
+mod machines;
 mod pages;
+mod workflows;
 
 use std::time::Duration;
 

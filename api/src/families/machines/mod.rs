@@ -1,6 +1,8 @@
 //! State machines: `/api/statemachines…` (and the seed's
 //! `/api/setup/statemachine/new`): definitions, entity transitions (single
 //! and batch), entity state and history, metrics and a Nagios-style check.
+//! The console's pages are in [`ui`] (with the diagram's layout in
+//! [`diagram`]).
 
 use axum::Json;
 use axum::extract::{Path, State};
@@ -25,6 +27,9 @@ use crate::families::Family;
 use crate::state::Ctx;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
+
+pub mod diagram;
+pub mod ui;
 
 /// What the machines endpoints share.
 #[derive(Clone)]
@@ -55,7 +60,7 @@ pub fn family(ctx: &Ctx) -> anyhow::Result<Family> {
             .routes(routes!(check))
             .with_state(state.clone()),
         on_scrape: Some(scrape_hook(&state)),
-        ui: None,
+        ui: Some(ui::section(&state, ctx.redis.clone())),
     })
 }
 

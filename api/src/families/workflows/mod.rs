@@ -8,6 +8,8 @@
 //! body: Scriptoria clients match on these texts. Refusals made before a
 //! request reaches these handlers (auth, a path that is not UTF-8, an
 //! unknown route, the request deadline) keep the platform's shape.
+//!
+//! The console's pages are in [`ui`].
 
 use axum::Json;
 use axum::body::Bytes;
@@ -32,6 +34,8 @@ use crate::families::Family;
 use crate::state::Ctx;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
+
+pub mod ui;
 
 /// The longest `Idempotency-Key`.
 pub const IDEMPOTENCY_KEY_MAX: usize = 200;
@@ -85,9 +89,9 @@ pub fn family(ctx: &Ctx) -> anyhow::Result<Family> {
             .routes(routes!(cancel))
             .routes(routes!(replay))
             .layer(DefaultBodyLimit::max(body_limit))
-            .with_state(state),
+            .with_state(state.clone()),
         on_scrape: None,
-        ui: None,
+        ui: Some(ui::section(&state, ctx.keys.clone(), ctx.redis.clone())),
     })
 }
 
