@@ -2,6 +2,8 @@
 // * Errors of htmx requests are shown in the flash area (#flash): the JSON
 //   error's `reason`, or the console error page's #error-reason.
 // * The live-update (SSE) connection's state is shown in #live-state.
+// * Inputs marked hx-preserve survive live refreshes and are cleared after
+//   their form's request succeeded.
 // * <time datetime="…" data-age> shows a relative age ("3 min ago"),
 //   refreshed every 10 s and after every swap; the ISO time is its tooltip.
 (function () {
@@ -37,6 +39,28 @@
   });
   document.addEventListener("htmx:sendError", function () {
     flash("The server cannot be reached.");
+  });
+  // A form's text inputs keep their content across live refreshes
+  // (hx-preserve); once the form's own request succeeded, clear them.
+  var sent = {};
+  document.addEventListener("htmx:beforeRequest", function (e) {
+    var elt = e.detail.elt;
+    if (elt && elt.tagName === "FORM") {
+      sent[e.detail.requestConfig ? e.detail.requestConfig.path : ""] = Array.prototype.map.call(
+        elt.querySelectorAll("input[hx-preserve][id]"),
+        function (i) { return i.id; }
+      );
+    }
+  });
+  document.addEventListener("htmx:afterRequest", function (e) {
+    var path = e.detail.requestConfig ? e.detail.requestConfig.path : "";
+    var ids = sent[path];
+    delete sent[path];
+    if (!ids || !e.detail.successful) return;
+    ids.forEach(function (id) {
+      var i = document.getElementById(id);
+      if (i) i.value = "";
+    });
   });
   document.addEventListener("click", function (e) {
     if (e.target && e.target.id === "flash") e.target.hidden = true;

@@ -161,7 +161,7 @@ async fn the_console_works_in_a_browser_without_leaving_loopback() {
         .await;
     }
 
-    // Toggle a gate by clicking its button; the JSON API sees it.
+    // The gates board, with its live connection open.
     open(&page, &app, "/ui/gates?group=team").await;
     page.wait_for(
         "document.querySelector('[sse-connect]').dataset.live === 'open'",
@@ -169,28 +169,13 @@ async fn the_console_works_in_a_browser_without_leaving_loopback() {
     )
     .await;
     page.eval("window.__stay = 42").await;
-    page.eval(
-        "document.querySelector('td[data-gate=\"api/live\"] button[data-toggle=\"closed\"]').click(); true",
-    )
-    .await;
-    crate::support::eventually(Duration::from_secs(10), || async {
-        app.get("/api/gates/team/api/live").await.1["state"] == "closed"
-    })
-    .await;
-    page.wait_for(
-        "document.querySelector('td[data-gate=\"api/live\"] .badge').textContent === 'closed'",
-        Duration::from_secs(10),
-    )
-    .await;
-
-    // A change through the JSON API shows up without a reload.
-    let (st, _) = app
-        .put(
-            "/api/gates/platform/deployer/develop",
-            serde_json::json!({"state": "closed"}),
-        )
+    // Start typing a message for api/live.
+    let input = "document.getElementById('message-team-api-live')";
+    page.eval(&format!("{input}.value = 'from the browser'"))
         .await;
-    assert_eq!(st, 200);
+
+    // A change through the JSON API shows up without a reload, and keeps
+    // what is being typed.
     let (st, _) = app
         .put(
             "/api/gates/team/api/testing",
@@ -199,11 +184,36 @@ async fn the_console_works_in_a_browser_without_leaving_loopback() {
         .await;
     assert_eq!(st, 200);
     page.wait_for(
-        "document.querySelector('td[data-gate=\"api/testing\"] .badge').textContent === 'open'",
+        "document.querySelector('td[data-gate=\"api/testing\"] .badge').textContent === 'open' \
+         && !document.getElementById('board').matches('.htmx-swapping, .htmx-settling')",
         Duration::from_secs(10),
     )
     .await;
     assert_eq!(page.eval("window.__stay").await, 42, "the page reloaded");
+    assert_eq!(
+        page.eval(&format!("{input}.value")).await,
+        "from the browser"
+    );
+
+    // Close api/live by clicking its button; the JSON API sees it, with the message.
+    page.eval(
+        "document.querySelector('td[data-gate=\"api/live\"] button[data-toggle=\"closed\"]').click(); true",
+    )
+    .await;
+    crate::support::eventually(Duration::from_secs(10), || async {
+        let gate = app.get("/api/gates/team/api/live").await.1;
+        gate["manual_state"] == "closed" && gate["message"] == "from the browser"
+    })
+    .await;
+    page.wait_for(
+        "document.querySelector('td[data-gate=\"api/live\"] button[data-toggle]').dataset.toggle === 'open'",
+        Duration::from_secs(10),
+    )
+    .await;
+    page.wait_for(&format!("{input}.value === ''"), Duration::from_secs(5))
+        .await;
+    let (_, hist) = app.get("/api/gates/team/api/live/history").await;
+    assert_eq!(hist["history"][0]["actor"], "console:token-1", "{hist}");
 
     // Nothing was requested from another host.
     let requests = page.requests();

@@ -158,6 +158,12 @@ impl Cell<'_> {
         )
     }
 
+    /// The message input's id: stable across refreshes, so a live update
+    /// keeps what is being typed (`hx-preserve`).
+    fn input_id(&self) -> String {
+        format!("message-{}-{}-{}", self.group, self.service, self.env)
+    }
+
     fn history(&self) -> String {
         format!(
             "/ui/gates/{}/{}/{}/history",
