@@ -9,8 +9,9 @@
 //!   configuration accept each other's cookies). HttpOnly, SameSite=Strict,
 //!   12 hours. A bearer header is accepted too (curl, scripts).
 //! * Every mutating request (anything but GET/HEAD/OPTIONS) must carry an
-//!   `Origin` (else a `Referer`) whose host is the request's `Host` — a
-//!   cross-site form or fetch gets 403 — also when the console is open.
+//!   `Origin` (else a `Referer`) whose host is the request's `Host` (or the
+//!   `X-Forwarded-Host` of a proxy that rewrites it) — a cross-site form or
+//!   fetch gets 403 — also when the console is open.
 //! * A read-only token views everything; its mutating requests get 403
 //!   `read_only`, as on the JSON API.
 //! * Every console response carries a Content-Security-Policy allowing only
@@ -172,17 +173,35 @@ fn authority(url: &str) -> Option<&str> {
     Some(rest.split(['/', '?', '#']).next().unwrap_or(rest))
 }
 
-/// Does the request come from a page of this very host (CSRF check)?
+/// The host the browser addressed: `X-Forwarded-Host` when a proxy in
+/// front rewrote `Host` (its first value), else `Host`.
+fn public_host(headers: &HeaderMap) -> Option<&str> {
+    headers
+        .get("x-forwarded-host")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(',').next())
+        .map(str::trim)
+        .filter(|v| !v.is_empty())
+        .or_else(|| headers.get(header::HOST).and_then(|v| v.to_str().ok()))
+}
+
+/// Does the request come from a page of this very host (CSRF check)? The
+/// `Origin` (else `Referer`) must name the `Host`, or the
+/// `X-Forwarded-Host` of a proxy in front (a cross-site form cannot set
+/// that header, and a cross-site fetch setting it needs a CORS preflight
+/// this API never grants).
 pub fn same_origin(headers: &HeaderMap) -> bool {
-    let Some(host) = headers.get(header::HOST).and_then(|v| v.to_str().ok()) else {
-        return false;
-    };
     let from = headers
         .get(header::ORIGIN)
         .or_else(|| headers.get(header::REFERER))
-        .and_then(|v| v.to_str().ok());
-    from.and_then(authority)
-        .is_some_and(|a| a.eq_ignore_ascii_case(host))
+        .and_then(|v| v.to_str().ok())
+        .and_then(authority);
+    let Some(from) = from else { return false };
+    let host = headers.get(header::HOST).and_then(|v| v.to_str().ok());
+    [host, public_host(headers)]
+        .into_iter()
+        .flatten()
+        .any(|h| from.eq_ignore_ascii_case(h))
 }
 
 fn mutating(method: &Method) -> bool {
@@ -196,10 +215,7 @@ fn is_htmx(headers: &HeaderMap) -> bool {
 /// `http(s)://host` as the browser reached us (behind a proxy terminating
 /// TLS, `X-Forwarded-Proto: https` says so).
 fn origin_of(headers: &HeaderMap) -> String {
-    let host = headers
-        .get(header::HOST)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("localhost");
+    let host = public_host(headers).unwrap_or("localhost");
     format!("{}://{host}", scheme(headers))
 }
 
@@ -463,5 +479,18 @@ mod tests {
             HeaderValue::from_static("http://127.0.0.1:8080/ui/gates"),
         );
         assert!(same_origin(&h));
+        // Behind a proxy that rewrites Host, the public host it forwards counts.
+        h.insert(header::HOST, HeaderValue::from_static("api-1:8080"));
+        h.insert(
+            header::REFERER,
+            HeaderValue::from_static("https://switchyard.example/ui/gates"),
+        );
+        assert!(!same_origin(&h));
+        h.insert(
+            "x-forwarded-host",
+            HeaderValue::from_static("switchyard.example"),
+        );
+        assert!(same_origin(&h));
+        assert_eq!(origin_of(&h), "http://switchyard.example");
     }
 }
