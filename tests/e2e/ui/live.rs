@@ -9,7 +9,7 @@ use super::{FULL, open, seed_gates};
 use crate::support::TestApp;
 
 /// Open `/ui/events?topics=…` (with the session of a bearer token when given).
-async fn stream(app: &TestApp, topics: &str) -> reqwest::Response {
+pub async fn stream(app: &TestApp, topics: &str) -> reqwest::Response {
     let mut req = reqwest::Client::new().get(format!("{}/ui/events?topics={topics}", app.base));
     if let Some(t) = &app.token {
         req = req.bearer_auth(t);
@@ -18,7 +18,7 @@ async fn stream(app: &TestApp, topics: &str) -> reqwest::Response {
 }
 
 /// Read the stream until an event named `name` arrives (at most `limit`).
-async fn next_event(resp: &mut reqwest::Response, name: &str, limit: Duration) -> bool {
+pub async fn next_event(resp: &mut reqwest::Response, name: &str, limit: Duration) -> bool {
     let want = format!("event: {name}\n");
     let mut seen = String::new();
     let deadline = tokio::time::Instant::now() + limit;
