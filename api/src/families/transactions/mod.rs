@@ -8,6 +8,7 @@
 //! "message"}`, not the platform's `code`/`reason` body. Refusals made
 //! before a request reaches these handlers (a bearer token configured with
 //! `--api-token`, an unknown route, the request deadline) keep the platform's.
+//! The console's pages (every tenant's transactions, for operators) are in [`ui`].
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -33,6 +34,8 @@ use crate::families::Family;
 use crate::state::Ctx;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
+
+pub mod ui;
 
 /// The longest `Idempotency-Key`.
 pub const IDEMPOTENCY_KEY_MAX: usize = 200;
@@ -82,9 +85,9 @@ pub fn family(ctx: &Ctx) -> anyhow::Result<Family> {
             .route("/v1/{resource}/", post(stage_post).put(stage_put))
             .routes(routes!(records))
             .layer(DefaultBodyLimit::max(state.body_limit))
-            .with_state(state),
+            .with_state(state.clone()),
         on_scrape: None,
-        ui: None,
+        ui: Some(ui::section(&state)),
     })
 }
 

@@ -15,7 +15,9 @@
 //!   pipeline step is fenced by the transaction's checkpoint and queues the
 //!   next one (`lua/transactions/step.lua`).
 //! * [`views`] — what the endpoints answer; [`scripts`] — `lua/transactions/`.
+//! * [`browse`] — reads across tenants for operators (the web console).
 
+pub mod browse;
 pub mod config;
 pub mod ids;
 pub mod keys;

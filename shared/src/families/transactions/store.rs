@@ -154,8 +154,8 @@ struct StoredError<'a> {
 /// The transactions store.
 #[derive(Clone)]
 pub struct TransactionStore {
-    pool: RedisPool,
-    keys: Keys,
+    pub(super) pool: RedisPool,
+    pub(super) keys: Keys,
     retention: Duration,
     max_items: u64,
     max_open: u64,

@@ -54,6 +54,10 @@ impl Transactions<'_> {
             .client
             .request(method, format!("{}{}", self.app.base, path))
             .header("token", &self.token);
+        if let Some(t) = &self.app.token {
+            // With API tokens configured, every call needs a bearer one too.
+            req = req.bearer_auth(t);
+        }
         for (k, v) in headers {
             req = req.header(*k, *v);
         }
