@@ -101,6 +101,21 @@
     live(e, "error", "○ reconnecting…");
   });
 
+  // Live streams end when the page is left: a page kept in the browser's
+  // back/forward cache would otherwise keep its stream's connection open,
+  // and after six such pages the browser has no connection to this host
+  // left (HTTP/1.1), so the next page never loads. A page shown again from
+  // that cache is reloaded (its stream is gone and its content is stale).
+  window.addEventListener("pagehide", function () {
+    document.querySelectorAll("[sse-connect]").forEach(function (el) {
+      var data = el["htmx-internal-data"];
+      if (data && data.sseEventSource) data.sseEventSource.close();
+    });
+  });
+  window.addEventListener("pageshow", function (e) {
+    if (e.persisted) location.reload();
+  });
+
   document.addEventListener("DOMContentLoaded", ages);
   document.addEventListener("htmx:afterSettle", ages);
   setInterval(ages, 10000);
