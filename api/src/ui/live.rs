@@ -334,3 +334,63 @@ pub async fn events(
         .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     resp
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use std::sync::atomic::AtomicU64;
+
+    use super::*;
+
+    /// A hub with one section `s` whose topic `s` has the fingerprint
+    /// `state`; `polls` counts the reads.
+    fn hub(state: Arc<AtomicU64>, polls: Arc<AtomicUsize>, max: usize) -> Arc<Hub> {
+        let hook: LiveHook = Arc::new(move |topic| {
+            let (state, polls) = (state.clone(), polls.clone());
+            (topic == "s").then(|| {
+                Box::pin(async move {
+                    polls.fetch_add(1, Ordering::SeqCst);
+                    Ok(state.load(Ordering::SeqCst))
+                }) as super::super::BoxFuture<_>
+            })
+        });
+        Arc::new(Hub::new(vec![("s", hook)], Duration::from_millis(10), max))
+    }
+
+    #[tokio::test]
+    async fn one_poller_per_topic_serves_every_subscriber_and_stops_with_the_last() {
+        let state = Arc::new(AtomicU64::new(1));
+        let polls = Arc::new(AtomicUsize::new(0));
+        let hub = hub(state.clone(), polls.clone(), 8);
+        let a = hub.subscribe(vec!["s".into()]).await.unwrap();
+        let b = hub.subscribe(vec!["s".into()]).await.unwrap();
+        assert_eq!(hub.polled_topics(), 1);
+        state.store(2, Ordering::SeqCst);
+        let mut events = Box::pin(a.events(false));
+        let first = tokio::time::timeout(Duration::from_secs(5), events.next()).await;
+        assert!(matches!(first, Ok(Some(Ok(_)))), "no event after a change");
+        drop(events);
+        assert_eq!(hub.polled_topics(), 1, "b still watches");
+        drop(b);
+        assert_eq!(hub.polled_topics(), 0);
+        assert_eq!(hub.clients.load(Ordering::SeqCst), 0);
+    }
+
+    #[tokio::test]
+    async fn unknown_topics_and_clients_beyond_the_cap_are_refused() {
+        let hub = hub(Arc::default(), Arc::default(), 1);
+        for t in ["x", "s x", "", "t-s"] {
+            assert!(matches!(
+                hub.subscribe(vec![t.into()]).await,
+                Err(SubscribeError::Unknown(_))
+            ));
+        }
+        let held = hub.subscribe(vec!["s".into()]).await.unwrap();
+        assert!(matches!(
+            hub.subscribe(vec!["s".into()]).await,
+            Err(SubscribeError::Full)
+        ));
+        drop(held);
+        assert!(hub.subscribe(vec!["s".into()]).await.is_ok());
+    }
+}
