@@ -1,7 +1,8 @@
 // Switchyard console: the little the pages need beyond htmx.
 // * Errors of htmx requests are shown in the flash area (#flash): the JSON
 //   error's `reason`, or the console error page's #error-reason.
-// * The live-update (SSE) connection's state is shown in #live-state.
+// * The live-update (SSE) connection's state is shown in #live-state; a
+//   hidden tab closes its streams and reopens them (replay=1) when shown.
 // * Inputs marked hx-preserve survive live refreshes and are cleared after
 //   their form's request succeeded.
 // * <time datetime="…" data-age> shows a relative age ("3 min ago"),
@@ -115,6 +116,46 @@
   window.addEventListener("pageshow", function (e) {
     if (e.persisted) location.reload();
   });
+
+  // Hidden tabs hold no live stream either: each open stream holds one of
+  // the six connections a browser allows per host over HTTP/1.1, so a
+  // seventh console tab would never load. A tab that is hidden closes its
+  // streams; shown again, it reconnects through the SSE extension's own
+  // retry path and asks for every topic once (`replay=1`), since it may
+  // have missed changes meanwhile.
+  if (window.htmx) {
+    var sources = [];
+    var paused = [];
+    var resumed = false;
+    htmx.createEventSource = function (url) {
+      if (resumed) url += (url.indexOf("?") < 0 ? "?" : "&") + "replay=1";
+      var source = new EventSource(url);
+      sources.push(source);
+      return source;
+    };
+    document.addEventListener("visibilitychange", function () {
+      sources = sources.filter(function (s) { return s.readyState !== EventSource.CLOSED; });
+      if (document.hidden) {
+        sources.forEach(function (s) { s.close(); });
+        paused = paused.concat(sources);
+        sources = [];
+        var state = document.getElementById("live-state");
+        if (state && paused.length) {
+          state.textContent = "○ paused";
+          state.className = "live-state paused";
+        }
+        document.querySelectorAll("[sse-connect]").forEach(function (el) {
+          el.dataset.live = "paused";
+        });
+      } else if (paused.length) {
+        resumed = true;
+        var again = paused;
+        paused = [];
+        // The extension reconnects a closed source on its error event.
+        again.forEach(function (s) { if (s.onerror) s.onerror(new Event("error")); });
+      }
+    });
+  }
 
   document.addEventListener("DOMContentLoaded", ages);
   document.addEventListener("htmx:afterSettle", ages);

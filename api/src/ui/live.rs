@@ -10,8 +10,9 @@
 //! changes. So the Redis cost is one small read per watched topic per
 //! interval per replica, whatever the number of viewers. At most
 //! `--ui-live-clients` streams per replica (503 beyond). A reconnecting
-//! client (it sends `Last-Event-ID`) gets every topic once at once, since
-//! it may have missed changes while away.
+//! client (it sends `Last-Event-ID`, or `replay=1` when a hidden tab comes
+//! back) gets every topic once at once, since it may have missed changes
+//! while away.
 
 use std::collections::HashMap;
 use std::convert::Infallible;
@@ -280,9 +281,12 @@ impl Subscription {
 #[derive(Deserialize)]
 pub struct EventsQuery {
     topics: String,
+    /// `1`: send every topic once at once (a page resuming after a pause).
+    #[serde(default)]
+    replay: Option<String>,
 }
 
-/// `GET /ui/events?topics=gates,nets-abc`: the live-update stream.
+/// `GET /ui/events?topics=gates,nets-abc[&replay=1]`: the live-update stream.
 pub async fn events(
     State(state): State<AppState>,
     closing: Option<Extension<Closing>>,
@@ -321,7 +325,8 @@ pub async fn events(
             return UiError::not_found(format!("no live topic {t:?}")).into_response();
         }
     };
-    let replay = headers.contains_key("last-event-id");
+    let replay =
+        headers.contains_key("last-event-id") || matches!(q.replay.as_deref(), Some("1" | "true"));
     let closing = closing.map_or_else(CancellationToken::new, |Extension(c)| c.0);
     let events = sub.events(replay).take_until(closing.cancelled_owned());
     let mut resp = Sse::new(events)

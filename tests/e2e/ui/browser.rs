@@ -195,6 +195,37 @@ async fn the_console_works_in_a_browser_without_leaving_loopback() {
         "from the browser"
     );
 
+    // A hidden tab closes its stream; shown again, it reconnects and
+    // catches up (no HTTP/1.1 connection is held by background tabs).
+    let visibility = |hidden: bool| {
+        format!(
+            "Object.defineProperty(document, 'hidden', {{configurable: true, get: () => {hidden}}}); \
+             document.dispatchEvent(new Event('visibilitychange')); true"
+        )
+    };
+    page.eval(&visibility(true)).await;
+    page.wait_for(
+        "document.querySelector('[sse-connect]').dataset.live === 'paused'",
+        Duration::from_secs(5),
+    )
+    .await;
+    let (st, _) = app
+        .put(
+            "/api/gates/team/web/testing",
+            serde_json::json!({"state": "closed"}),
+        )
+        .await;
+    assert_eq!(st, 200);
+    page.eval(&visibility(false)).await;
+    page.wait_for(
+        "document.querySelector('[sse-connect]').dataset.live === 'open' \
+         && document.querySelector('td[data-gate=\"web/testing\"] .badge').textContent === 'closed' \
+         && !document.getElementById('board').matches('.htmx-swapping, .htmx-settling')",
+        Duration::from_secs(10),
+    )
+    .await;
+    assert_eq!(page.eval("window.__stay").await, 42, "the page reloaded");
+
     // Close api/live by clicking its button; the JSON API sees it, with the message.
     page.eval(
         "document.querySelector('td[data-gate=\"api/live\"] button[data-toggle=\"closed\"]').click(); true",

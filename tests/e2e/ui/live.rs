@@ -126,3 +126,14 @@ async fn a_stream_ends_when_the_server_shuts_down() {
     .await;
     assert!(ended.is_ok(), "the live stream outlived the shutdown");
 }
+
+#[tokio::test]
+async fn a_resuming_page_gets_every_topic_at_once() {
+    let app = open().await;
+    let mut events = stream(&app, "gates&replay=1").await;
+    assert_eq!(events.status(), StatusCode::OK);
+    assert!(
+        next_event(&mut events, "gates", Duration::from_secs(5)).await,
+        "no replayed event"
+    );
+}
