@@ -5,6 +5,13 @@
 //! Switchyard's own processes) and the Redis-bound ceiling each setup would
 //! have with one core per Redis node, computed from the per-node CPU.
 //!
+//! With `--replicas`, a third setup in the same run: the same masters with
+//! one replica each, and Switchyard (the in-process API and the worker
+//! processes) on `--redis-wait-replicas 1`, so every script call is
+//! followed by `WAIT 1`; with the ratio cluster with WAIT ÷ cluster
+//! without, the `WAIT` calls per node next to the Lua calls, and the waits
+//! that came back short (`switchyard_redis_wait_short_total`).
+//!
 //! Every Redis process runs on loopback TCP (a cluster cannot use unix
 //! sockets), AOF off, in a temp dir; all are killed when the bench ends,
 //! also on error, and die with this process (`PR_SET_PDEATHSIG`).
@@ -19,9 +26,12 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, bail};
 use clap::Args;
 use redis::aio::MultiplexedConnection;
+use switchyard_shared::platform::redis::WaitReplicas;
 use tokio_util::sync::CancellationToken;
 
-use super::common::{BENCH_SHARDS, Deployment, ServerArgs, cpu_secs, parse_duration};
+use super::common::{
+    BENCH_SHARDS, Deployment, ServerArgs, cpu_secs, free_ports, parse_duration, prometheus_counter,
+};
 use super::deliveries::{Delivery, enqueue_all, start_receiver};
 use super::gates::http_phase;
 
@@ -51,45 +61,86 @@ pub struct ClusterBench {
     /// The redis-cli executable (it creates the cluster).
     #[arg(long, default_value = "redis-cli")]
     redis_cli: PathBuf,
+    /// Also run a third setup: the same masters with one replica each, and
+    /// Switchyard on `--redis-wait-replicas 1` (a `WAIT 1` after each
+    /// script call).
+    #[arg(long)]
+    replicas: bool,
 }
+
+/// The `WAIT` of the replicated setup: one replica, the
+/// `--redis-wait-timeout` default.
+const WAIT: WaitReplicas = WaitReplicas {
+    replicas: 1,
+    timeout: Duration::from_millis(100),
+};
+
+/// The counter of `WAIT`s that came back with fewer replicas than asked for.
+const WAIT_SHORT: &str = "switchyard_redis_wait_short_total";
 
 pub fn run(c: ClusterBench) -> anyhow::Result<()> {
     // Dropped last: the nodes are killed before their directory goes.
     let scratch = Scratch::new()?;
     // Spawned from the main thread, which lives as long as the process: the
     // parent-death signal fires when the spawning thread ends.
-    let single = Nodes::start(&c.server.redis_server, &scratch.0.join("single"), 1, false)?;
-    let cluster = Nodes::start(
-        &c.server.redis_server,
-        &scratch.0.join("cluster"),
-        usize::from(c.masters),
-        true,
-    )?;
-    cluster.create(&c.redis_cli, &scratch.0)?;
+    let server = &c.server.redis_server;
+    let masters = usize::from(c.masters);
+    let single = Nodes::single(server, &scratch.0.join("single"))?;
+    let cluster = Nodes::cluster(server, &c.redis_cli, &scratch.0.join("cluster"), masters, 0)?;
+    let replicated = c
+        .replicas
+        .then(|| {
+            Nodes::cluster(
+                server,
+                &c.redis_cli,
+                &scratch.0.join("replicated"),
+                masters,
+                1,
+            )
+        })
+        .transpose()?;
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
-    let res = rt.block_on(bench(&c, &single, &cluster));
+    let res = rt.block_on(bench(&c, &single, &cluster, replicated.as_ref()));
     drop(rt);
-    drop((single, cluster));
+    drop((single, cluster, replicated));
     res
 }
 
-async fn bench(c: &ClusterBench, single: &Nodes, cluster: &Nodes) -> anyhow::Result<()> {
+async fn bench(
+    c: &ClusterBench,
+    single: &Nodes,
+    cluster: &Nodes,
+    replicated: Option<&Nodes>,
+) -> anyhow::Result<()> {
     let cores = std::thread::available_parallelism().map_or(1, usize::from);
-    let single = Target::connect("single node", single).await?;
-    let cluster = Target::connect(&format!("cluster of {}", c.masters), cluster).await?;
+    let mut targets = vec![
+        Target::connect("single node", single, None).await?,
+        Target::connect(&format!("cluster of {}", c.masters), cluster, None).await?,
+    ];
+    if let Some(r) = replicated {
+        let name = format!("cluster of {} + replicas, WAIT 1", c.masters);
+        targets.push(Target::connect(&name, r, Some(WAIT)).await?);
+    }
+    let third = match replicated {
+        Some(_) => format!(
+            ", and the same cluster with one replica per master and Switchyard on --redis-wait-replicas 1 (WAIT 1, timeout {:?}, after each script call)",
+            WAIT.timeout
+        ),
+        None => String::new(),
+    };
     println!(
-        "Redis: one redis-server vs a local Redis Cluster of {} masters (no replicas), both in this run on this machine ({cores} cores); \
+        "Redis: one redis-server vs a local Redis Cluster of {} masters (no replicas){third}, all in this run on this machine ({cores} cores); \
          loopback TCP, AOF off, {BENCH_SHARDS} shards",
         c.masters
     );
-    for t in [&single, &cluster] {
+    for t in &targets {
         println!("  {}: {}", t.name, t.describe().await?);
     }
 
     let mut gates = Vec::new();
-    for t in [&single, &cluster] {
+    for t in &targets {
         println!();
         println!("gates on the {}:", t.name);
         gates.push(gates_run(c, t).await?);
@@ -97,7 +148,7 @@ async fn bench(c: &ClusterBench, single: &Nodes, cluster: &Nodes) -> anyhow::Res
     let stop = CancellationToken::new();
     let (hook, count) = start_receiver(&stop).await?;
     let mut deliveries = Vec::new();
-    for t in [&single, &cluster] {
+    for t in &targets {
         println!();
         deliveries.push(deliveries_run(c, t, &hook, &count).await?);
     }
@@ -105,9 +156,8 @@ async fn bench(c: &ClusterBench, single: &Nodes, cluster: &Nodes) -> anyhow::Res
 
     println!();
     println!(
-        "On {cores} cores the cluster cannot be faster: its {} Redis processes, Switchyard and the load generator share them. \
-         \"Separate machines\" below gives one core to each Redis node and computes its ceiling from the CPU it used per operation.",
-        c.masters
+        "On {cores} cores the cluster cannot be faster: its Redis processes, Switchyard and the load generator share them. \
+         \"Separate machines\" below gives one core to each Redis node and computes its ceiling from the CPU it used per operation."
     );
     report(
         "gates (test-and-set + release through HTTP)",
@@ -133,17 +183,22 @@ async fn bench(c: &ClusterBench, single: &Nodes, cluster: &Nodes) -> anyhow::Res
     Ok(())
 }
 
-/// A Redis setup under test: its URL (seeds of a cluster), and a
-/// connection to each node for its statistics.
+/// A Redis setup under test: its URL (seeds of a cluster), a connection
+/// to each node for its statistics, and the `WAIT` Switchyard does on it.
 struct Target<'a> {
     name: String,
     url: String,
     nodes: &'a Nodes,
     conns: Vec<MultiplexedConnection>,
+    wait: Option<WaitReplicas>,
 }
 
 impl<'a> Target<'a> {
-    async fn connect(name: &str, nodes: &'a Nodes) -> anyhow::Result<Self> {
+    async fn connect(
+        name: &str,
+        nodes: &'a Nodes,
+        wait: Option<WaitReplicas>,
+    ) -> anyhow::Result<Self> {
         let mut conns = Vec::new();
         for n in &nodes.nodes {
             conns.push(
@@ -157,15 +212,18 @@ impl<'a> Target<'a> {
             url: nodes.url(),
             nodes,
             conns,
+            wait,
         })
     }
 
-    /// Its nodes, and each master's slots on a cluster.
+    /// Its nodes, each master's slots and each replica's master on a cluster.
     async fn describe(&self) -> anyhow::Result<String> {
         let mut out = Vec::new();
         for (n, conn) in self.nodes.nodes.iter().zip(&self.conns) {
             let mut d = format!("127.0.0.1:{} (pid {})", n.port, n.child.id());
-            if self.nodes.cluster {
+            if let Some(master) = n.replica_of {
+                d += &format!(" replica of {master}");
+            } else if self.nodes.cluster {
                 let nodes: String = redis::cmd("CLUSTER")
                     .arg("NODES")
                     .query_async(&mut conn.clone())
@@ -202,6 +260,7 @@ impl<'a> Target<'a> {
                     .iter()
                     .filter_map(|c| command_calls(&info, c))
                     .sum(),
+                wait: command_calls(&info, "cmdstat_wait").unwrap_or(0),
                 reads: info_field(&info, "total_reads_processed").unwrap_or(0),
                 keys,
             });
@@ -226,6 +285,8 @@ struct NodeStats {
     commands: u64,
     /// `EVALSHA` and `EVAL` calls.
     lua: u64,
+    /// `WAIT` calls.
+    wait: u64,
     /// Reads from client sockets (`total_reads_processed`): fewer commands
     /// per read means more system calls per command.
     reads: u64,
@@ -245,6 +306,7 @@ impl NodeStats {
             sys: self.sys - before.sys,
             commands: self.commands.saturating_sub(before.commands),
             lua: self.lua.saturating_sub(before.lua),
+            wait: self.wait.saturating_sub(before.wait),
             reads: self.reads.saturating_sub(before.reads),
             keys: self.keys,
         }
@@ -264,12 +326,15 @@ struct Run {
     ops: f64,
     per_sec: f64,
     secs: f64,
-    /// Per node: its port and its counters' growth over the run.
-    nodes: Vec<(u16, NodeStats)>,
+    /// Per node: its port, its role and its counters' growth over the run.
+    nodes: Vec<(u16, &'static str, NodeStats)>,
     /// CPU seconds of the Switchyard side measured for this run.
     switchyard_cpu: f64,
     /// CPU seconds of everything measured (Redis, this process, workers).
     total_cpu: f64,
+    /// On a target with `WAIT`: how many came back short over the run
+    /// (`switchyard_redis_wait_short_total` of the Switchyard side).
+    wait_short: Option<u64>,
 }
 
 impl Run {
@@ -288,7 +353,7 @@ impl Run {
             .nodes
             .iter()
             .zip(a.nodes.iter().zip(&b.nodes))
-            .map(|(n, (a, b))| (n.port, b.since(a)))
+            .map(|(n, (a, b))| (n.port, n.role(t.nodes.cluster), b.since(a)))
             .collect();
         let this = b.this - a.this;
         let mut run = Self {
@@ -299,6 +364,7 @@ impl Run {
             nodes,
             switchyard_cpu: workers.unwrap_or(this),
             total_cpu: 0.0,
+            wait_short: None,
         };
         run.total_cpu = run.redis(NodeStats::cpu) + this + workers.unwrap_or(0.0);
         run
@@ -306,12 +372,15 @@ impl Run {
 
     /// `f` summed over the nodes.
     fn redis(&self, f: impl Fn(&NodeStats) -> f64) -> f64 {
-        self.nodes.iter().map(|(_, n)| f(n)).sum()
+        self.nodes.iter().map(|(_, _, n)| f(n)).sum()
     }
 
     /// The busiest node's CPU seconds.
     fn busiest(&self) -> f64 {
-        self.nodes.iter().map(|(_, n)| n.cpu()).fold(0.0, f64::max)
+        self.nodes
+            .iter()
+            .map(|(_, _, n)| n.cpu())
+            .fold(0.0, f64::max)
     }
 
     /// Redis-bound ceiling with one core per node: the busiest node's
@@ -321,20 +390,32 @@ impl Run {
     }
 }
 
-/// Gates on `t`: the in-process API on `t`, then `bench gates`' HTTP phase.
+/// Gates on `t`: the in-process API on `t` (waiting for replicas as `t`
+/// says), then `bench gates`' HTTP phase.
 async fn gates_run(c: &ClusterBench, t: &Target<'_>) -> anyhow::Result<Run> {
-    let d = Deployment::connect(&t.url).await?;
+    let mut d = Deployment::connect(&t.url).await?;
+    d.pool = d.pool.with_wait(t.wait);
     let base = d.start_api().await?;
+    // The API's counters live in this process's recorder.
+    let short = || {
+        prometheus_counter(
+            &switchyard_shared::telemetry::prometheus().render(),
+            WAIT_SHORT,
+        )
+    };
+    let short_before = short();
     let a = t.snapshot().await?;
     let r = http_phase(c.clients, c.duration, &d.pool, &d.keys, &base).await;
     let b = t.snapshot().await?;
     d.stop.cancel();
     let r = r?;
-    Ok(Run::new(t, (r.iterations as f64, r.per_sec), &a, &b, None))
+    let mut run = Run::new(t, (r.iterations as f64, r.per_sec), &a, &b, None);
+    run.wait_short = t.wait.map(|_| short().saturating_sub(short_before));
+    Ok(run)
 }
 
 /// Deliveries on `t`: enqueue (untimed), then `bench deliveries`' timed
-/// worker run.
+/// worker run (the workers waiting for replicas as `t` says).
 async fn deliveries_run(
     c: &ClusterBench,
     t: &Target<'_>,
@@ -347,6 +428,7 @@ async fn deliveries_run(
         jobs: c.jobs,
         concurrency: c.concurrency,
         workers: c.workers,
+        wait_replicas: t.wait.map_or(0, |w| w.replicas),
     };
     let a = t.snapshot().await?;
     let r = run.deliver(&t.url, prefix, count).await?;
@@ -355,19 +437,19 @@ async fn deliveries_run(
         "deliveries on the {}: {} POSTs to {hook} (answers 204), {} worker process(es), concurrency {}: {:.0} deliveries/s",
         t.name, c.jobs, c.workers, c.concurrency, r.per_sec
     );
-    Ok(Run::new(
-        t,
-        (c.jobs as f64, r.per_sec),
-        &a,
-        &b,
-        Some(r.worker_cpu),
-    ))
+    let mut out = Run::new(t, (c.jobs as f64, r.per_sec), &a, &b, Some(r.worker_cpu));
+    out.wait_short = r.wait_short;
+    Ok(out)
 }
 
-/// The comparison of one workload: the ratio, each node's share, the
-/// Switchyard side, and the ceilings on separate machines.
+/// The comparison of one workload: the ratios, each node's share, the
+/// Switchyard side, the ceilings on separate machines, and with a
+/// replicated run, the evidence that its waits were not short.
 fn report(what: &str, (op, ops): (&str, &str), runs: &[Run], side: &str, note: &str) {
-    let [single, cluster] = runs else { return };
+    let [single, cluster, rest @ ..] = runs else {
+        return;
+    };
+    let waited = rest.first();
     let cores = std::thread::available_parallelism().map_or(1.0, |n| n.get() as f64);
     println!();
     println!(
@@ -376,20 +458,40 @@ fn report(what: &str, (op, ops): (&str, &str), runs: &[Run], side: &str, note: &
         single.per_sec,
         cluster.per_sec / single.per_sec
     );
+    if let Some(w) = waited {
+        println!(
+            "  cluster with WAIT 1 {:.0}/s ÷ cluster without {:.0}/s = {:.2}",
+            w.per_sec,
+            cluster.per_sec,
+            w.per_sec / cluster.per_sec
+        );
+    }
     println!("  where the time goes (counters over each timed run; µs = Redis CPU µs per {op}):");
     println!(
-        "    {:<14} {:>6} {:>9} {:>9} {:>6} {:>8} {:>8} {:>7} {:>7} {:>7}",
-        "node", "port", "commands", "Lua calls", "share", "keys", "reads", "user s", "sys s", "µs"
+        "    {:<30} {:>6} {:<7} {:>9} {:>9} {:>6} {:>8} {:>8} {:>8} {:>7} {:>7} {:>7}",
+        "node",
+        "port",
+        "role",
+        "commands",
+        "Lua calls",
+        "share",
+        "WAITs",
+        "keys",
+        "reads",
+        "user s",
+        "sys s",
+        "µs"
     );
     for r in runs {
         let lua = r.redis(|n| n.lua as f64).max(1.0);
-        for (port, n) in &r.nodes {
+        for (port, role, n) in &r.nodes {
             println!(
-                "    {:<14} {port:>6} {:>9} {:>9} {:>5.1}% {:>8} {:>8} {:>7.2} {:>7.2} {:>7.1}",
+                "    {:<30} {port:>6} {role:<7} {:>9} {:>9} {:>5.1}% {:>8} {:>8} {:>8} {:>7.2} {:>7.2} {:>7.1}",
                 r.target,
                 n.commands,
                 n.lua,
                 100.0 * n.lua as f64 / lua,
+                n.wait,
                 n.keys,
                 n.reads,
                 n.user,
@@ -414,6 +516,9 @@ fn report(what: &str, (op, ops): (&str, &str), runs: &[Run], side: &str, note: &
             r.secs
         );
     }
+    if let Some(w) = waited {
+        wait_evidence(w, side);
+    }
     let (one, many) = (single.ceiling(), cluster.ceiling());
     println!(
         "  on separate machines (one core per Redis node, Redis the limit): single node ≈ {one:.0} {ops}/s (1 ÷ its CPU per {op}); \
@@ -422,11 +527,25 @@ fn report(what: &str, (op, ops): (&str, &str), runs: &[Run], side: &str, note: &
         100.0 * cluster.busiest() / cluster.redis(NodeStats::cpu).max(f64::MIN_POSITIVE),
         many / one
     );
+    if let Some(w) = waited {
+        println!(
+            "    with replicas and WAIT 1: {} nodes ≈ {:.0} {ops}/s (1 ÷ the busiest node's CPU per {op}) = ×{:.2} of the cluster without; \
+             a WAIT also costs a replica round trip, which CPU does not show",
+            w.nodes.len(),
+            w.ceiling(),
+            w.ceiling() / many
+        );
+    }
+    let per_core = |r: &Run| r.ops / r.switchyard_cpu.max(f64::MIN_POSITIVE);
     println!(
         "  (CPU per {op} measured with {cores} cores shared by every process; a node with a core of its own may batch differently.) \
-         Switchyard side: one core of {side} ≈ {:.0} {ops}/s on the single node, {:.0} on the cluster.",
-        single.ops / single.switchyard_cpu.max(f64::MIN_POSITIVE),
-        cluster.ops / cluster.switchyard_cpu.max(f64::MIN_POSITIVE)
+         Switchyard side: one core of {side} ≈ {:.0} {ops}/s on the single node, {:.0} on the cluster{}.",
+        per_core(single),
+        per_core(cluster),
+        waited.map_or(String::new(), |w| format!(
+            ", {:.0} on the cluster with WAIT 1",
+            per_core(w)
+        ))
     );
     let per_read = |r: &Run| r.redis(|n| n.commands as f64) / r.redis(|n| n.reads as f64).max(1.0);
     let (one, many) = (per_read(single), per_read(cluster));
@@ -438,6 +557,30 @@ fn report(what: &str, (op, ops): (&str, &str), runs: &[Run], side: &str, note: &
         );
     }
     println!("  {note}");
+}
+
+/// That the replicated run's waits were real: per master, its `WAIT` calls
+/// next to its Lua calls (every script call is followed by one `WAIT`; a
+/// short one stops the waits on its slot for a second, so short waits
+/// show as fewer `WAIT`s than Lua calls), and the Switchyard side's count
+/// of short waits.
+fn wait_evidence(w: &Run, side: &str) {
+    let masters: Vec<String> = w
+        .nodes
+        .iter()
+        .filter(|(_, role, _)| *role == "master")
+        .map(|(port, _, n)| format!("{port}: {} WAITs / {} Lua calls", n.wait, n.lua))
+        .collect();
+    let (waits, lua) = (w.redis(|n| n.wait as f64), w.redis(|n| n.lua as f64));
+    let short = w
+        .wait_short
+        .map_or_else(|| "not read".to_owned(), |n| n.to_string());
+    println!(
+        "  WAIT 1 on the {}: {} (WAITs ÷ Lua calls = {:.3}); {WAIT_SHORT} of {side} over the run: {short}",
+        w.target,
+        masters.join(", "),
+        waits / lua.max(1.0)
+    );
 }
 
 /// `name:value` of an `INFO` reply.
@@ -477,22 +620,55 @@ impl Drop for Scratch {
 struct Node {
     child: Child,
     port: u16,
+    /// A cluster replica's master's port.
+    replica_of: Option<u16>,
 }
 
 impl Node {
     fn url(&self) -> String {
         format!("redis://127.0.0.1:{}", self.port)
     }
+
+    /// `replica` or `master` in a cluster, `server` alone.
+    fn role(&self, cluster: bool) -> &'static str {
+        match (self.replica_of, cluster) {
+            (Some(_), _) => "replica",
+            (None, true) => "master",
+            (None, false) => "server",
+        }
+    }
 }
 
 /// redis-server processes on loopback ports: one plain server, or the
-/// masters of a cluster. Killed when dropped.
+/// masters and replicas of a cluster. Killed when dropped.
 struct Nodes {
+    /// Masters first, then replicas.
     nodes: Vec<Node>,
     cluster: bool,
 }
 
 impl Nodes {
+    /// One plain redis-server in `dir`.
+    fn single(server: &Path, dir: &Path) -> anyhow::Result<Self> {
+        Self::start(server, dir, 1, false)
+    }
+
+    /// A Redis Cluster in `dir`: `masters` masters with `replicas` replicas
+    /// each, created with redis-cli; answers once every node says
+    /// `cluster_state:ok` and every replica's link to its master is up.
+    /// Its nodes are killed on error too.
+    fn cluster(
+        server: &Path,
+        redis_cli: &Path,
+        dir: &Path,
+        masters: usize,
+        replicas: usize,
+    ) -> anyhow::Result<Self> {
+        let mut me = Self::start(server, dir, masters * (1 + replicas), true)?;
+        me.create(redis_cli, dir, replicas)?;
+        Ok(me)
+    }
+
     /// Start `n` servers in `dir` on free loopback ports (cluster-enabled,
     /// with a bus port each, when `cluster`) and wait until each answers.
     fn start(server: &Path, dir: &Path, n: usize, cluster: bool) -> anyhow::Result<Self> {
@@ -508,7 +684,11 @@ impl Nodes {
                 (ports[i], None)
             };
             let child = spawn_server(server, &dir.join(port.to_string()), port, bus)?;
-            me.nodes.push(Node { child, port });
+            me.nodes.push(Node {
+                child,
+                port,
+                replica_of: None,
+            });
         }
         for node in &mut me.nodes {
             wait_ping(node)?;
@@ -516,20 +696,27 @@ impl Nodes {
         Ok(me)
     }
 
-    /// One URL, or the cluster's comma-separated seeds.
+    /// One URL, or the cluster's comma-separated seeds (its masters).
     fn url(&self) -> String {
-        let urls: Vec<String> = self.nodes.iter().map(Node::url).collect();
+        let urls: Vec<String> = self
+            .nodes
+            .iter()
+            .filter(|n| n.replica_of.is_none())
+            .map(Node::url)
+            .collect();
         urls.join(",")
     }
 
     /// Join the nodes into a cluster (`redis-cli --cluster create`, slots
-    /// split evenly, no replicas) and wait until every node says
-    /// `cluster_state:ok`.
-    fn create(&self, redis_cli: &Path, dir: &Path) -> anyhow::Result<()> {
+    /// split evenly, `replicas` replicas per master), wait until every node
+    /// says `cluster_state:ok` and every replica's `master_link_status` is
+    /// `up`, and note each node's role (masters first).
+    fn create(&mut self, redis_cli: &Path, dir: &Path, replicas: usize) -> anyhow::Result<()> {
         let log = dir.join("cluster-create.log");
         let mut cli = Command::new(redis_cli)
             .args(["--cluster", "create"])
             .args(self.nodes.iter().map(|n| format!("127.0.0.1:{}", n.port)))
+            .args(["--cluster-replicas", &replicas.to_string()])
             .arg("--cluster-yes")
             .stdin(Stdio::null())
             .stdout(File::create(&log)?)
@@ -559,20 +746,43 @@ impl Nodes {
                 std::fs::read_to_string(&log).unwrap_or_default()
             );
         }
-        let deadline = Instant::now() + Duration::from_secs(20);
-        for n in &self.nodes {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        for n in &mut self.nodes {
             let mut conn = redis::Client::open(n.url())?
                 .get_connection_with_timeout(Duration::from_secs(2))?;
             loop {
                 let info: String = redis::cmd("CLUSTER").arg("INFO").query(&mut conn)?;
-                if info.contains("cluster_state:ok") {
+                let repl: String = redis::cmd("INFO").arg("replication").query(&mut conn)?;
+                let ok = info.contains("cluster_state:ok");
+                let role: Option<String> = info_field(&repl, "role");
+                let ready = match role.as_deref() {
+                    Some("master") => true,
+                    Some("slave") => {
+                        n.replica_of = info_field(&repl, "master_port");
+                        info_field::<String>(&repl, "master_link_status").as_deref() == Some("up")
+                    }
+                    _ => false,
+                };
+                if ok && ready {
                     break;
                 }
                 if Instant::now() > deadline {
-                    bail!("the cluster is not ok after 20 s: {info}");
+                    bail!(
+                        "node 127.0.0.1:{} is not ready after 30 s (cluster_state:ok and, on a replica, master_link_status:up): {info}{repl}",
+                        n.port
+                    );
                 }
                 std::thread::sleep(Duration::from_millis(20));
             }
+        }
+        self.nodes
+            .sort_by_key(|n| (n.replica_of.is_some(), n.replica_of, n.port));
+        let found = self.nodes.iter().filter(|n| n.replica_of.is_some()).count();
+        if found != replicas * (self.nodes.len() - found) {
+            bail!(
+                "redis-cli made {found} replicas of {} nodes, not {replicas} per master",
+                self.nodes.len()
+            );
         }
         Ok(())
     }
@@ -585,18 +795,6 @@ impl Drop for Nodes {
             n.child.wait().ok();
         }
     }
-}
-
-/// `n` loopback ports that are free now.
-fn free_ports(n: usize) -> anyhow::Result<Vec<u16>> {
-    // Held together so that no port is handed out twice.
-    let listeners = (0..n)
-        .map(|_| std::net::TcpListener::bind("127.0.0.1:0"))
-        .collect::<Result<Vec<_>, _>>()?;
-    listeners
-        .iter()
-        .map(|l| Ok(l.local_addr()?.port()))
-        .collect()
 }
 
 /// A redis-server on loopback `port` with its files in `dir`, AOF off; a

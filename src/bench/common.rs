@@ -198,6 +198,31 @@ where
     Ok(out)
 }
 
+/// `n` loopback ports that are free now.
+pub fn free_ports(n: usize) -> anyhow::Result<Vec<u16>> {
+    // Held together so that no port is handed out twice.
+    let listeners = (0..n)
+        .map(|_| std::net::TcpListener::bind("127.0.0.1:0"))
+        .collect::<Result<Vec<_>, _>>()?;
+    listeners
+        .iter()
+        .map(|l| Ok(l.local_addr()?.port()))
+        .collect()
+}
+
+/// The sum of counter `name`'s series in Prometheus text (0 when absent:
+/// a counter never incremented is not rendered).
+pub fn prometheus_counter(text: &str, name: &str) -> u64 {
+    text.lines()
+        .filter(|l| !l.starts_with('#'))
+        .filter(|l| {
+            l.strip_prefix(name)
+                .is_some_and(|rest| rest.starts_with([' ', '{']))
+        })
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum::<f64>() as u64
+}
+
 /// CPU seconds (user + system, all threads) that process `pid` has used so
 /// far, from `/proc/<pid>/stat` (Linux).
 pub fn cpu_secs(pid: u32) -> anyhow::Result<f64> {

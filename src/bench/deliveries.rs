@@ -14,7 +14,8 @@ use switchyard_shared::families::deliveries::{DeliveryStore, NewDelivery};
 use tokio_util::sync::CancellationToken;
 
 use super::common::{
-    BENCH_SHARDS, ServerArgs, connect, cpu_secs, serve_loopback, unix_socket, with_redis,
+    BENCH_SHARDS, ServerArgs, connect, cpu_secs, free_ports, prometheus_counter, serve_loopback,
+    unix_socket, with_redis,
 };
 
 #[derive(Args, Clone)]
@@ -100,6 +101,7 @@ async fn switchyard_run(
         jobs: d.jobs,
         concurrency: d.concurrency,
         workers,
+        wait_replicas: 0,
     };
     Ok(run.deliver(url, &prefix, count).await?.per_sec)
 }
@@ -111,6 +113,10 @@ pub struct Delivery {
     pub jobs: usize,
     pub concurrency: usize,
     pub workers: usize,
+    /// The workers' `--redis-wait-replicas` (0: no `WAIT`). When set, each
+    /// worker also serves `/metrics` on a loopback port, read before it
+    /// stops ([`Delivered::wait_short`]).
+    pub wait_replicas: u32,
 }
 
 /// What a [`Delivery`] took.
@@ -118,6 +124,9 @@ pub struct Delivered {
     pub per_sec: f64,
     /// CPU seconds the worker processes used, start-up included.
     pub worker_cpu: f64,
+    /// With `wait_replicas`: the workers' `switchyard_redis_wait_short_total`
+    /// (WAITs that came back with fewer replicas than asked for).
+    pub wait_short: Option<u64>,
 }
 
 impl Delivery {
@@ -131,9 +140,13 @@ impl Delivery {
     ) -> anyhow::Result<Delivered> {
         let before = count.load(Ordering::Relaxed);
         let start = Instant::now();
+        let metrics = match self.wait_replicas {
+            0 => Vec::new(),
+            _ => free_ports(self.workers)?,
+        };
         let mut procs = Vec::with_capacity(self.workers);
         for w in 0..self.workers {
-            procs.push(Worker(self.start_worker(url, prefix, w)?));
+            procs.push(Worker(self.start_worker(url, prefix, w, metrics.get(w))?));
         }
         let deadline = Instant::now() + Duration::from_secs(300);
         while count.load(Ordering::Relaxed) - before < self.jobs {
@@ -145,25 +158,46 @@ impl Delivery {
         for p in &procs {
             worker_cpu += cpu_secs(p.0.id())?;
         }
+        let mut wait_short = None;
+        for port in &metrics {
+            let text = reqwest::get(format!("http://127.0.0.1:{port}/metrics"))
+                .await?
+                .error_for_status()?
+                .text()
+                .await?;
+            *wait_short.get_or_insert(0) +=
+                prometheus_counter(&text, "switchyard_redis_wait_short_total");
+        }
         drop(procs);
         Ok(Delivered {
             per_sec: self.jobs as f64 / secs,
             worker_cpu,
+            wait_short,
         })
     }
 
-    /// Worker process number `w` of this binary on `prefix`.
-    fn start_worker(&self, url: &str, prefix: &str, w: usize) -> anyhow::Result<Child> {
+    /// Worker process number `w` of this binary on `prefix`, serving
+    /// `/metrics` on loopback `metrics` when given.
+    fn start_worker(
+        &self,
+        url: &str,
+        prefix: &str,
+        w: usize,
+        metrics: Option<&u16>,
+    ) -> anyhow::Result<Child> {
         let concurrency = self.concurrency.to_string();
-        Command::new(std::env::current_exe()?)
-            .args(["worker", "--redis-url", url, "--key-prefix", prefix])
+        let mut cmd = Command::new(std::env::current_exe()?);
+        cmd.args(["worker", "--redis-url", url, "--key-prefix", prefix])
             .args(["--log-level", "warn"])
             .args(["--worker-name", &format!("bench-{w}")])
             .args(["--worker-block", "50ms"])
             .args(["--worker-concurrency", &concurrency])
             .args(["--delivery-per-destination", &concurrency])
-            .spawn()
-            .context("starting a worker process")
+            .args(["--redis-wait-replicas", &self.wait_replicas.to_string()]);
+        if let Some(port) = metrics {
+            cmd.args(["--metrics-listen", &format!("127.0.0.1:{port}")]);
+        }
+        cmd.spawn().context("starting a worker process")
     }
 }
 
