@@ -235,7 +235,8 @@ impl Viewer {
     pub fn curl(&self, method: &str, path: &str, body: Option<&Value>) -> String {
         let mut s = format!("curl -X {method} '{}{path}'", self.origin);
         if self.signed_in() {
-            s.push_str(" \\\n  -H 'Authorization: Bearer $SWITCHYARD_TOKEN'");
+            // Double quotes: the shell expands the variable.
+            s.push_str(" \\\n  -H \"Authorization: Bearer $SWITCHYARD_TOKEN\"");
         }
         if let Some(b) = body {
             let json = b.to_string().replace('\'', r"'\''");

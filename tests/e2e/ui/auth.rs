@@ -62,6 +62,14 @@ async fn signing_in_trades_a_token_for_a_session_cookie_and_signing_out_clears_i
     assert_eq!(page.status, StatusCode::OK, "{}", page.body);
     assert!(page.body.contains("Sign out"));
     assert!(page.body.contains("console:token-1"));
+    // With tokens on, the API calls shown carry the bearer header (in
+    // double quotes, so the shell expands the variable).
+    assert!(
+        page.body
+            .contains("-H &#34;Authorization: Bearer $SWITCHYARD_TOKEN&#34;"),
+        "{}",
+        page.body
+    );
 
     let out = c.post("/ui/logout", "").await;
     assert_eq!(out.status, StatusCode::SEE_OTHER);
