@@ -1,5 +1,6 @@
-//! `/v1/deliveries`: enqueue an HTTP request to be delivered reliably, list,
-//! inspect (with the attempt log), replay and cancel.
+//! `/v1/deliveries`: enqueue an HTTP request to be delivered reliably, list
+//! (filtered by state, destination, URL, owner and time), inspect (with the
+//! attempt log), replay and cancel. The console's pages are in [`ui`].
 
 use std::collections::BTreeMap;
 
@@ -12,7 +13,7 @@ use serde_json::{Value, json};
 use std::sync::Arc;
 
 use switchyard_shared::families::deliveries::{
-    DeliveryError, DeliveryStore, DeliveryView, NewDelivery, STATES,
+    DeliveryError, DeliveryFilter, DeliveryStore, DeliveryView, NewDelivery, STATES,
 };
 use switchyard_shared::platform::ids::CallbackUrl;
 use switchyard_shared::platform::outbox::Policies;
@@ -23,6 +24,8 @@ use crate::families::Family;
 use crate::state::Ctx;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
+
+pub mod ui;
 
 pub const HEADERS_MAX: usize = 32;
 pub const HEADER_VALUE_MAX: usize = 4096;
@@ -58,7 +61,7 @@ pub fn family(ctx: &Ctx) -> anyhow::Result<Family> {
             .routes(routes!(retry))
             .with_state(state.clone()),
         on_scrape: None,
-        ui: None,
+        ui: Some(ui::section(&state, ctx.redis.clone())),
     })
 }
 
@@ -241,22 +244,135 @@ pub(crate) async fn create(
     Ok((status, headers, Json(view)).into_response())
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, Default, Clone)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct ListQuery {
     #[serde(default)]
-    state: Option<String>,
+    pub(crate) state: Option<String>,
     #[serde(default)]
-    destination: Option<String>,
+    pub(crate) destination: Option<String>,
     #[serde(default)]
-    limit: Option<usize>,
+    pub(crate) url: Option<String>,
     #[serde(default)]
-    cursor: Option<String>,
+    pub(crate) owner: Option<String>,
+    #[serde(default)]
+    pub(crate) since: Option<String>,
+    #[serde(default)]
+    pub(crate) until: Option<String>,
+    #[serde(default)]
+    pub(crate) limit: Option<usize>,
+    #[serde(default)]
+    pub(crate) cursor: Option<String>,
 }
 
-/// Deliveries, newest first: `?state=&destination=host:port&limit=&cursor=`.
+/// Longest `url` part or `owner` a listing takes.
+pub const FILTER_MAX: usize = 2048;
+
+/// A time bound of a listing: RFC 3339 (`2026-11-23T10:00:00Z`), or a
+/// UTC date-time without zone (`2026-11-23T10:00`, as a browser's
+/// date-time field sends it), or a date (its midnight, UTC).
+pub(crate) fn parse_time(raw: &str, at: &str) -> AppResult<i64> {
+    use chrono::{DateTime, NaiveDate, NaiveDateTime};
+    let t = raw.trim();
+    let ms = DateTime::parse_from_rfc3339(t)
+        .map(|d| d.timestamp_millis())
+        .ok()
+        .or_else(|| {
+            ["%Y-%m-%dT%H:%M:%S", "%Y-%m-%dT%H:%M", "%Y-%m-%d %H:%M"]
+                .iter()
+                .find_map(|f| NaiveDateTime::parse_from_str(t, f).ok())
+                .map(|d| d.and_utc().timestamp_millis())
+        })
+        .or_else(|| {
+            NaiveDate::parse_from_str(t, "%Y-%m-%d")
+                .ok()
+                .and_then(|d| d.and_hms_opt(0, 0, 0))
+                .map(|d| d.and_utc().timestamp_millis())
+        });
+    ms.ok_or_else(|| {
+        AppError::new(
+            Code::QueryInvalid,
+            "a time is RFC 3339 (2026-11-23T10:00:00Z), a UTC date-time (2026-11-23T10:00) or a date",
+        )
+        .at(at)
+    })
+}
+
+/// A checked listing: the filter, the page size and the cursor.
+pub(crate) type Search = (DeliveryFilter, usize, Option<(i64, String)>);
+
+impl ListQuery {
+    /// Empty fields (as an HTML form sends them) are absent.
+    fn given(v: &Option<String>) -> Option<&str> {
+        v.as_deref().map(str::trim).filter(|s| !s.is_empty())
+    }
+
+    /// The checked filter, page size and cursor.
+    pub(crate) fn search(&self) -> AppResult<Search> {
+        let state = Self::given(&self.state);
+        if let Some(s) = state
+            && !STATES.contains(&s)
+        {
+            return Err(AppError::new(
+                Code::QueryInvalid,
+                format!("state must be one of {}", STATES.join(", ")),
+            )
+            .at("query.state"));
+        }
+        for (v, at) in [
+            (&self.url, "query.url"),
+            (&self.owner, "query.owner"),
+            (&self.destination, "query.destination"),
+        ] {
+            if Self::given(v).is_some_and(|s| s.len() > FILTER_MAX) {
+                return Err(AppError::new(
+                    Code::QueryInvalid,
+                    format!("at most {FILTER_MAX} characters"),
+                )
+                .at(at));
+            }
+        }
+        let since_ms = Self::given(&self.since)
+            .map(|t| parse_time(t, "query.since"))
+            .transpose()?;
+        let until_ms = Self::given(&self.until)
+            .map(|t| parse_time(t, "query.until"))
+            .transpose()?;
+        let limit = self.limit.unwrap_or(50);
+        if limit == 0 || limit > PAGE_MAX {
+            return Err(
+                AppError::new(Code::QueryInvalid, format!("limit must be 1..={PAGE_MAX}"))
+                    .at("query.limit"),
+            );
+        }
+        let cursor = match Self::given(&self.cursor) {
+            None => None,
+            Some(c) => Some(
+                switchyard_shared::platform::paging::parse_cursor(c).ok_or_else(|| {
+                    AppError::new(Code::QueryInvalid, "cursor is not one this API gave")
+                        .at("query.cursor")
+                })?,
+            ),
+        };
+        let filter = DeliveryFilter {
+            state: state.map(str::to_owned),
+            destination: Self::given(&self.destination).map(str::to_owned),
+            url: Self::given(&self.url).map(str::to_owned),
+            owner: Self::given(&self.owner).map(str::to_owned),
+            since_ms,
+            until_ms,
+        };
+        Ok((filter, limit, cursor))
+    }
+}
+
+/// Deliveries, newest first: `?state=&destination=host:port&url=&owner=&since=&until=&limit=&cursor=`.
 #[utoipa::path(get, path = "/v1/deliveries", tag = "deliveries",
     params(("state" = Option<String>, Query), ("destination" = Option<String>, Query, description = "host:port"),
+           ("url" = Option<String>, Query, description = "a part of the URL (case-insensitive)"),
+           ("owner" = Option<String>, Query, description = "the owner, e.g. net:<key>; net: for every net's callbacks"),
+           ("since" = Option<String>, Query, description = "created at or after (RFC 3339, or UTC 2026-11-23T10:00)"),
+           ("until" = Option<String>, Query, description = "created before (same forms)"),
            ("limit" = Option<usize>, Query, description = "1..=500, default 50"), ("cursor" = Option<String>, Query)),
     responses((status = 200, description = r#"{"deliveries": [...], "next_cursor": "…" | null}"#)))]
 pub(crate) async fn list(
@@ -264,37 +380,8 @@ pub(crate) async fn list(
     q: Result<Query<ListQuery>, axum::extract::rejection::QueryRejection>,
 ) -> AppResult<Json<Value>> {
     let Query(q) = q.map_err(|e| AppError::new(Code::QueryInvalid, e.body_text()).at("query"))?;
-    if let Some(s) = &q.state
-        && !STATES.contains(&s.as_str())
-    {
-        return Err(AppError::new(
-            Code::QueryInvalid,
-            format!("state must be one of {}", STATES.join(", ")),
-        )
-        .at("query.state"));
-    }
-    let limit = q.limit.unwrap_or(50);
-    if limit == 0 || limit > PAGE_MAX {
-        return Err(
-            AppError::new(Code::QueryInvalid, format!("limit must be 1..={PAGE_MAX}"))
-                .at("query.limit"),
-        );
-    }
-    let cursor = match &q.cursor {
-        None => None,
-        Some(c) => {
-            let (ms, id) =
-                switchyard_shared::platform::paging::parse_cursor(c).ok_or_else(|| {
-                    AppError::new(Code::QueryInvalid, "cursor is not one this API gave")
-                        .at("query.cursor")
-                })?;
-            Some((ms, id))
-        }
-    };
-    let (items, next) = st
-        .deliveries
-        .list(q.state.as_deref(), q.destination.as_deref(), limit, cursor)
-        .await?;
+    let (filter, limit, cursor) = q.search()?;
+    let (items, next) = st.deliveries.search(&filter, limit, cursor).await?;
     Ok(Json(json!({"deliveries": items, "next_cursor": next})))
 }
 

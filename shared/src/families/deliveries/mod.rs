@@ -27,4 +27,4 @@ pub use classify::{Verdict, classify, parse_retry_after};
 pub use config::DeliveryOpts;
 pub use error::DeliveryError;
 pub use model::*;
-pub use store::DeliveryStore;
+pub use store::{DeliveryStore, LIST_BUDGET};

@@ -21,6 +21,52 @@ pub const STATES: [&str; 6] = [
     "cancelled",
 ];
 
+/// What a listing keeps: every given condition must hold. Time bounds
+/// are on the creation time (the index's order), so they also bound the
+/// work a listing does; the other conditions are checked per record.
+#[derive(Debug, Clone, Default)]
+pub struct DeliveryFilter {
+    /// One of [`STATES`].
+    pub state: Option<String>,
+    /// `host:port`, exactly.
+    pub destination: Option<String>,
+    /// A part of the URL (case-insensitive).
+    pub url: Option<String>,
+    /// The owner (`net:<id>`), exactly; or a family's callbacks with a
+    /// trailing `:` (`net:`).
+    pub owner: Option<String>,
+    /// Created at or after (ms).
+    pub since_ms: Option<i64>,
+    /// Created before (ms).
+    pub until_ms: Option<i64>,
+}
+
+impl DeliveryFilter {
+    /// Does `v` pass the conditions checked per record?
+    pub fn keeps(&self, v: &DeliveryView) -> bool {
+        let url_ok = self.url.as_deref().is_none_or(|part| {
+            v.url
+                .to_ascii_lowercase()
+                .contains(&part.to_ascii_lowercase())
+        });
+        let owner_ok = self.owner.as_deref().is_none_or(|o| {
+            let own = v.owner.as_deref().unwrap_or("");
+            if o.ends_with(':') {
+                own.starts_with(o)
+            } else {
+                own == o
+            }
+        });
+        self.state.as_deref().is_none_or(|s| s == v.state)
+            && self
+                .destination
+                .as_deref()
+                .is_none_or(|d| d == v.destination)
+            && url_ok
+            && owner_ok
+    }
+}
+
 /// The timer member of a delivery's next attempt.
 pub fn timer_member(id: &str) -> String {
     crate::platform::work::timer_member(KIND, id)
@@ -59,6 +105,9 @@ pub struct DeliveryView {
     /// attempt), when it came from one.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub request_id: Option<String>,
+    /// The entity whose callback this is (`net:<id>`, …), if any.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub owner: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub attempt_log: Option<Vec<Attempt>>,
 }
@@ -139,6 +188,7 @@ pub(crate) fn view(rec: HashMap<String, String>, log: Option<Vec<String>>) -> De
             .get("trace")
             .and_then(|t| crate::platform::trace::Origin::decode(t))
             .map(|o| o.request_id),
+        owner: rec.get("owner").filter(|o| !o.is_empty()).cloned(),
         state,
         attempt_log: log.map(|entries| {
             entries

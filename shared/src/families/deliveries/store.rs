@@ -18,6 +18,9 @@ use crate::platform::redis::Redis;
 use crate::platform::time::ms;
 use crate::platform::trace::{self, Origin};
 
+/// Most index entries one listing examines (live, stale or filtered out).
+pub const LIST_BUDGET: usize = 2000;
+
 #[derive(Clone)]
 pub struct DeliveryStore {
     pool: Redis,
@@ -101,6 +104,14 @@ impl DeliveryStore {
         }
     }
 
+    /// The delivery an idempotency key created, while the key is kept
+    /// (the delivery's retention).
+    pub async fn by_idempotency_key(&self, key: &str) -> Result<Option<String>, DeliveryError> {
+        let k = self.keys.delivery_idempotency(self.keys.shard_of(key), key);
+        let mut conn = self.pool.conn();
+        Ok(conn.get(k).await?)
+    }
+
     /// One delivery with its attempt log.
     pub async fn get(&self, id: &str, with_log: bool) -> Result<DeliveryView, DeliveryError> {
         let k = self.dkeys(id)?;
@@ -127,17 +138,49 @@ impl DeliveryStore {
         limit: usize,
         cursor: Option<(i64, String)>,
     ) -> Result<(Vec<DeliveryView>, Option<String>), DeliveryError> {
-        const BUDGET: usize = 2000;
+        let filter = DeliveryFilter {
+            state: state.map(str::to_owned),
+            destination: destination.map(str::to_owned),
+            ..DeliveryFilter::default()
+        };
+        self.search(&filter, limit, cursor).await
+    }
+
+    /// Deliveries passing `filter`, newest first, `limit` per page from
+    /// `cursor`. The time bounds narrow the index range read (a listing
+    /// starts at `until` and ends at `since`); at most [`LIST_BUDGET`]
+    /// records are examined per call, and the next cursor is returned when
+    /// more may exist.
+    pub async fn search(
+        &self,
+        filter: &DeliveryFilter,
+        limit: usize,
+        cursor: Option<(i64, String)>,
+    ) -> Result<(Vec<DeliveryView>, Option<String>), DeliveryError> {
         let mut conn = self.pool.conn();
+        // `until` is exclusive: start at its previous ms, after every id.
+        let upper = filter.until_ms.map(|u| (u - 1, "~".to_owned()));
+        let from = match (cursor, upper) {
+            (Some(c), Some(u)) => Some(if (c.0, c.1.as_str()) < (u.0, u.1.as_str()) {
+                c
+            } else {
+                u
+            }),
+            (c, u) => c.or(u),
+        };
         let indexes = (0..self.keys.shards()).map(|s| (s, self.keys.delivery_index(s)));
         // Each index is read further as needed; the budget bounds the work.
-        let mut it = crate::paging::NewestFirst::new(indexes, limit + 1, cursor.as_ref());
-        let mut page = crate::paging::Page::new(limit, BUDGET);
+        let mut it = crate::paging::NewestFirst::new(indexes, limit + 1, from.as_ref());
+        let mut page = crate::paging::Page::new(limit, LIST_BUDGET);
         let next = loop {
-            let (_, id, shard) = match page.next(&mut it, &mut conn).await? {
+            let (created, id, shard) = match page.next(&mut it, &mut conn).await? {
                 Ok(entry) => entry,
                 Err(next) => break next,
             };
+            if filter.since_ms.is_some_and(|s| created < s) {
+                // Newest first: everything after this is older still.
+                break None;
+            }
             let k = self.keys.delivery(shard, &id);
             let rec: HashMap<String, String> = conn.hgetall(&k.record).await?;
             if rec.is_empty() {
@@ -146,14 +189,27 @@ impl DeliveryStore {
                 continue;
             }
             let v = view(rec, None);
-            if state.is_some_and(|s| s != v.state)
-                || destination.is_some_and(|d| d != v.destination)
-            {
-                continue;
+            if filter.keeps(&v) {
+                page.items.push(v);
             }
-            page.items.push(v);
         };
         Ok((page.items, next))
+    }
+
+    /// How many deliveries are dead (the shards' dead sets; a dead record
+    /// expired after its retention counts until the index pruner drops it),
+    /// and how many are indexed in all.
+    pub async fn counts(&self) -> Result<(u64, u64), DeliveryError> {
+        let mut pipe = redis::pipe();
+        for s in 0..self.keys.shards() {
+            pipe.zcard(self.keys.delivery_dead(s))
+                .zcard(self.keys.delivery_index(s));
+        }
+        let mut conn = self.pool.conn();
+        let n: Vec<u64> = pipe.query_async(&mut conn).await?;
+        let dead = n.iter().step_by(2).sum();
+        let all = n.iter().skip(1).step_by(2).sum();
+        Ok((dead, all))
     }
 
     /// Replay a dead, failed or cancelled delivery.
