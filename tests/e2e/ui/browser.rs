@@ -29,6 +29,8 @@ pub const PAGES: &[(&str, &str)] = &[
     ("machines", "/ui/machines"),
     ("machine", "/ui/machines/orders"),
     ("workflows", "/ui/workflows"),
+    ("workflow", "/ui/workflows/newest?status=running"),
+    ("workflow-error", "/ui/workflows/newest?status=error"),
 ];
 
 /// The widths every page is screenshot at.

@@ -7,6 +7,7 @@ use std::time::Duration;
 use reqwest::StatusCode;
 use serde_json::json;
 
+use super::live::{next_event, stream};
 use super::{Console, READ, open, with_tokens};
 use crate::support::{TestApp, eventually};
 
@@ -40,20 +41,6 @@ pub async fn seed(app: &TestApp) {
         )
         .await;
     assert_eq!(st, 200, "{body}");
-}
-
-/// Read an SSE response until an event named `name` arrives (at most `limit`).
-pub async fn next_event(resp: &mut reqwest::Response, name: &str, limit: Duration) -> bool {
-    let want = format!("event: {name}\n");
-    let mut seen = String::new();
-    let deadline = tokio::time::Instant::now() + limit;
-    while let Ok(Ok(Some(chunk))) = tokio::time::timeout_at(deadline, resp.chunk()).await {
-        seen.push_str(&String::from_utf8_lossy(&chunk));
-        if seen.contains(&want) {
-            return true;
-        }
-    }
-    false
 }
 
 #[tokio::test]
@@ -207,12 +194,7 @@ async fn a_transition_reaches_the_machines_live_topic_and_read_only_viewers_see_
     assert_eq!(page.status, StatusCode::OK);
     assert!(page.body.contains(r#"<svg class="diagram""#));
 
-    let mut events = reqwest::Client::new()
-        .get(format!("{}/ui/events?topics=machines-orders", app.base))
-        .bearer_auth(app.token.as_deref().unwrap())
-        .send()
-        .await
-        .unwrap();
+    let mut events = stream(&app, "machines-orders").await;
     assert_eq!(events.status(), StatusCode::OK);
     let (st, _) = app
         .post(

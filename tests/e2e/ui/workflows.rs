@@ -8,7 +8,7 @@ use std::time::Duration;
 use reqwest::StatusCode;
 use serde_json::json;
 
-use super::machines::next_event;
+use super::live::{next_event, stream};
 use super::{Console, FULL, READ};
 use crate::support::TestApp;
 use crate::support::participants::{Behaviour, Participants};
@@ -100,6 +100,24 @@ async fn the_list_filters_by_status_pages_and_jumps_to_an_id() {
     let jump = c.get(&format!("/ui/workflows?id={waiting}")).await;
     assert_eq!(jump.status, StatusCode::SEE_OTHER);
     assert_eq!(jump.header("location"), format!("/ui/workflows/{waiting}"));
+    let newest = c.get("/ui/workflows/newest?status=error").await;
+    assert_eq!(newest.status, StatusCode::SEE_OTHER);
+    assert_eq!(
+        newest.header("location"),
+        format!("/ui/workflows/{failing}")
+    );
+    let none = c.get("/ui/workflows/newest?status=cancelled").await;
+    assert_eq!(none.status, StatusCode::NOT_FOUND);
+    assert!(
+        none.body.contains("no workflow is cancelled"),
+        "{}",
+        none.body
+    );
+    assert!(
+        errors
+            .body
+            .contains(r#"href="/ui/workflows/newest?status=error""#)
+    );
     let missing = c.get("/ui/workflows?id=20990101-0000-nothing-here").await;
     assert_eq!(missing.status, StatusCode::NOT_FOUND);
     assert!(missing.body.contains("no workflow"), "{}", missing.body);
@@ -289,15 +307,7 @@ async fn read_only_viewers_see_no_actions_and_cannot_act_and_changes_reach_the_l
     assert_eq!(refused.status, StatusCode::FORBIDDEN);
     assert_eq!(app.workflows().status(&waiting).await, "running");
 
-    let mut events = reqwest::Client::new()
-        .get(format!(
-            "{}/ui/events?topics=workflows-{waiting},workflows",
-            app.base
-        ))
-        .bearer_auth(FULL)
-        .send()
-        .await
-        .unwrap();
+    let mut events = stream(&app, &format!("workflows-{waiting},workflows")).await;
     assert_eq!(events.status(), StatusCode::OK);
     let (st, body) = app
         .workflows()
@@ -315,25 +325,17 @@ async fn read_only_viewers_see_no_actions_and_cannot_act_and_changes_reach_the_l
     );
 }
 
-/// `target/ui-screenshots/<name>-<width>.png`, as the browser test names them.
-fn screenshot_path(name: &str, width: u32) -> std::path::PathBuf {
-    std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("target/ui-screenshots")
-        .join(format!("{name}-{width}.png"))
-}
-
-/// A workflow's page in headless Chromium (its id is only known once
-/// launched, so it is not in `browser::PAGES`): screenshots of one waiting
-/// and one in error, at both widths and in dark mode; bad fields typed into
-/// the proceed form show the reason and proceed nothing; good ones proceed
-/// the workitem, as the JSON API then says, without a reload.
+/// A workflow's page in headless Chromium (`browser::PAGES` screenshots
+/// it): bad fields typed into the proceed form show the reason and proceed
+/// nothing; good ones proceed the workitem, as the JSON API then says, and
+/// the next workitem arrives without a reload.
 #[tokio::test]
 async fn a_workflow_page_works_in_a_browser() {
     let Some(browser) = crate::support::browser::Browser::launch().await else {
         return;
     };
     let f = Flow::holding().await;
-    let (waiting, failing) = seed_with(&f.app, &f.p).await;
+    let (waiting, _) = seed_with(&f.app, &f.p).await;
     let page = browser.new_page().await;
     let open = |id: String| {
         let page = &page;
@@ -347,22 +349,6 @@ async fn a_workflow_page_works_in_a_browser() {
             .await;
         }
     };
-    for (name, id) in [("workflow", &waiting), ("workflow-error", &failing)] {
-        open(id.clone()).await;
-        for width in [1400, 400] {
-            page.screenshot(width, &screenshot_path(name, width)).await;
-        }
-        page.call(
-            "Emulation.setEmulatedMedia",
-            json!({"features": [{"name": "prefers-color-scheme", "value": "dark"}]}),
-        )
-        .await;
-        page.screenshot(1400, &screenshot_path(&format!("{name}-dark"), 1400))
-            .await;
-        page.call("Emulation.setEmulatedMedia", json!({"features": []}))
-            .await;
-    }
-
     open(waiting.clone()).await;
     page.eval("window.__stay = 7").await;
     let form = "document.querySelector('form.proceed')";

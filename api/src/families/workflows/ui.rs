@@ -60,6 +60,7 @@ pub fn section(api: &WorkflowsApi, keys: Keys, redis: Redis) -> Section {
     };
     let routes: Router<AppState> = Router::new()
         .route("/", get(list))
+        .route("/newest", get(newest))
         .route("/{id}", get(workflow))
         .route("/{id}/live", get(fragment))
         .route("/{id}/workitems/{wi}/proceed", post(proceed))
@@ -339,6 +340,36 @@ async fn list(
         cursor: q.cursor.as_deref().filter(|c| !c.is_empty()),
         list: fragment,
     }))
+}
+
+#[derive(Deserialize)]
+struct NewestQuery {
+    status: Option<String>,
+}
+
+/// `GET /ui/workflows/newest[?status=]`: the newest workflow's page (of
+/// that status). Workflow ids never read `newest`.
+async fn newest(State(p): State<Pages>, Query(q): Query<NewestQuery>) -> UiResult<Response> {
+    let status = q.status.as_deref().unwrap_or("").trim();
+    if !status.is_empty() && !STATUSES.contains(&status) {
+        return Err(UiError::new(
+            StatusCode::BAD_REQUEST,
+            "status is one of running, completed, cancelled, error",
+        ));
+    }
+    let page = p
+        .store
+        .list((!status.is_empty()).then_some(status), None, 1)
+        .await
+        .map_err(|e| store_err(e, StatusCode::NOT_FOUND))?;
+    match page.workflows.first() {
+        Some(w) => Ok(Redirect::to(&format!("/ui/workflows/{}", w.id)).into_response()),
+        None => Err(UiError::not_found(if status.is_empty() {
+            "no workflows yet".to_owned()
+        } else {
+            format!("no workflow is {status}")
+        })),
+    }
 }
 
 /// One expression of the tree, in document order; the template opens a
