@@ -10,12 +10,14 @@
 //! * [`live`] — Server-Sent Events fed by one Redis poller per topic per
 //!   replica, running only while someone subscribes;
 //! * [`assets`] — the vendored and own static files at a versioned path;
-//! * [`overview`] — `/ui/`: one tile per section, failing things first.
+//! * [`overview`] — `/ui/`: one tile per section, failing things first;
+//! * [`reference`] — `/ui/api`: the API reference (vendored Swagger UI).
 
 pub mod assets;
 pub mod auth;
 pub mod live;
 pub mod overview;
+pub mod reference;
 
 use std::future::Future;
 use std::pin::Pin;
@@ -175,6 +177,8 @@ pub fn routes(sections: Vec<Section>) -> Router<AppState> {
         .route("/ui/login", get(auth::login_form).post(auth::login))
         .route("/ui/logout", post(auth::logout))
         .route("/ui/events", get(live::events))
+        .route("/ui/api", get(reference::page))
+        .route("/ui/api/openapi.json", get(reference::document))
         .route("/ui/assets/{version}/{file}", get(assets::serve));
     for s in sections {
         r = r.nest(&format!("/ui/{}", s.segment), s.pages);
