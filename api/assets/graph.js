@@ -5,7 +5,9 @@
 // then hidden. Drawn again after every htmx swap (live updates), so a
 // swapped-in graph is laid out anew. On any error the source stays shown
 // with the reason above it. Nodes keep their DOT `class` (e.g. "marked"),
-// which console.css colours for light and dark mode.
+// which console.css colours for light and dark mode. The SVG keeps its
+// natural size: console.css shrinks it to fit a wide page and lets it
+// scroll sideways on a narrow one.
 (function () {
   "use strict";
 
@@ -37,8 +39,6 @@
     }
     viz().then(function (v) {
       var svg = v.renderSVGElement(source);
-      svg.removeAttribute("width");
-      svg.removeAttribute("height");
       svg.setAttribute("role", "img");
       var old = figure.querySelector("svg");
       if (old) old.replaceWith(svg);

@@ -55,6 +55,8 @@ pub const CSP_WASM: &str = "default-src 'self'; script-src 'self' 'wasm-unsafe-e
     base-uri 'none'; form-action 'self'; frame-ancestors 'none'";
 
 /// A response extension: this page runs WebAssembly (see [`CSP_WASM`]).
+/// A page drawing graphs (`{% call m::graph(dot) %}` with
+/// `m::graph_scripts` in its head) answers `(Extension(RunsWasm), page)`.
 #[derive(Clone, Copy, Debug)]
 pub struct RunsWasm;
 
