@@ -2,6 +2,7 @@
 //! before anything is stored; every token arrival is one Lua call that fires
 //! what it enables (see `lua/nets/fire.lua`). Answers are the typed views of
 //! `switchyard_shared::families::nets::views`, so the OpenAPI document shows them.
+//! The console's pages are in [`ui`].
 
 use axum::Json;
 use axum::body::Bytes;
@@ -24,6 +25,8 @@ use crate::families::Family;
 use crate::state::Ctx;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
+
+pub mod ui;
 
 /// What the nets endpoints share.
 #[derive(Clone)]
@@ -51,7 +54,7 @@ pub fn family(ctx: &Ctx) -> anyhow::Result<Family> {
             .routes(routes!(put_token_path))
             .with_state(state.clone()),
         on_scrape: None,
-        ui: None,
+        ui: Some(ui::section(&state, ctx.redis.clone())),
     })
 }
 

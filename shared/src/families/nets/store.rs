@@ -395,7 +395,10 @@ impl NetStore {
         Ok(ExplainView::new(id, &meta, &c, &marking))
     }
 
-    /// Graphviz DOT with the current marking.
+    /// Graphviz DOT with the current marking: places are circles labelled
+    /// with their token count (class `place marked` when they hold
+    /// tokens), transitions boxes (bold for barriers), response places
+    /// dashed edges named by the response.
     #[tracing::instrument(skip_all, fields(net_id = %id), err(level = "debug"))]
     pub async fn dot(&self, id: &str) -> Result<String, NetError> {
         let (_, c, marking) = self.snapshot(id).await?;
@@ -403,18 +406,26 @@ impl NetStore {
         let mut s = format!("digraph \"{}\" {{\n  rankdir=LR;\n", esc(id));
         for (i, p) in c.places.iter().enumerate() {
             let n = marking.tokens.get(&i).map_or(0, BTreeMap::len);
-            let label = if n > 0 {
-                format!("{}\\n● {n}", esc(p))
+            // `class` names the SVG group (a console restyles it).
+            let (label, class) = if n > 0 {
+                (format!("{}\\n● {n}", esc(p)), "place marked")
             } else {
-                esc(p)
+                (esc(p), "place")
             };
-            s.push_str(&format!("  p{i} [shape=circle, label=\"{label}\"];\n"));
+            s.push_str(&format!(
+                "  p{i} [shape=circle, label=\"{label}\", class=\"{class}\"];\n"
+            ));
         }
         for (i, t) in c.transitions.iter().enumerate() {
             let name = t.name.clone().unwrap_or_else(|| format!("t{i}"));
             let shape = if t.barrier { "box, style=bold" } else { "box" };
+            let class = if t.barrier {
+                "transition barrier"
+            } else {
+                "transition"
+            };
             s.push_str(&format!(
-                "  t{i} [shape={shape}, label=\"{}\\n{}\"];\n",
+                "  t{i} [shape={shape}, label=\"{}\\n{}\", class=\"{class}\"];\n",
                 esc(&name),
                 t.action.name()
             ));
