@@ -40,6 +40,26 @@ static ASSETS: &[Asset] = &[
         body: include_bytes!("../../assets/vendor/simpledotcss/simple.min.css"),
     },
     Asset {
+        name: "swagger-ui-bundle.js",
+        content_type: JS,
+        body: include_bytes!("../../assets/vendor/swagger-ui-dist/swagger-ui-bundle.js"),
+    },
+    Asset {
+        name: "swagger-ui.css",
+        content_type: CSS,
+        body: include_bytes!("../../assets/vendor/swagger-ui-dist/swagger-ui.css"),
+    },
+    Asset {
+        name: "api-reference.js",
+        content_type: JS,
+        body: include_bytes!("../../assets/api-reference.js"),
+    },
+    Asset {
+        name: "api-reference.css",
+        content_type: CSS,
+        body: include_bytes!("../../assets/api-reference.css"),
+    },
+    Asset {
         name: "console.css",
         content_type: CSS,
         body: include_bytes!("../../assets/console.css"),

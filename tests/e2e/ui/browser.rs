@@ -26,6 +26,10 @@ pub const PAGES: &[(&str, &str)] = &[
     ("login", "/ui/login"),
     ("overview", "/ui/"),
     ("gates", "/ui/gates?group=team"),
+    ("transactions", "/ui/transactions"),
+    ("transaction", "/ui/transactions/newest?status=10"),
+    ("transaction-open", "/ui/transactions/newest?status=1"),
+    ("api", "/ui/api"),
     ("machines", "/ui/machines"),
     ("machine", "/ui/machines/orders"),
     ("workflows", "/ui/workflows"),
@@ -39,6 +43,7 @@ const WIDTHS: [u32; 2] = [1400, 400];
 /// Entities for the pages to show.
 async fn seed(app: &TestApp) {
     seed_gates(app).await;
+    super::transactions::seed(app).await;
     super::machines::seed(app).await;
     super::workflows::seed(app).await;
     app.post(
@@ -116,6 +121,7 @@ async fn the_console_works_in_a_browser_without_leaving_loopback() {
             c.api.api_tokens = vec![FULL.into()];
             c.api.api_read_tokens = vec![READ.into()];
             c.api.ui_live_interval = Duration::from_millis(100);
+            c.families.transactions.transactions_tenants = super::transactions::tenants();
             c.families.gates.gate_windows = BuildWindows::parse_arg(
                 r#"{"live": {"office hours": {"days_range": [0, 4], "hours_range": [8, 18]}}}"#,
             )

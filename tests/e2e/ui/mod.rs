@@ -3,12 +3,14 @@
 //! SSE, the overview and the gates board. `browser.rs` drives the real
 //! pages in headless Chromium.
 
+mod api_reference;
 mod auth;
 mod browser;
 mod gates;
 mod live;
 mod machines;
 mod pages;
+mod transactions;
 mod workflows;
 
 use std::time::Duration;
