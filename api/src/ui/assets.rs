@@ -40,6 +40,16 @@ static ASSETS: &[Asset] = &[
         body: include_bytes!("../../assets/vendor/simpledotcss/simple.min.css"),
     },
     Asset {
+        name: "viz-global.js",
+        content_type: JS,
+        body: include_bytes!("../../assets/vendor/viz-js/viz-global.js"),
+    },
+    Asset {
+        name: "graph.js",
+        content_type: JS,
+        body: include_bytes!("../../assets/graph.js"),
+    },
+    Asset {
         name: "swagger-ui-bundle.js",
         content_type: JS,
         body: include_bytes!("../../assets/vendor/swagger-ui-dist/swagger-ui-bundle.js"),

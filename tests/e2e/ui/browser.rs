@@ -30,6 +30,10 @@ pub const PAGES: &[(&str, &str)] = &[
     ("transaction", "/ui/transactions/newest?status=10"),
     ("transaction-open", "/ui/transactions/newest?status=1"),
     ("api", "/ui/api"),
+    ("deliveries", "/ui/deliveries"),
+    ("delivery", "/ui/deliveries/find?q=order-42-created"),
+    ("nets", "/ui/nets"),
+    ("net", "/ui/nets/orders"),
     ("machines", "/ui/machines"),
     ("machine", "/ui/machines/orders"),
     ("workflows", "/ui/workflows"),
@@ -44,6 +48,8 @@ const WIDTHS: [u32; 2] = [1400, 400];
 async fn seed(app: &TestApp) {
     seed_gates(app).await;
     super::transactions::seed(app).await;
+    super::deliveries::seed(app).await;
+    super::nets::seed(app).await;
     super::machines::seed(app).await;
     super::workflows::seed(app).await;
     app.post(
@@ -109,6 +115,16 @@ async fn open(page: &Page<'_>, app: &TestApp, path: &str) {
         Duration::from_secs(10),
     )
     .await;
+    // Graphs (`m::graph`) are drawn once the vendored Graphviz has loaded.
+    page.wait_for(
+        "Array.from(document.querySelectorAll('figure.graph')).every(f => f.dataset.drawn || f.querySelector('.graph-error'))",
+        Duration::from_secs(20),
+    )
+    .await;
+    let failed = page
+        .eval("document.querySelectorAll('.graph-error').length")
+        .await;
+    assert_eq!(failed, 0, "a graph was not drawn on {path}");
 }
 
 #[tokio::test]
@@ -253,6 +269,9 @@ async fn the_console_works_in_a_browser_without_leaving_loopback() {
         .await;
     let (_, hist) = app.get("/api/gates/team/api/live/history").await;
     assert_eq!(hist["history"][0]["actor"], "console:token-1", "{hist}");
+
+    // A net's marking and graph follow a token put through the JSON API.
+    super::nets::live_in_browser(&page, &app).await;
 
     // Nothing was requested from another host.
     let requests = page.requests();

@@ -6,9 +6,11 @@
 mod api_reference;
 mod auth;
 mod browser;
+mod deliveries;
 mod gates;
 mod live;
 mod machines;
+mod nets;
 mod pages;
 mod transactions;
 mod workflows;
