@@ -384,6 +384,21 @@ async fn a_workflow_page_works_in_a_browser() {
         Duration::from_secs(10),
     )
     .await;
+    // A live refresh keeps what is being typed into the fields.
+    page.eval(&format!(
+        "{form}.querySelector('textarea').value = '{{\"draft\": 1}}'; document.querySelector('.wf-head').dataset.old = '1'; htmx.trigger('#workflow', 'sse:workflows-{waiting}'); true"
+    ))
+    .await;
+    page.wait_for(
+        "document.querySelector('.wf-head').dataset.old === undefined",
+        Duration::from_secs(10),
+    )
+    .await;
+    assert_eq!(
+        page.eval(&format!("{form}.querySelector('textarea').value"))
+            .await,
+        "{\"draft\": 1}"
+    );
     assert_eq!(page.eval("window.__stay").await, 7, "the page reloaded");
     let remote: Vec<String> = page
         .requests()

@@ -1,6 +1,7 @@
 //! The workflow pages of the web console: `/ui/workflows` lists workflows
 //! newest first, by status (tabs), paged with the JSON API's cursor, with a
-//! jump to an id; `/ui/workflows/{id}` shows the process tree with the
+//! jump to an id (`/ui/workflows/newest[?status=]` opens the newest);
+//! `/ui/workflows/{id}` shows the process tree with the
 //! current positions highlighted (the tree endpoint's view), the open
 //! workitems with a proceed form (fields as JSON, checked as the API
 //! checks them), cancel and replay (both confirmed), the errors, fields and
@@ -523,6 +524,24 @@ impl WorkflowFragment<'_> {
             ),
             Some(&json!({"fields": {"approved": true}})),
         )
+    }
+
+    /// The id of a workitem's fields textarea, stable across live
+    /// refreshes (`hx-preserve` keeps what is being typed) and a valid CSS
+    /// selector (htmx looks it up as `#id`; workitem ids hold `!`).
+    fn fields_id(&self, w: &WorkitemView) -> String {
+        let safe: String = w
+            .workitem_id
+            .chars()
+            .map(|c| {
+                if c.is_ascii_alphanumeric() || c == '_' || c == '-' {
+                    c
+                } else {
+                    '-'
+                }
+            })
+            .collect();
+        format!("fields-{safe}")
     }
 
     fn proceed_action(&self, w: &WorkitemView) -> String {
