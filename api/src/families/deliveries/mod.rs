@@ -452,4 +452,47 @@ mod tests {
         }
         assert!(check_url("http://169.254.169.254/latest", true).is_ok());
     }
+
+    #[test]
+    fn listing_times_take_rfc3339_a_utc_date_time_or_a_date() {
+        let at = 1_763_892_000_000; // 2025-11-23T10:00:00Z
+        for t in [
+            "2025-11-23T10:00:00Z",
+            "2025-11-23T11:00:00+01:00",
+            "2025-11-23T10:00",
+            "2025-11-23T10:00:00",
+            " 2025-11-23 10:00 ",
+        ] {
+            assert_eq!(parse_time(t, "query.since").unwrap(), at, "{t}");
+        }
+        assert_eq!(
+            parse_time("2025-11-23", "query.since").unwrap(),
+            at - 10 * 3_600_000
+        );
+        for bad in ["", "yesterday", "2025-13-01", "10:00"] {
+            let e = parse_time(bad, "query.until").unwrap_err();
+            assert_eq!(e.location.as_deref(), Some("query.until"), "{bad}");
+        }
+    }
+
+    #[test]
+    fn empty_form_fields_are_absent_and_bad_ones_say_where() {
+        let q = ListQuery {
+            state: Some(String::new()),
+            url: Some(" ".into()),
+            owner: Some("net:".into()),
+            ..ListQuery::default()
+        };
+        let (f, limit, cursor) = q.search().unwrap();
+        assert_eq!((f.state, f.url, limit, cursor), (None, None, 50, None));
+        assert_eq!(f.owner.as_deref(), Some("net:"));
+        let bad = ListQuery {
+            state: Some("lost".into()),
+            ..ListQuery::default()
+        };
+        assert_eq!(
+            bad.search().unwrap_err().location.as_deref(),
+            Some("query.state")
+        );
+    }
 }

@@ -209,3 +209,71 @@ pub(crate) fn view(rec: HashMap<String, String>, log: Option<Vec<String>>) -> De
         }),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    fn delivery(url: &str, owner: Option<&str>, state: &str) -> DeliveryView {
+        let mut rec = HashMap::new();
+        rec.insert("url".to_owned(), url.to_owned());
+        rec.insert("state".to_owned(), state.to_owned());
+        rec.insert("destination".to_owned(), "example.com:443".to_owned());
+        if let Some(o) = owner {
+            rec.insert("owner".to_owned(), o.to_owned());
+        }
+        view(rec, None)
+    }
+
+    #[test]
+    fn a_filter_keeps_what_matches_every_condition() {
+        let d = delivery("https://Example.com/Hooks/Orders", Some("net:n1"), "dead");
+        let keeps = |f: DeliveryFilter| f.keeps(&d);
+        assert!(keeps(DeliveryFilter::default()));
+        assert!(keeps(DeliveryFilter {
+            url: Some("hooks/orders".into()),
+            state: Some("dead".into()),
+            destination: Some("example.com:443".into()),
+            ..Default::default()
+        }));
+        assert!(keeps(DeliveryFilter {
+            owner: Some("net:".into()),
+            ..Default::default()
+        }));
+        assert!(keeps(DeliveryFilter {
+            owner: Some("net:n1".into()),
+            ..Default::default()
+        }));
+        for f in [
+            DeliveryFilter {
+                owner: Some("net:n".into()),
+                ..Default::default()
+            },
+            DeliveryFilter {
+                owner: Some("workflow:".into()),
+                ..Default::default()
+            },
+            DeliveryFilter {
+                url: Some("invoices".into()),
+                ..Default::default()
+            },
+            DeliveryFilter {
+                state: Some("succeeded".into()),
+                ..Default::default()
+            },
+        ] {
+            assert!(!keeps(f.clone()), "{f:?}");
+        }
+        // No owner: only a filter without one keeps it.
+        let free = delivery("https://example.com/x", None, "pending");
+        assert!(
+            !DeliveryFilter {
+                owner: Some("net:".into()),
+                ..Default::default()
+            }
+            .keeps(&free)
+        );
+        assert_eq!(free.owner, None);
+    }
+}
