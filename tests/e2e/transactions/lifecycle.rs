@@ -12,7 +12,7 @@ use serde_json::{Value, json};
 
 use crate::support::api::transactions::{SEED_TOKEN, spawn_with_tenants};
 use crate::support::{TestApp, worker_opts};
-use switchyard_shared::families::transactions::store::status_rank;
+use switchyard_shared::families::transactions::store::{self, status_rank};
 
 fn collaborator(id: &str) -> Value {
     json!({"name": format!("C{id}"), "identification": id, "genre": "F", "active": true, "birthDate": "1990-01-01"})
@@ -256,4 +256,65 @@ async fn statuses_and_progress_seen_by_polling_only_move_forward() {
     }
     assert!(seen.windows(2).all(|w| w[0] < w[1]), "{seen:?}");
     assert_eq!(seen.last(), Some(&7));
+}
+
+/// A listing filtered by status examines a bounded number of index
+/// entries per call; a match older than that budget is still reached by
+/// paging on (a page may come back short, even empty, with a cursor).
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_filtered_listing_pages_past_its_budget_to_the_oldest_match() {
+    let app = TestApp::builder()
+        .with_config(|c| {
+            let t = &mut c.families.transactions;
+            t.transactions_tenants = vec![format!("{SEED_TOKEN}=8")];
+            t.transactions_max_open = 5000;
+        })
+        .spawn()
+        .await;
+    let app = Arc::new(app);
+    let tx = app.transactions(SEED_TOKEN);
+    let oldest = tx.create().await;
+    tx.post("collaborators", &oldest, json!([collaborator("1")]))
+        .await;
+    assert_eq!(tx.commit(&oldest, "").await.0, StatusCode::OK);
+    app.settle().await;
+    assert_eq!(
+        tx.get(&oldest).await["data"]["status"],
+        7,
+        "the oldest is Done"
+    );
+    // More open transactions after it than one listing examines.
+    let newer = store::LIST_BUDGET + 50;
+    let mut creates = tokio::task::JoinSet::new();
+    for c in 0..16 {
+        let app = app.clone();
+        creates.spawn(async move {
+            let tx = app.transactions(SEED_TOKEN);
+            for _ in (c..newer).step_by(16) {
+                tx.create().await;
+            }
+        });
+    }
+    creates.join_all().await;
+    let mut found = Vec::new();
+    let mut cursor = String::new();
+    for _ in 0..10 {
+        let (s, body) = tx
+            .call(
+                Method::GET,
+                &format!("/v1/transactions?status=7&limit=10{cursor}"),
+                None,
+            )
+            .await;
+        assert_eq!(s, StatusCode::OK, "{body}");
+        let page: Value = serde_json::from_str(&body).unwrap();
+        for t in page["data"].as_array().unwrap() {
+            found.push(t["_id"].as_str().unwrap().to_owned());
+        }
+        match page["next_cursor"].as_str() {
+            Some(next) => cursor = format!("&cursor={next}"),
+            None => break,
+        }
+    }
+    assert_eq!(found, vec![oldest]);
 }

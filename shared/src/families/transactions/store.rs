@@ -569,6 +569,11 @@ impl TransactionStore {
             .arg(LIST_BUDGET)
             .query_async(&mut conn)
             .await?;
+        // A filtered page may run out of budget before it fills: it then
+        // ends, short or empty, with a cursor after the last entry looked
+        // at, so a client paging on still reaches every match.
+        let budget_spent = entries.len() == LIST_BUDGET;
+        let mut looked_at = None;
         let mut data = Vec::new();
         let mut next_cursor = None;
         let mut gone = Vec::new();
@@ -587,6 +592,7 @@ impl TransactionStore {
                 }
                 break;
             }
+            looked_at = Some((created, id.clone()));
             let k = t.tx(&id);
             let rec: HashMap<String, String> = redis::cmd("HGETALL")
                 .arg(&k.record)
@@ -600,6 +606,12 @@ impl TransactionStore {
             if status.is_none_or(|s| s == view.data.status) {
                 data.push(view);
             }
+        }
+        if next_cursor.is_none()
+            && budget_spent
+            && let Some((created, id)) = &looked_at
+        {
+            next_cursor = Some(crate::paging::cursor(*created, id));
         }
         if !gone.is_empty() {
             // Expired transactions leave the index lazily.
