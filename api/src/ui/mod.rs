@@ -76,24 +76,41 @@ impl Section {
         }
     }
 
-    /// The tile of this section on `/ui/`.
-    pub fn with_overview<F, Fut>(mut self, f: F) -> Self
+    /// The tile of this section on `/ui/`: `f` on a clone of `state` (the
+    /// section's shared handles) each time the overview is drawn.
+    pub fn with_overview_of<S, F, Fut>(mut self, state: S, f: F) -> Self
     where
-        F: Fn() -> Fut + Send + Sync + 'static,
+        S: Clone + Send + Sync + 'static,
+        F: Fn(S) -> Fut + Send + Sync + 'static,
         Fut: Future<Output = anyhow::Result<Overview>> + Send + 'static,
     {
-        self.overview = Some(Arc::new(move || Box::pin(f())));
+        self.overview = Some(Arc::new(move || Box::pin(f(state.clone()))));
         self
     }
 
-    /// The fingerprint of each live topic of this section (see [`live`]).
-    pub fn with_live<F, Fut>(mut self, f: F) -> Self
+    /// The live topics of this section (see [`live`]): its main topic, the
+    /// segment itself, fingerprinted by `f(state, None)`, and
+    /// `<segment>-<id>` for every id `valid` takes, by `f(state, Some(id))`
+    /// (`state` cloned each time). Other topics are not this section's.
+    pub fn with_live_of<S, V, F, Fut>(mut self, state: S, valid: V, f: F) -> Self
     where
-        F: Fn(&str) -> Option<Fut> + Send + Sync + 'static,
+        S: Clone + Send + Sync + 'static,
+        V: Fn(&str) -> bool + Send + Sync + 'static,
+        F: Fn(S, Option<String>) -> Fut + Send + Sync + 'static,
         Fut: Future<Output = anyhow::Result<u64>> + Send + 'static,
     {
+        let segment = self.segment;
         self.live = Some(Arc::new(move |topic| {
-            f(topic).map(|fut| Box::pin(fut) as BoxFuture<_>)
+            let id = if topic == segment {
+                None
+            } else {
+                let id = topic.strip_prefix(segment)?.strip_prefix('-')?;
+                if !valid(id) {
+                    return None;
+                }
+                Some(id.to_owned())
+            };
+            Some(Box::pin(f(state.clone(), id)) as BoxFuture<_>)
         }));
         self
     }

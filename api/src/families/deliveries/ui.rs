@@ -27,9 +27,6 @@ use crate::error::AppError;
 use crate::state::AppState;
 use crate::ui::{Count, Failing, Overview, Section, UiError, UiResult, Viewer, render};
 
-/// The live topic of the list.
-const TOPIC: &str = "deliveries";
-
 /// Newest index entries per shard the list's fingerprint reads.
 const WATCHED_PER_SHARD: isize = 8;
 
@@ -65,26 +62,19 @@ pub fn section(api: &DeliveriesApi, redis: Redis) -> Section {
         .route("/{id}/retry", post(retry))
         .route("/{id}/cancel", post(cancel))
         .with_state(pages.clone());
-    let over = pages.clone();
-    let live = pages;
     Section::new("deliveries", "Deliveries", routes)
-        .with_overview(move || {
-            let p = over.clone();
-            async move { overview(&p).await }
-        })
-        .with_live(move |topic| {
-            let p = live.clone();
-            let topic = topic.to_owned();
-            if topic == TOPIC {
-                return Some(futures::future::Either::Left(async move {
-                    list_fingerprint(&p).await
-                }));
-            }
-            let id = topic.strip_prefix("deliveries-")?.to_owned();
-            Some(futures::future::Either::Right(async move {
-                one_fingerprint(&p, &id).await
-            }))
-        })
+        .with_overview_of(pages.clone(), |p| async move { overview(&p).await })
+        // Any id: an unknown one fingerprints as missing.
+        .with_live_of(
+            pages,
+            |_| true,
+            |p, id| async move {
+                match id {
+                    None => list_fingerprint(&p).await,
+                    Some(id) => one_fingerprint(&p, &id).await,
+                }
+            },
+        )
 }
 
 /// The tile: dead deliveries (all of them, from the shards' dead sets)

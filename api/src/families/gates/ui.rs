@@ -26,9 +26,6 @@ use crate::error::AppError;
 use crate::state::AppState;
 use crate::ui::{Count, Overview, Section, UiResult, Viewer, render};
 
-/// The live topic of the board.
-const TOPIC: &str = "gates";
-
 /// History entries shown per gate.
 const HISTORY_SHOWN: usize = 20;
 
@@ -52,17 +49,14 @@ pub fn section(api: &GatesApi, redis: Redis) -> Section {
         .route("/{group}/{service}/{env}/history", get(history))
         .route("/tickets/{id}/release", post(release))
         .with_state(board.clone());
-    let over = board.clone();
-    let live = board;
     Section::new("gates", "Gates", pages)
-        .with_overview(move || {
-            let b = over.clone();
-            async move { overview(&b).await }
-        })
-        .with_live(move |topic| {
-            let b = live.clone();
-            (topic == TOPIC).then_some(async move { fingerprint(&b).await })
-        })
+        .with_overview_of(board.clone(), |b| async move { overview(&b).await })
+        // The board's topic only.
+        .with_live_of(
+            board,
+            |_| false,
+            |b, _| async move { fingerprint(&b).await },
+        )
 }
 
 /// Every service of the namespace with its gates.

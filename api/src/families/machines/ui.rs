@@ -33,9 +33,6 @@ use crate::error::AppError;
 use crate::state::AppState;
 use crate::ui::{Count, Failing, Overview, Section, UiError, UiResult, Viewer, render};
 
-/// The live topic of the list; a machine's is `machines-<id>`.
-const TOPIC: &str = "machines";
-
 /// Machines per page of the list.
 const PAGE: usize = 50;
 
@@ -61,29 +58,13 @@ pub fn section(api: &MachinesApi, redis: Redis) -> Section {
         .route("/{id}/live", get(machine_fragment))
         .route("/{id}/entity", get(entity))
         .with_state(pages.clone());
-    let over = pages.clone();
-    let live = pages;
     Section::new("machines", "Machines", routes)
-        .with_overview(move || {
-            let p = over.clone();
-            async move { overview(&p).await }
-        })
-        .with_live(move |topic| {
-            let p = live.clone();
-            let which = if topic == TOPIC {
-                Some(None)
-            } else {
-                topic
-                    .strip_prefix("machines-")
-                    .filter(|id| super::valid_id(id))
-                    .map(|id| Some(id.to_owned()))
-            };
-            which.map(|id| async move {
-                match id {
-                    None => list_fingerprint(&p).await,
-                    Some(id) => machine_fingerprint(&p, &id).await,
-                }
-            })
+        .with_overview_of(pages.clone(), |p| async move { overview(&p).await })
+        .with_live_of(pages, super::valid_id, |p, id| async move {
+            match id {
+                None => list_fingerprint(&p).await,
+                Some(id) => machine_fingerprint(&p, &id).await,
+            }
         })
 }
 

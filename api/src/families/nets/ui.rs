@@ -28,9 +28,6 @@ use crate::state::AppState;
 use crate::ui::auth::RunsWasm;
 use crate::ui::{Count, Failing, Overview, Section, UiError, UiResult, Viewer, render};
 
-/// The live topic of the list.
-const TOPIC: &str = "nets";
-
 /// Nets per page of the list.
 const PAGE: usize = 50;
 
@@ -70,24 +67,13 @@ pub fn section(api: &NetsApi, redis: Redis) -> Section {
         .route("/{key}/active", post(set_active))
         .route("/{key}/tokens", post(put_token))
         .with_state(pages.clone());
-    let over = pages.clone();
-    let live = pages;
     Section::new("nets", "Nets", routes)
-        .with_overview(move || {
-            let p = over.clone();
-            async move { overview(&p).await }
-        })
-        .with_live(move |topic| {
-            let p = live.clone();
-            if topic == TOPIC {
-                return Some(futures::future::Either::Left(async move {
-                    list_fingerprint(&p).await
-                }));
+        .with_overview_of(pages.clone(), |p| async move { overview(&p).await })
+        .with_live_of(pages, valid_id, |p, key| async move {
+            match key {
+                None => list_fingerprint(&p).await,
+                Some(key) => net_fingerprint(&p, &key).await,
             }
-            let key = topic.strip_prefix("nets-")?.to_owned();
-            valid_id(&key).then(|| {
-                futures::future::Either::Right(async move { net_fingerprint(&p, &key).await })
-            })
         })
 }
 

@@ -76,25 +76,15 @@ pub fn section(api: &TransactionsApi) -> Section {
         .route("/{id}/errors", get(errors_fragment))
         .route("/{id}/abort", post(abort))
         .with_state(pages.clone());
-    let over = pages.clone();
-    let live = pages;
     Section::new("transactions", "Transactions", router)
-        .with_overview(move || {
-            let p = over.clone();
-            async move { overview(&p).await }
-        })
-        .with_live(move |topic| {
-            let p = live.clone();
-            let id = topic.strip_prefix("transactions-").map(str::to_owned);
-            let known = topic == TOPIC || id.as_deref().is_some_and(ids::valid_id);
-            known.then_some(async move {
-                let store = &p.api.store;
-                let fp = match id {
-                    None => store.list_fingerprint(&p.contractors).await,
-                    Some(id) => store.tx_fingerprint(&p.contractors, &id).await,
-                };
-                fp.map_err(|e| anyhow::anyhow!(e.to_string()))
-            })
+        .with_overview_of(pages.clone(), |p| async move { overview(&p).await })
+        .with_live_of(pages, ids::valid_id, |p, id| async move {
+            let store = &p.api.store;
+            let fp = match id {
+                None => store.list_fingerprint(&p.contractors).await,
+                Some(id) => store.tx_fingerprint(&p.contractors, &id).await,
+            };
+            fp.map_err(|e| anyhow::anyhow!(e.to_string()))
         })
 }
 
@@ -712,14 +702,12 @@ async fn find(p: &Pages, id: &str) -> UiResult<(String, TxView)> {
         .ok_or_else(|| UiError::not_found("Transaction not found"))
 }
 
-fn summary_of<'a>(
-    ui: &'a Viewer,
-    contractor: &'a str,
-    view: &'a TxView,
-    stage: Option<&str>,
-) -> Summary<'a> {
+/// The summary (the page's live region) of a transaction: its pipeline up
+/// to the running stage, and its counts.
+fn summary_of<'a>(ui: &'a Viewer, contractor: &'a str, view: &'a TxView) -> Summary<'a> {
     let status = Status::from_code(view.data.status).unwrap_or(Status::ImportError);
     let invalid = view.data.counts.as_ref().map_or(0, |c| c.invalid);
+    let stage = view.data.progress.as_ref().map(|p| p.stage.as_str());
     Summary {
         ui,
         contractor,
@@ -728,12 +716,26 @@ fn summary_of<'a>(
     }
 }
 
-async fn errors_of(p: &Pages, contractor: &str, id: &str, offset: usize) -> UiResult<ErrorPage> {
-    p.api
+/// The page of per-item errors of a transaction from `offset`.
+async fn errors_of<'a>(
+    p: &Pages,
+    ui: &'a Viewer,
+    contractor: &str,
+    id: &'a str,
+    offset: usize,
+) -> UiResult<Errors<'a>> {
+    let page = p
+        .api
         .store
         .errors(contractor, id, offset, ERRORS_PAGE)
         .await
-        .map_err(ui_error)
+        .map_err(ui_error)?;
+    Ok(Errors {
+        ui,
+        id,
+        page,
+        offset,
+    })
 }
 
 /// `GET /ui/transactions/{id}[?offset=]`.
@@ -745,18 +747,11 @@ async fn tx_page(
 ) -> UiResult<Response> {
     let offset = offset_of(&q)?;
     let (contractor, view) = find(&p, &id).await?;
-    let page = errors_of(&p, &contractor, &id, offset).await?;
-    let stage = view.data.progress.as_ref().map(|p| p.stage.clone());
     Ok(render(&TxPage {
         ui: &ui,
         id: &id,
-        summary: summary_of(&ui, &contractor, &view, stage.as_deref()),
-        errors: Errors {
-            ui: &ui,
-            id: &id,
-            page,
-            offset,
-        },
+        summary: summary_of(&ui, &contractor, &view),
+        errors: errors_of(&p, &ui, &contractor, &id, offset).await?,
     }))
 }
 
@@ -767,13 +762,7 @@ async fn summary_fragment(
     Path(id): Path<String>,
 ) -> UiResult<Response> {
     let (contractor, view) = find(&p, &id).await?;
-    let stage = view.data.progress.as_ref().map(|p| p.stage.clone());
-    Ok(render(&summary_of(
-        &ui,
-        &contractor,
-        &view,
-        stage.as_deref(),
-    )))
+    Ok(render(&summary_of(&ui, &contractor, &view)))
 }
 
 /// `GET /ui/transactions/{id}/errors[?offset=]`: a page of per-item errors.
@@ -785,13 +774,7 @@ async fn errors_fragment(
 ) -> UiResult<Response> {
     let offset = offset_of(&q)?;
     let (contractor, _) = find(&p, &id).await?;
-    let page = errors_of(&p, &contractor, &id, offset).await?;
-    Ok(render(&Errors {
-        ui: &ui,
-        id: &id,
-        page,
-        offset,
-    }))
+    Ok(render(&errors_of(&p, &ui, &contractor, &id, offset).await?))
 }
 
 /// `POST /ui/transactions/{id}/abort`: as `DELETE /v1/transactions/{id}`

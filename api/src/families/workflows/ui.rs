@@ -32,9 +32,6 @@ use super::{WfError, WorkflowsApi, proceed_fields};
 use crate::state::AppState;
 use crate::ui::{Count, Failing, Overview, Section, UiError, UiResult, Viewer, render};
 
-/// The live topic of the list; a workflow's is `workflows-<id>`.
-const TOPIC: &str = "workflows";
-
 /// Workflows per page of the list.
 const PAGE: usize = 50;
 
@@ -68,33 +65,17 @@ pub fn section(api: &WorkflowsApi, keys: Keys, redis: Redis) -> Section {
         .route("/{id}/cancel", post(cancel))
         .route("/{id}/replay", post(replay))
         .with_state(pages.clone());
-    let over = pages.clone();
-    let live = pages;
     Section::new("workflows", "Workflows", routes)
-        .with_overview(move || {
-            let p = over.clone();
-            async move { overview(&p).await }
-        })
-        .with_live(move |topic| {
-            let p = live.clone();
-            let which = if topic == TOPIC {
-                Some(None)
-            } else {
-                topic
-                    .strip_prefix("workflows-")
-                    .filter(|id| valid_id(id))
-                    .map(|id| Some(id.to_owned()))
-            };
-            which.map(|id| async move {
-                match id {
-                    None => counts(&p).await.map(|c| {
-                        let mut h = DefaultHasher::new();
-                        c.hash(&mut h);
-                        h.finish()
-                    }),
-                    Some(id) => workflow_fingerprint(&p, &id).await,
-                }
-            })
+        .with_overview_of(pages.clone(), |p| async move { overview(&p).await })
+        .with_live_of(pages, valid_id, |p, id| async move {
+            match id {
+                None => counts(&p).await.map(|c| {
+                    let mut h = DefaultHasher::new();
+                    c.hash(&mut h);
+                    h.finish()
+                }),
+                Some(id) => workflow_fingerprint(&p, &id).await,
+            }
         })
 }
 
