@@ -322,18 +322,24 @@ impl UiError {
     pub fn not_found(reason: impl Into<String>) -> Self {
         Self::new(StatusCode::NOT_FOUND, reason)
     }
+
+    /// A failure on our side (`status` is a 5xx): logged with its cause,
+    /// shown as "service unavailable, try again" (503) or opaque.
+    pub fn server(status: StatusCode, cause: impl std::fmt::Display) -> Self {
+        tracing::error!(%status, %cause, "console request failed");
+        let reason = if status == StatusCode::SERVICE_UNAVAILABLE {
+            "service unavailable, try again"
+        } else {
+            "internal error"
+        };
+        Self::new(status, reason)
+    }
 }
 
 impl From<AppError> for UiError {
     fn from(e: AppError) -> Self {
         if e.status.is_server_error() {
-            tracing::error!(code = e.code.as_str(), cause = %e.reason, "console request failed");
-            let reason = if e.status == StatusCode::SERVICE_UNAVAILABLE {
-                "service unavailable, try again"
-            } else {
-                "internal error"
-            };
-            return Self::new(e.status, reason);
+            return Self::server(e.status, format_args!("{}: {}", e.code.as_str(), e.reason));
         }
         let reason = match e.location {
             Some(w) => format!("{} ({w})", e.reason),

@@ -324,6 +324,23 @@ async fn read(b: &Board) -> UiResult<(Vec<ServiceView>, Vec<Holiday>)> {
     Ok((services, holidays))
 }
 
+/// The board (the live region) of `group`.
+fn board<'a>(
+    b: &Board,
+    ui: &'a Viewer,
+    group: &'a str,
+    services: &'a [ServiceView],
+    holidays: &'a [Holiday],
+) -> BoardFragment<'a> {
+    BoardFragment {
+        ui,
+        group,
+        grid: grid(group, services),
+        holidays,
+        windows: windows(&b.api.gates),
+    }
+}
+
 /// `GET /ui/gates[?group=]`.
 async fn page(
     State(b): State<Board>,
@@ -335,13 +352,7 @@ async fn page(
     Ok(render(&Page {
         ui: &ui,
         groups,
-        board: BoardFragment {
-            ui: &ui,
-            group,
-            grid: grid(group, &services),
-            holidays: &holidays,
-            windows: windows(&b.api.gates),
-        },
+        board: board(&b, &ui, group, &services, &holidays),
     }))
 }
 
@@ -353,13 +364,7 @@ async fn fragment(
 ) -> UiResult<Response> {
     let (services, holidays) = read(&b).await?;
     let (_, group) = groups(&services, q.group.as_deref());
-    Ok(render(&BoardFragment {
-        ui: &ui,
-        group,
-        grid: grid(group, &services),
-        holidays: &holidays,
-        windows: windows(&b.api.gates),
-    }))
+    Ok(render(&board(&b, &ui, group, &services, &holidays)))
 }
 
 #[derive(Deserialize)]

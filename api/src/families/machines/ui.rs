@@ -451,7 +451,17 @@ struct MachineFragment<'a> {
     diagram: Diagram,
 }
 
-impl MachineFragment<'_> {
+impl<'a> MachineFragment<'a> {
+    /// The live part of `def`'s page, its diagram laid out from `report`.
+    fn new(ui: &'a Viewer, def: &'a Definition, report: &'a MetricsReport) -> Self {
+        Self {
+            ui,
+            def,
+            report,
+            diagram: diagram::layout(def, report),
+        }
+    }
+
     fn states(&self) -> Vec<StateRow<'_>> {
         self.def
             .states
@@ -627,16 +637,10 @@ async fn machine(
     let (def, report) = report(&p, &id).await?;
     let asked = q.entity.as_deref().unwrap_or("").trim();
     let found = lookup(&p, &id, asked).await?;
-    let diagram = diagram::layout(&def, &report);
     Ok(render(&MachinePage {
         ui: &ui,
         def: &def,
-        live: MachineFragment {
-            ui: &ui,
-            def: &def,
-            report: &report,
-            diagram,
-        },
+        live: MachineFragment::new(&ui, &def, &report),
         entity: EntityFragment {
             ui: &ui,
             machine: &def.id,
@@ -653,13 +657,7 @@ async fn machine_fragment(
     Path(id): Path<String>,
 ) -> UiResult<Response> {
     let (def, report) = report(&p, &id).await?;
-    let diagram = diagram::layout(&def, &report);
-    Ok(render(&MachineFragment {
-        ui: &ui,
-        def: &def,
-        report: &report,
-        diagram,
-    }))
+    Ok(render(&MachineFragment::new(&ui, &def, &report)))
 }
 
 /// `GET /ui/machines/{id}/entity?entity=`: the lookup's answer.

@@ -417,25 +417,22 @@ impl Live<'_> {
     }
 
     fn put_curl(&self) -> String {
-        let place = self
-            .places
-            .first()
-            .map_or("start".to_owned(), |p| p.name.clone());
-        self.ui.curl(
-            "PUT",
-            &format!("/v1/nets/{}/places/{place}/tokens?color=1", self.key()),
-            Some(&json!({})),
-        )
+        self.tokens_curl("PUT", "?color=1")
     }
 
     fn post_curl(&self) -> String {
+        self.tokens_curl("POST", "")
+    }
+
+    /// The curl of a token put (`method`, `query`) into the first place.
+    fn tokens_curl(&self, method: &str, query: &str) -> String {
         let place = self
             .places
             .first()
             .map_or("start".to_owned(), |p| p.name.clone());
         self.ui.curl(
-            "POST",
-            &format!("/v1/nets/{}/places/{place}/tokens", self.key()),
+            method,
+            &format!("/v1/nets/{}/places/{place}/tokens{query}", self.key()),
             Some(&json!({})),
         )
     }

@@ -96,13 +96,7 @@ fn ui_error(e: TxError) -> UiError {
             StatusCode::CONFLICT,
             format!("Transaction is already committed (status {s}); only open ones can be aborted"),
         ),
-        TxError::Store(StoreError::Redis(e)) => {
-            tracing::error!(cause = %e, "console transactions read failed");
-            UiError::new(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "service unavailable, try again",
-            )
-        }
+        TxError::Store(StoreError::Redis(e)) => UiError::server(StatusCode::SERVICE_UNAVAILABLE, e),
         other => UiError::internal(other),
     }
 }

@@ -83,13 +83,7 @@ pub fn section(api: &WorkflowsApi, keys: Keys, redis: Redis) -> Section {
 /// `details`, readable).
 fn wf_err(e: WfError) -> UiError {
     if e.status.is_server_error() {
-        tracing::error!(status = %e.status, cause = %e.error, "console workflow request failed");
-        let reason = if e.status == StatusCode::SERVICE_UNAVAILABLE {
-            "service unavailable, try again"
-        } else {
-            "internal error"
-        };
-        return UiError::new(e.status, reason);
+        return UiError::server(e.status, e.error);
     }
     let reason = match e.details {
         Some(d) => format!("{}: {d}", e.error),
