@@ -309,6 +309,17 @@ struct ListFragment<'a> {
 }
 
 impl ListFragment<'_> {
+    /// The first page of this search, unless this is it.
+    fn first_href(&self) -> Option<String> {
+        self.cursor.as_ref().map(|_| {
+            if self.query.is_empty() {
+                "/ui/deliveries".to_owned()
+            } else {
+                format!("/ui/deliveries?{}", self.query)
+            }
+        })
+    }
+
     fn dead_shown(&self) -> usize {
         self.rows.iter().filter(|r| r.d.state == "dead").count()
     }

@@ -202,8 +202,11 @@ impl ListFragment<'_> {
             .map(|c| format!("/ui/nets{}", self.query(Some(c))))
     }
 
-    fn first_href(&self) -> String {
-        format!("/ui/nets{}", self.query(None))
+    /// The first page, unless this is it.
+    fn first_href(&self) -> Option<String> {
+        self.cursor
+            .as_ref()
+            .map(|_| format!("/ui/nets{}", self.query(None)))
     }
 }
 
