@@ -303,11 +303,7 @@ pub async fn events(
     topics.sort();
     topics.dedup();
     if topics.is_empty() || topics.len() > TOPICS_MAX {
-        return UiError::new(
-            StatusCode::BAD_REQUEST,
-            format!("give 1 to {TOPICS_MAX} topics"),
-        )
-        .into_response();
+        return UiError::bad_request(format!("give 1 to {TOPICS_MAX} topics")).into_response();
     }
     let sub = match state.console.live.subscribe(topics).await {
         Ok(s) => s,

@@ -323,6 +323,11 @@ impl UiError {
         Self::new(StatusCode::NOT_FOUND, reason)
     }
 
+    /// A request the console refuses as it stands (`reason` says why).
+    pub fn bad_request(reason: impl Into<String>) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, reason)
+    }
+
     /// A failure on our side (`status` is a 5xx): logged with its cause,
     /// shown as "service unavailable, try again" (503) or opaque.
     pub fn server(status: StatusCode, cause: impl std::fmt::Display) -> Self {

@@ -15,7 +15,6 @@ use axum::Router;
 use axum::body::Bytes;
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{Path, Query, State};
-use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
 use serde_json::Value;
@@ -406,7 +405,7 @@ impl Page<'_> {
 
 /// A bad query as a readable 400 page.
 fn bad_query(e: QueryRejection) -> UiError {
-    UiError::new(StatusCode::BAD_REQUEST, e.body_text())
+    UiError::bad_request(e.body_text())
 }
 
 async fn read_list<'a>(
@@ -480,16 +479,14 @@ async fn replay(
         .map(|(_, v)| v.into_owned())
         .collect();
     if ids.is_empty() {
-        return Err(UiError::new(
-            StatusCode::BAD_REQUEST,
+        return Err(UiError::bad_request(
             "select at least one delivery to replay",
         ));
     }
     if ids.len() > PAGE_MAX {
-        return Err(UiError::new(
-            StatusCode::BAD_REQUEST,
-            format!("at most {PAGE_MAX} deliveries at once"),
-        ));
+        return Err(UiError::bad_request(format!(
+            "at most {PAGE_MAX} deliveries at once"
+        )));
     }
     let mut done = 0;
     let mut refused: Vec<String> = Vec::new();
@@ -522,13 +519,10 @@ async fn find(
     let Query(q) = q.map_err(bad_query)?;
     let wanted = q.q.trim();
     if wanted.is_empty() || wanted.len() > super::IDEMPOTENCY_KEY_MAX {
-        return Err(UiError::new(
-            StatusCode::BAD_REQUEST,
-            format!(
-                "give an id or an idempotency key (1–{} characters)",
-                super::IDEMPOTENCY_KEY_MAX
-            ),
-        ));
+        return Err(UiError::bad_request(format!(
+            "give an id or an idempotency key (1–{} characters)",
+            super::IDEMPOTENCY_KEY_MAX
+        )));
     }
     let store = &p.api.deliveries;
     let by_id = check_id(wanted).is_ok()

@@ -11,7 +11,6 @@ use std::hash::{DefaultHasher, Hash, Hasher};
 use askama::Template;
 use axum::extract::rejection::{FormRejection, QueryRejection};
 use axum::extract::{Path, Query, State};
-use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Extension, Form, Router};
@@ -267,18 +266,14 @@ async fn read_list<'a>(p: &Pages, ui: &'a Viewer, q: ListQuery) -> UiResult<List
     if let Some(s) = &status
         && !STATUSES.contains(&s.as_str())
     {
-        return Err(UiError::new(
-            StatusCode::BAD_REQUEST,
-            format!("status must be one of {}", STATUSES.join(", ")),
-        ));
+        return Err(UiError::bad_request(format!(
+            "status must be one of {}",
+            STATUSES.join(", ")
+        )));
     }
     let parse = |c: &str| {
-        switchyard_shared::platform::paging::parse_cursor(c).ok_or_else(|| {
-            UiError::new(
-                StatusCode::BAD_REQUEST,
-                "cursor is not one this console gave",
-            )
-        })
+        switchyard_shared::platform::paging::parse_cursor(c)
+            .ok_or_else(|| UiError::bad_request("cursor is not one this console gave"))
     };
     let mut from = cursor.as_deref().map(parse).transpose()?;
     let mut rows = Vec::new();
@@ -311,7 +306,7 @@ async fn read_list<'a>(p: &Pages, ui: &'a Viewer, q: ListQuery) -> UiResult<List
 }
 
 fn bad_query(e: QueryRejection) -> UiError {
-    UiError::new(StatusCode::BAD_REQUEST, e.body_text())
+    UiError::bad_request(e.body_text())
 }
 
 /// `GET /ui/nets[?cursor=]`.
@@ -653,7 +648,7 @@ struct ActiveForm {
 }
 
 fn bad_form(e: FormRejection) -> UiError {
-    UiError::new(StatusCode::BAD_REQUEST, e.body_text())
+    UiError::bad_request(e.body_text())
 }
 
 /// `POST /ui/nets/{key}/active` (`active=true|false`): as
@@ -670,10 +665,7 @@ async fn set_active(
         "true" => true,
         "false" => false,
         _ => {
-            return Err(UiError::new(
-                StatusCode::BAD_REQUEST,
-                "active must be true or false",
-            ));
+            return Err(UiError::bad_request("active must be true or false"));
         }
     };
     p.api
@@ -709,12 +701,7 @@ fn number(raw: &str, what: &str) -> UiResult<Option<i64>> {
         .ok()
         .filter(|n| *n >= 0)
         .map(Some)
-        .ok_or_else(|| {
-            UiError::new(
-                StatusCode::BAD_REQUEST,
-                format!("{what} must be a non-negative integer"),
-            )
-        })
+        .ok_or_else(|| UiError::bad_request(format!("{what} must be a non-negative integer")))
 }
 
 /// `POST /ui/nets/{key}/tokens` (`place`, `color`, `color_group`, `data`):
@@ -731,26 +718,18 @@ async fn put_token(
     let color = number(&f.color, "the colour")?;
     let group = number(&f.color_group, "the colour group")?;
     if color.is_none() && group.is_some() {
-        return Err(UiError::new(
-            StatusCode::BAD_REQUEST,
-            "a colour group needs a colour",
-        ));
+        return Err(UiError::bad_request("a colour group needs a colour"));
     }
     if f.data.len() > DATA_MAX {
-        return Err(UiError::new(
-            StatusCode::BAD_REQUEST,
-            format!("token data: at most {DATA_MAX} bytes"),
-        ));
+        return Err(UiError::bad_request(format!(
+            "token data: at most {DATA_MAX} bytes"
+        )));
     }
     let data = if f.data.trim().is_empty() {
         "{}".to_owned()
     } else {
-        let v: Value = serde_json::from_str(&f.data).map_err(|e| {
-            UiError::new(
-                StatusCode::BAD_REQUEST,
-                format!("token data is not JSON: {e}"),
-            )
-        })?;
+        let v: Value = serde_json::from_str(&f.data)
+            .map_err(|e| UiError::bad_request(format!("token data is not JSON: {e}")))?;
         v.to_string()
     };
     let place = super::place_index(&p.api, &key, &f.place).await?;

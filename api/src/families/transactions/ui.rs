@@ -166,7 +166,7 @@ struct Filter {
 
 impl Filter {
     fn parse(q: ListQuery, contractors: &[String]) -> UiResult<Self> {
-        let bad = |m: String| UiError::new(StatusCode::BAD_REQUEST, m);
+        let bad = |m: String| UiError::bad_request(m);
         let tenant = q.tenant.filter(|t| !t.is_empty());
         if let Some(t) = &tenant
             && !contractors.contains(t)
@@ -674,12 +674,9 @@ struct OffsetQuery {
 fn offset_of(q: &OffsetQuery) -> UiResult<usize> {
     match q.offset.as_deref().filter(|o| !o.is_empty()) {
         None => Ok(0),
-        Some(o) => o.parse::<usize>().map_err(|_| {
-            UiError::new(
-                StatusCode::BAD_REQUEST,
-                format!("offset {o:?} is not a number"),
-            )
-        }),
+        Some(o) => o
+            .parse::<usize>()
+            .map_err(|_| UiError::bad_request(format!("offset {o:?} is not a number"))),
     }
 }
 

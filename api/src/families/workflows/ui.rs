@@ -284,18 +284,14 @@ async fn list(
     }
     let status = q.status.as_deref().unwrap_or("").trim();
     if !status.is_empty() && !STATUSES.contains(&status) {
-        return Err(UiError::new(
-            StatusCode::BAD_REQUEST,
+        return Err(UiError::bad_request(
             "status is one of running, completed, cancelled, error",
         ));
     }
     let cursor = match q.cursor.as_deref().filter(|c| !c.is_empty()) {
         None => None,
         Some(c) => Some(parse_cursor(c).ok_or_else(|| {
-            UiError::new(
-                StatusCode::BAD_REQUEST,
-                "cursor is invalid: follow the page's next link",
-            )
+            UiError::bad_request("cursor is invalid: follow the page's next link")
         })?),
     };
     let page = p
@@ -328,8 +324,7 @@ struct NewestQuery {
 async fn newest(State(p): State<Pages>, Query(q): Query<NewestQuery>) -> UiResult<Response> {
     let status = q.status.as_deref().unwrap_or("").trim();
     if !status.is_empty() && !STATUSES.contains(&status) {
-        return Err(UiError::new(
-            StatusCode::BAD_REQUEST,
+        return Err(UiError::bad_request(
             "status is one of running, completed, cancelled, error",
         ));
     }
@@ -612,10 +607,9 @@ fn parse_fields(raw: Option<&str>) -> UiResult<Option<Map<String, Value>>> {
         return Ok(None);
     }
     let v: Value = serde_json::from_str(raw).map_err(|e| {
-        UiError::new(
-            StatusCode::BAD_REQUEST,
-            format!("fields is not JSON: {e} (write an object such as {{\"approved\": true}})"),
-        )
+        UiError::bad_request(format!(
+            "fields is not JSON: {e} (write an object such as {{\"approved\": true}})"
+        ))
     })?;
     proceed_fields(&json!({ "fields": v })).map_err(wf_err)
 }
