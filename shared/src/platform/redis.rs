@@ -132,6 +132,28 @@ impl Wait {
     }
 }
 
+/// True for a plain (non-atomic) pipeline whose commands' keys (taken as
+/// each command's first argument) fall in more than one slot. An atomic
+/// pipeline (`MULTI`/`EXEC`) is never split: it must name one slot.
+fn spans_slots(pipeline: &redis::Pipeline) -> bool {
+    if pipeline.is_transaction() {
+        return false;
+    }
+    let mut first = None;
+    for cmd in pipeline.cmd_iter() {
+        let key = match cmd.args_iter().nth(1) {
+            Some(redis::Arg::Simple(k)) => key_slot(&String::from_utf8_lossy(k)),
+            _ => continue,
+        };
+        match first {
+            None => first = Some(key),
+            Some(slot) if slot != key => return true,
+            Some(_) => {}
+        }
+    }
+    false
+}
+
 /// The slot of a script call's first key (`EVALSHA sha numkeys key …`,
 /// `EVAL`, `FCALL`), `None` for any other command or a call without keys.
 fn script_slot(cmd: &Cmd) -> Option<u16> {
@@ -293,7 +315,23 @@ impl ConnectionLike for Conn {
                 let shared = shared.clone();
                 Box::pin(async move {
                     let mut c = shared.current();
-                    let r = c.req_packed_commands(pipeline, offset, count).await;
+                    let r = if spans_slots(pipeline) {
+                        // redis-rs sends a pipeline to one node and refuses
+                        // one whose commands name several slots; a plain
+                        // (non-atomic) pipeline has no promise beyond
+                        // order of replies, so its commands go one by one,
+                        // all at once, each to its own slot's master.
+                        let calls = pipeline.cmd_iter().map(|cmd| {
+                            let mut c = c.clone();
+                            async move { c.req_packed_command(cmd).await }
+                        });
+                        futures::future::join_all(calls)
+                            .await
+                            .into_iter()
+                            .collect::<redis::RedisResult<Vec<Value>>>()
+                    } else {
+                        c.req_packed_commands(pipeline, offset, count).await
+                    };
                     shared.observe(&r);
                     r
                 })

@@ -15,18 +15,31 @@ use crate::support::{TestApp, spawn_app};
 /// Machines enough for three refreshes.
 const MACHINES: usize = GAUGES_MACHINES_PER_REFRESH * 2 + 5;
 
-/// Commands Redis has processed so far.
+/// Commands Redis has processed so far (on a cluster, by every node:
+/// `INFO` goes to each and answers per node).
 fn commands(app: &TestApp) -> u64 {
-    let info: String = redis::cmd("INFO")
+    let info: redis::Value = redis::cmd("INFO")
         .arg("stats")
         .query(&mut app.server.conn())
         .unwrap();
-    info.lines()
-        .find_map(|l| l.strip_prefix("total_commands_processed:"))
-        .unwrap()
-        .trim()
-        .parse()
-        .unwrap()
+    let texts: Vec<String> = match info {
+        redis::Value::Map(nodes) => nodes
+            .into_iter()
+            .map(|(_, v)| redis::from_redis_value(v).unwrap())
+            .collect(),
+        one => vec![redis::from_redis_value(one).unwrap()],
+    };
+    texts
+        .iter()
+        .map(|info| {
+            info.lines()
+                .find_map(|l| l.strip_prefix("total_commands_processed:"))
+                .unwrap()
+                .trim()
+                .parse::<u64>()
+                .unwrap()
+        })
+        .sum()
 }
 
 /// `SCRAPE-000` … with one entity in state 1 each.
