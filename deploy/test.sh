@@ -39,7 +39,8 @@ fi
 # on it ends by checking that no node refused a call with CROSSSLOT). The
 # workers read per shard there, and two of the runs kill or stop a worker.
 # cluster:: tests start a cluster of their own with replicas (one shard's
-# slot moved under load; the failover test is #[ignore]d: see its reason).
+# slot moved under load; a master killed under load, with
+# --redis-wait-replicas 1).
 CLUSTER_SCENARIOS=(
   gates::tickets::test_and_set_grants_queues_and_closes_the_gate
   deliveries::attempts::failing_twice_then_succeeding_logs_three_attempts
