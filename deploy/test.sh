@@ -56,8 +56,10 @@ CLUSTER_SCENARIOS=(
 )
 if cargo nextest --version >/dev/null 2>&1; then
   filter=$(printf 'test(=%s) | ' "${CLUSTER_SCENARIOS[@]}")
+  # One at a time: each starts a cluster of its own (the cluster:: ones six
+  # nodes and a load), and on 2 cores side by side they starve each other.
   SWITCHYARD_TEST_REDIS=cluster cargo nextest run -p switchyard --test e2e --locked \
-    --no-fail-fast -E "${filter% | }"
+    --no-fail-fast --test-threads 1 -E "${filter% | }"
 else
   # One process per test, so each gets a cluster of its own.
   for t in "${CLUSTER_SCENARIOS[@]}"; do
