@@ -314,29 +314,26 @@ impl ConnectionLike for Conn {
             Link::Cluster(shared) => {
                 let shared = shared.clone();
                 Box::pin(async move {
-                    let mut wait = Duration::from_millis(10);
-                    let mut attempt = 0;
-                    loop {
-                        let mut c = shared.current();
-                        let r = Self::cluster_pipeline(&mut c, pipeline, offset, count).await;
-                        shared.observe(&r);
-                        match &r {
-                            Err(e)
-                                if attempt < TX_REDIRECT_RETRIES && redirected_transaction(e) =>
-                            {
-                                // A plain read of the first key follows the
-                                // redirect, so redis-rs learns the slot's
-                                // new owner before the transaction goes again.
-                                if let Some(key) = pipeline.cmd_iter().find_map(first_arg) {
-                                    let _ = c.req_packed_command(redis::cmd("PTTL").arg(key)).await;
-                                }
-                                tokio::time::sleep(wait).await;
-                                wait = (wait * 2).min(Duration::from_millis(250));
-                                attempt += 1;
-                            }
-                            _ => return r,
-                        }
-                    }
+                    let mut c = shared.current();
+                    let r = if spans_slots(pipeline) {
+                        // redis-rs sends a pipeline to one node and refuses
+                        // one whose commands name several slots; a plain
+                        // (non-atomic) pipeline has no promise beyond
+                        // order of replies, so its commands go one by one,
+                        // all at once, each to its own slot's master.
+                        let calls = pipeline.cmd_iter().map(|cmd| {
+                            let mut c = c.clone();
+                            async move { c.req_packed_command(cmd).await }
+                        });
+                        futures::future::join_all(calls)
+                            .await
+                            .into_iter()
+                            .collect::<redis::RedisResult<Vec<Value>>>()
+                    } else {
+                        c.req_packed_commands(pipeline, offset, count).await
+                    };
+                    shared.observe(&r);
+                    r
                 })
             }
         }
@@ -347,54 +344,6 @@ impl ConnectionLike for Conn {
             Link::Single(c) => c.get_db(),
             Link::Cluster(shared) => shared.current().get_db(),
         }
-    }
-}
-
-/// Attempts again of a `MULTI`/`EXEC` pipeline aborted by a slot's move
-/// (at most ~2.5 s of waits in all).
-const TX_REDIRECT_RETRIES: u32 = 14;
-
-/// True for a transaction that Redis discarded (`EXECABORT`: nothing of it
-/// ran) because a command was redirected (`MOVED`, `ASK`) or refused
-/// during a slot migration (`TRYAGAIN`): redis-rs follows redirects for
-/// single commands but not inside `MULTI`, so [`Conn`] sends it again.
-fn redirected_transaction(e: &redis::RedisError) -> bool {
-    use redis::ServerErrorKind as K;
-    e.kind() == redis::ErrorKind::Server(K::ExecAbort)
-        && e.clone().into_server_errors().is_some_and(|errs| {
-            errs.iter()
-                .any(|(_, err)| matches!(err.kind(), Some(K::Moved | K::Ask | K::TryAgain)))
-        })
-}
-
-/// A command's first argument (its key, for the commands pipelined here).
-fn first_arg(cmd: &Cmd) -> Option<Vec<u8>> {
-    match cmd.args_iter().nth(1)? {
-        redis::Arg::Simple(k) => Some(k.to_vec()),
-        _ => None,
-    }
-}
-
-impl Conn {
-    /// One pipeline on the cluster connection (see [`spans_slots`]).
-    async fn cluster_pipeline(
-        c: &mut ClusterConnection,
-        pipeline: &redis::Pipeline,
-        offset: usize,
-        count: usize,
-    ) -> redis::RedisResult<Vec<Value>> {
-        if !spans_slots(pipeline) {
-            return c.req_packed_commands(pipeline, offset, count).await;
-        }
-        // redis-rs sends a pipeline to one node and refuses one whose
-        // commands name several slots; a plain (non-atomic) pipeline has no
-        // promise beyond the order of replies, so its commands go one by
-        // one, all at once, each to its own slot's master.
-        let calls = pipeline.cmd_iter().map(|cmd| {
-            let mut c = c.clone();
-            async move { c.req_packed_command(cmd).await }
-        });
-        futures::future::join_all(calls).await.into_iter().collect()
     }
 }
 
