@@ -18,6 +18,7 @@
 //! * [`errors`], [`ids`], [`paging`], [`time`], [`telemetry`] (logs, metrics,
 //!   optional OpenTelemetry traces).
 
+pub mod cluster;
 pub mod config;
 pub mod errors;
 pub mod heartbeat;

@@ -4,10 +4,13 @@
 //! concurrent calls are pipelined on it automatically and it follows the
 //! server by itself. On a single server that is redis-rs's
 //! [`ConnectionManager`] (reconnects after a restart or failover); on a
-//! Redis Cluster it is redis-rs's cluster connection, which routes every
-//! command by its first key's slot, follows `MOVED`/`ASK`, retries
-//! `TRYAGAIN` and refreshes its slot map after errors. Both are behind the
-//! one [`Conn`] type, so no store knows which mode it runs in. Measured on
+//! Redis Cluster it is the [`Router`] (`platform::cluster`): one
+//! multiplexed connection per node, every command routed by its first
+//! key's slot, `MOVED`/`ASK` followed and `TRYAGAIN` retried. Both are
+//! behind the one [`Conn`] type, so no store knows which mode it runs in.
+//! On a cluster a `MULTI`/`EXEC` pipeline runs as one script
+//! ([`scripts::transaction_call`]) and a plain pipeline command by
+//! command, so both follow redirects too. Measured on
 //! this project's 2-core machine, 256 concurrent EVALSHA callers did
 //! 188–218k calls/s through one multiplexed connection against 35–44k/s
 //! through a deadpool of 16 (which sends UNWATCH+PING on every checkout),
@@ -35,20 +38,19 @@
 //!
 //! Timeouts are explicit: a connect timeout and a response timeout
 //! (`--redis-connect-timeout`, `--redis-response-timeout`); on a cluster,
-//! retries wait 20 ms to 1 s (redis-rs's default starts at 1.28 s). The
-//! response timeout must exceed the longest script, or a caller gives up
-//! on a call that still runs.
+//! refused calls are retried 10 ms doubling to 200 ms apart within the
+//! response timeout. The response timeout must exceed the longest
+//! script, or a caller gives up on a call that still runs.
 
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::time::Duration;
 
 use anyhow::Context;
 use redis::aio::{ConnectionLike, ConnectionManager, MultiplexedConnection};
-use redis::cluster_async::ClusterConnection;
 use redis::{Cmd, ConnectionAddr, ConnectionInfo, IntoConnectionInfo, RedisFuture, Value};
 
+use super::cluster::Router;
 use super::scripts::{self, Named};
 use super::shards::key_slot;
 
@@ -66,7 +68,7 @@ enum Link {
     /// One server: a reconnecting multiplexed connection.
     Single(ConnectionManager),
     /// A Redis Cluster: routes each command to its key's slot owner.
-    Cluster(Arc<ClusterShared>),
+    Cluster(Arc<Router>),
 }
 
 /// Synchronous replication of script calls: after a script call answers,
@@ -79,79 +81,126 @@ enum Link {
 ///
 /// A `WAIT` that comes back short (no replica attached, e.g. a master
 /// whose replica was just promoted away) does not fail the call — the
-/// write is applied — but is logged, counted
-/// (`switchyard_redis_wait_short_total`) and not tried again on that slot
-/// for [`WAIT_BACKOFF`], so a shard without a replica is not slowed by a
-/// timeout per write.
+/// write is applied — but is logged and counted
+/// (`switchyard_redis_wait_short_total`), and the **whole server** that
+/// ran it (every slot it owns, asked with `CLUSTER NODES`; on a single
+/// server, all of them) is not waited on until `ROLE` shows enough
+/// replicas connected again, asked once per [`WAIT_RECHECK`]. A `WAIT`
+/// blocks its connection on the server until it returns — on the shared
+/// multiplexed connection, every call behind it — so a master without a
+/// replica must cost one timeout, not one per slot or per write (that
+/// stalled the shared connection after a failover: the promoted master
+/// owns 22 of the 64 shards' slots, each timing out in turn).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct WaitReplicas {
     pub replicas: u32,
     pub timeout: Duration,
 }
 
-/// How long a slot whose `WAIT` came back short is not waited on.
-const WAIT_BACKOFF: Duration = Duration::from_secs(1);
+/// How often a server whose `WAIT` came back short is asked (`ROLE`)
+/// whether its replicas are back.
+const WAIT_RECHECK: Duration = Duration::from_secs(1);
 
 struct Wait {
     want: WaitReplicas,
-    /// Slot → until when its waits are skipped.
-    skip: std::sync::Mutex<HashMap<u16, std::time::Instant>>,
+    /// Slot ranges of servers whose `WAIT` came back short, each with
+    /// when to ask again whether replicas are back.
+    skip: std::sync::Mutex<Vec<(std::ops::RangeInclusive<u16>, std::time::Instant)>>,
+}
+
+/// What to do after a script call on a slot.
+#[derive(Debug, PartialEq, Eq)]
+enum WaitStep {
+    /// `WAIT` for the replicas.
+    Wait,
+    /// The slot's server had too few replicas, recently: no `WAIT`.
+    Skip,
+    /// Ask the server (`ROLE`) whether its replicas are back; the next
+    /// ask is already pushed a [`WAIT_RECHECK`] ahead.
+    Recheck,
 }
 
 impl Wait {
-    fn skipped(&self, slot: u16) -> bool {
+    fn step(&self, slot: u16) -> WaitStep {
         let mut skip = self.skip.lock().expect("not poisoned");
-        match skip.get(&slot) {
-            Some(until) if *until > std::time::Instant::now() => true,
-            Some(_) => {
-                skip.remove(&slot);
-                false
+        let now = std::time::Instant::now();
+        match skip.iter_mut().find(|(r, _)| r.contains(&slot)) {
+            None => WaitStep::Wait,
+            Some((_, next)) if *next > now => WaitStep::Skip,
+            Some((_, next)) => {
+                *next = now + WAIT_RECHECK;
+                WaitStep::Recheck
             }
-            None => false,
         }
     }
 
-    fn came_back(&self, slot: u16, reply: &Value) {
+    /// Whether a `WAIT` reply counts enough replicas.
+    fn enough(&self, reply: &Value) -> bool {
         let acked = match reply {
             Value::Int(n) => u32::try_from(*n).unwrap_or(0),
             _ => 0,
         };
-        if acked < self.want.replicas {
-            metrics::counter!("switchyard_redis_wait_short_total").increment(1);
-            tracing::warn!(
-                slot,
-                acked,
-                want = self.want.replicas,
-                "WAIT came back short: a write is on fewer replicas than --redis-wait-replicas; not waiting on this slot for 1 s"
-            );
-            self.skip
-                .lock()
-                .expect("not poisoned")
-                .insert(slot, std::time::Instant::now() + WAIT_BACKOFF);
+        acked >= self.want.replicas
+    }
+
+    /// A short `WAIT` on `slot`, whose server owns `slots`.
+    fn came_back_short(&self, slot: u16, slots: Vec<std::ops::RangeInclusive<u16>>) {
+        metrics::counter!("switchyard_redis_wait_short_total").increment(1);
+        tracing::warn!(
+            slot,
+            want = self.want.replicas,
+            "WAIT came back short: a write is on fewer replicas than --redis-wait-replicas; not waiting on its server until ROLE shows them back"
+        );
+        let mut skip = self.skip.lock().expect("not poisoned");
+        let next = std::time::Instant::now() + WAIT_RECHECK;
+        skip.retain(|(r, _)| !slots.iter().any(|s| ranges_meet(r, s)));
+        skip.extend(slots.into_iter().map(|r| (r, next)));
+    }
+
+    /// `ROLE` on the slot's server showed enough replicas: wait again.
+    fn back(&self, slot: u16) {
+        tracing::info!(slot, "replicas back: waiting for them again");
+        self.skip
+            .lock()
+            .expect("not poisoned")
+            .retain(|(r, _)| !r.contains(&slot));
+    }
+
+    /// Connected replicas in a `ROLE` reply (`master`, offset, replicas).
+    fn replicas_in_role(reply: &Value) -> usize {
+        match reply {
+            Value::Array(parts) => match parts.as_slice() {
+                [Value::BulkString(role), _, Value::Array(replicas)] if role == b"master" => {
+                    replicas.len()
+                }
+                _ => 0,
+            },
+            _ => 0,
         }
     }
 }
 
-/// True for a plain (non-atomic) pipeline whose commands' keys (taken as
-/// each command's first argument) fall in more than one slot. An atomic
-/// pipeline (`MULTI`/`EXEC`) is never split: it must name one slot.
-fn spans_slots(pipeline: &redis::Pipeline) -> bool {
-    if pipeline.is_transaction() {
-        return false;
-    }
-    let mut first = None;
-    for cmd in pipeline.cmd_iter() {
-        let key = match cmd.args_iter().nth(1) {
-            Some(redis::Arg::Simple(k)) => key_slot(&String::from_utf8_lossy(k)),
-            _ => continue,
-        };
-        match first {
-            None => first = Some(key),
-            Some(slot) if slot != key => return true,
-            Some(_) => {}
-        }
-    }
-    false
+fn ranges_meet(a: &std::ops::RangeInclusive<u16>, b: &std::ops::RangeInclusive<u16>) -> bool {
+    a.start() <= b.end() && b.start() <= a.end()
+}
+
+/// The slot ranges of the node that answered `CLUSTER NODES` (its
+/// `myself` line); importing/migrating markers (`[…]`) are not ranges.
+fn own_slots(nodes: &str) -> Vec<std::ops::RangeInclusive<u16>> {
+    let Some(line) = nodes.lines().find(|l| {
+        l.split(' ')
+            .nth(2)
+            .is_some_and(|f| f.split(',').any(|f| f == "myself"))
+    }) else {
+        return Vec::new();
+    };
+    line.split(' ')
+        .skip(8)
+        .filter_map(|r| match r.split_once('-') {
+            Some((a, b)) => Some(a.parse().ok()?..=b.parse().ok()?),
+            None => r.parse().ok().map(|s| s..=s),
+        })
+        .collect()
 }
 
 /// The slot of a script call's first key (`EVALSHA sha numkeys key …`,
@@ -176,68 +225,15 @@ fn script_slot(cmd: &Cmd) -> Option<u16> {
     Some(key_slot(&String::from_utf8_lossy(args.next()?)))
 }
 
-/// Calls in a row that time out before the cluster connection is rebuilt
-/// from the seeds.
-const CLUSTER_REBUILD_AFTER: u32 = 3;
-
-/// The shared cluster connection, rebuilt from the seeds when it stops
-/// answering: redis-rs 1.8's cluster connection can stall for good after a
-/// master is killed (every call times out, before and after the replica's
-/// promotion; seen in `tests/e2e/cluster/failover.rs`).
-pub struct ClusterShared {
-    client: redis::cluster::ClusterClient,
-    current: std::sync::RwLock<ClusterConnection>,
-    timeouts_in_a_row: AtomicU32,
-    rebuilding: AtomicBool,
-}
-
-impl ClusterShared {
-    fn current(&self) -> ClusterConnection {
-        self.current.read().expect("not poisoned").clone()
-    }
-
-    /// Counts calls that timed out in a row; past the bound, one task
-    /// builds a new connection and swaps it in.
-    fn observe<T>(self: &Arc<Self>, r: &redis::RedisResult<T>) {
-        match r {
-            Err(e) if e.is_timeout() || e.is_connection_dropped() => {
-                let n = self.timeouts_in_a_row.fetch_add(1, Ordering::Relaxed) + 1;
-                if n >= CLUSTER_REBUILD_AFTER && !self.rebuilding.swap(true, Ordering::AcqRel) {
-                    let shared = self.clone();
-                    tokio::spawn(async move {
-                        match shared.client.get_async_connection().await {
-                            Ok(c) => {
-                                *shared.current.write().expect("not poisoned") = c;
-                                shared.timeouts_in_a_row.store(0, Ordering::Relaxed);
-                                tracing::warn!(
-                                    "the Redis Cluster connection stopped answering; rebuilt it from the seeds"
-                                );
-                            }
-                            Err(e) => {
-                                tracing::warn!(error = %e, "rebuilding the Redis Cluster connection failed; will retry");
-                            }
-                        }
-                        shared.rebuilding.store(false, Ordering::Release);
-                    });
-                }
-            }
-            _ => self.timeouts_in_a_row.store(0, Ordering::Relaxed),
-        }
-    }
-}
-
 impl Conn {
+    /// One command: on a cluster through the [`Router`], which follows
+    /// `MOVED`/`ASK` and retries refusals during a slot move.
     fn send<'a>(&'a mut self, cmd: &'a Cmd) -> RedisFuture<'a, Value> {
         match &mut self.link {
             Link::Single(c) => c.req_packed_command(cmd),
-            Link::Cluster(shared) => {
-                let shared = shared.clone();
-                Box::pin(async move {
-                    let mut c = shared.current();
-                    let r = c.req_packed_command(cmd).await;
-                    shared.observe(&r);
-                    r
-                })
+            Link::Cluster(router) => {
+                let router = router.clone();
+                Box::pin(async move { router.call(cmd).await })
             }
         }
     }
@@ -247,51 +243,116 @@ impl Conn {
     /// master gone before it answered) is the call's: its writes may be
     /// lost, so it must not be reported done.
     async fn wait_replicas(&mut self, wait: &Wait, slot: u16) -> redis::RedisResult<()> {
-        if wait.skipped(slot) {
-            return Ok(());
+        match wait.step(slot) {
+            WaitStep::Skip => return Ok(()),
+            WaitStep::Wait => {}
+            WaitStep::Recheck => {
+                let role = self.on_slot(redis::cmd("ROLE"), slot).await;
+                if !matches!(&role, Ok(v) if Wait::replicas_in_role(v) >= wait.want.replicas as usize)
+                {
+                    return Ok(());
+                }
+                wait.back(slot);
+            }
         }
         let ms = u64::try_from(wait.want.timeout.as_millis()).unwrap_or(u64::MAX);
         let mut cmd = redis::cmd("WAIT");
         cmd.arg(wait.want.replicas).arg(ms);
-        let reply = match &mut self.link {
-            Link::Single(c) => c.req_packed_command(&cmd).await,
-            Link::Cluster(shared) => {
-                use redis::cluster_routing::{Route, RoutingInfo, SingleNodeRoutingInfo, SlotAddr};
-                let route = RoutingInfo::SingleNode(SingleNodeRoutingInfo::SpecificNode(
-                    Route::new(slot, SlotAddr::Master),
-                ));
-                shared.current().route_command(cmd, route).await
-            }
-        };
-        match reply {
+        match self.on_slot(cmd, slot).await {
             Ok(Value::ServerError(e)) => Err(e.into()),
             Err(e) => Err(e),
-            Ok(v) => {
-                wait.came_back(slot, &v);
+            Ok(v) if wait.enough(&v) => Ok(()),
+            Ok(_) => {
+                let slots = match &self.link {
+                    Link::Single(_) => vec![0..=u16::MAX],
+                    Link::Cluster(_) => match self.on_slot(cluster_nodes(), slot).await {
+                        Ok(Value::BulkString(b)) => own_slots(&String::from_utf8_lossy(&b)),
+                        Ok(Value::VerbatimString { text, .. }) => own_slots(&text),
+                        _ => Vec::new(),
+                    },
+                };
+                let slots = if slots.is_empty() {
+                    vec![slot..=slot]
+                } else {
+                    slots
+                };
+                wait.came_back_short(slot, slots);
                 Ok(())
             }
         }
     }
+
+    /// One command on the server (the master) that owns `slot`, on the
+    /// shared connection.
+    async fn on_slot(&mut self, cmd: Cmd, slot: u16) -> redis::RedisResult<Value> {
+        match &mut self.link {
+            Link::Single(c) => c.req_packed_command(&cmd).await,
+            Link::Cluster(router) => router.on_slot(&cmd, Some(slot), false).await,
+        }
+    }
 }
 
-impl ConnectionLike for Conn {
+fn cluster_nodes() -> Cmd {
+    let mut cmd = redis::cmd("CLUSTER");
+    cmd.arg("NODES");
+    cmd
+}
+
+impl Conn {
     /// One command; an `EVALSHA` that meets `NOSCRIPT` is sent again as
     /// `EVAL` with the script's source ([`scripts::as_eval`]), so a flushed
     /// script cache never fails a call.
+    async fn send_script(&mut self, cmd: &Cmd) -> redis::RedisResult<Value> {
+        let reply = self.send(cmd).await;
+        // A server error arrives as a value or as an error, depending on
+        // the connection.
+        let noscript = match &reply {
+            Ok(Value::ServerError(e)) => e.kind() == Some(redis::ServerErrorKind::NoScript),
+            Err(e) => e.kind() == redis::ErrorKind::Server(redis::ServerErrorKind::NoScript),
+            Ok(_) => false,
+        };
+        match noscript.then(|| scripts::as_eval(cmd)).flatten() {
+            Some(eval) => self.send(&eval).await,
+            None => reply,
+        }
+    }
+
+    /// A pipeline on the cluster connection. A transaction (`MULTI`/`EXEC`)
+    /// goes as one call of the `TRANSACTION` script
+    /// ([`scripts::transaction_call`]): redis-rs follows `MOVED`/`ASK` and
+    /// retries `TRYAGAIN` for single commands, but a command redirected
+    /// inside `MULTI` makes Redis discard the transaction (`EXECABORT`),
+    /// which answered 503 while a slot moved. A plain pipeline has no
+    /// promise beyond the order of its replies, so its commands go one by
+    /// one, all at once, each to its own slot's master and each following
+    /// redirects ([`Conn::send`]): redis-rs sends a pipeline to one node,
+    /// refuses one whose commands name several slots, and does not follow
+    /// an `ASK` for the commands of a pipeline after the first. On the
+    /// multiplexed connection the commands still leave together.
+    async fn cluster_pipeline(
+        &mut self,
+        pipeline: &redis::Pipeline,
+    ) -> redis::RedisResult<Vec<Value>> {
+        if let Some(call) = scripts::transaction_call(pipeline) {
+            return match self.send_script(&call).await? {
+                Value::ServerError(e) => Err(e.into()),
+                v => Ok(vec![v]),
+            };
+        }
+        let calls = pipeline.cmd_iter().map(|cmd| {
+            let mut c = self.clone();
+            async move { c.send(cmd).await }
+        });
+        futures::future::join_all(calls).await.into_iter().collect()
+    }
+}
+
+impl ConnectionLike for Conn {
+    /// One command ([`Conn::send_script`]); a script call is followed by
+    /// `WAIT` when `--redis-wait-replicas` asks for it.
     fn req_packed_command<'a>(&'a mut self, cmd: &'a Cmd) -> RedisFuture<'a, Value> {
         Box::pin(async move {
-            let reply = self.send(cmd).await;
-            // A server error arrives as a value or as an error, depending on
-            // the connection.
-            let noscript = match &reply {
-                Ok(Value::ServerError(e)) => e.kind() == Some(redis::ServerErrorKind::NoScript),
-                Err(e) => e.kind() == redis::ErrorKind::Server(redis::ServerErrorKind::NoScript),
-                Ok(_) => false,
-            };
-            let reply = match noscript.then(|| scripts::as_eval(cmd)).flatten() {
-                Some(eval) => self.send(&eval).await,
-                None => reply,
-            };
+            let reply = self.send_script(cmd).await;
             if let (Some(wait), Ok(v)) = (self.wait.clone(), &reply)
                 && !matches!(v, Value::ServerError(_))
                 && let Some(slot) = script_slot(cmd)
@@ -309,40 +370,18 @@ impl ConnectionLike for Conn {
         offset: usize,
         count: usize,
     ) -> RedisFuture<'a, Vec<Value>> {
-        match &mut self.link {
-            Link::Single(c) => c.req_packed_commands(pipeline, offset, count),
-            Link::Cluster(shared) => {
-                let shared = shared.clone();
-                Box::pin(async move {
-                    let mut c = shared.current();
-                    let r = if spans_slots(pipeline) {
-                        // redis-rs sends a pipeline to one node and refuses
-                        // one whose commands name several slots; a plain
-                        // (non-atomic) pipeline has no promise beyond
-                        // order of replies, so its commands go one by one,
-                        // all at once, each to its own slot's master.
-                        let calls = pipeline.cmd_iter().map(|cmd| {
-                            let mut c = c.clone();
-                            async move { c.req_packed_command(cmd).await }
-                        });
-                        futures::future::join_all(calls)
-                            .await
-                            .into_iter()
-                            .collect::<redis::RedisResult<Vec<Value>>>()
-                    } else {
-                        c.req_packed_commands(pipeline, offset, count).await
-                    };
-                    shared.observe(&r);
-                    r
-                })
+        Box::pin(async move {
+            match &mut self.link {
+                Link::Single(c) => c.req_packed_commands(pipeline, offset, count).await,
+                Link::Cluster(_) => self.cluster_pipeline(pipeline).await,
             }
-        }
+        })
     }
 
     fn get_db(&self) -> i64 {
         match &self.link {
             Link::Single(c) => c.get_db(),
-            Link::Cluster(shared) => shared.current().get_db(),
+            Link::Cluster(_) => 0,
         }
     }
 }
@@ -372,12 +411,6 @@ pub enum Mode {
     /// A cluster, whatever the first seed says.
     Cluster,
 }
-
-/// Retries of a cluster call (MOVED, ASK, TRYAGAIN, a node down during a
-/// failover), waiting `CLUSTER_RETRY_WAIT_MS` between attempts.
-const CLUSTER_RETRIES: u32 = 16;
-/// Shortest and longest wait between retries of a cluster call, in ms.
-const CLUSTER_RETRY_WAIT_MS: (u64, u64) = (20, 1_000);
 
 /// One process's Redis: the shared connection, the seeds for dedicated
 /// connections, and the scripts that must be loaded for it to be ready.
@@ -507,24 +540,11 @@ impl Redis {
         };
         let link = if cluster {
             check_cluster_seeds(&seeds)?;
-            let client = redis::cluster::ClusterClientBuilder::new(seeds.clone())
-                .connection_timeout(timeouts.connect)
-                .response_timeout(timeouts.response)
-                .retries(CLUSTER_RETRIES)
-                .min_retry_wait(CLUSTER_RETRY_WAIT_MS.0)
-                .max_retry_wait(CLUSTER_RETRY_WAIT_MS.1)
-                .build()
-                .with_context(|| format!("invalid Redis Cluster seeds {url:?}"))?;
-            let first = client
-                .get_async_connection()
-                .await
-                .with_context(|| format!("connecting to Redis Cluster at {url}"))?;
-            Link::Cluster(Arc::new(ClusterShared {
-                client,
-                current: std::sync::RwLock::new(first),
-                timeouts_in_a_row: AtomicU32::new(0),
-                rebuilding: AtomicBool::new(false),
-            }))
+            Link::Cluster(
+                Router::connect(seeds.clone(), timeouts)
+                    .await
+                    .with_context(|| format!("connecting to Redis Cluster at {url}"))?,
+            )
         } else {
             anyhow::ensure!(
                 seeds.len() == 1,
@@ -613,7 +633,7 @@ impl Redis {
         self.conn.wait = want.filter(|w| w.replicas > 0).map(|want| {
             Arc::new(Wait {
                 want,
-                skip: std::sync::Mutex::new(HashMap::new()),
+                skip: std::sync::Mutex::new(Vec::new()),
             })
         });
         self
@@ -680,43 +700,17 @@ impl Redis {
         Ok(())
     }
 
-    /// The master that owns `key`'s slot now (`CLUSTER SLOTS` through the
-    /// shared connection), with the first seed's credentials.
+    /// The master that owns `key`'s slot now: the cluster's slot map,
+    /// read again first (at most every 100 ms: a reader asks after an
+    /// error, which is when the map may be stale).
     async fn slot_owner(&self, key: &str) -> anyhow::Result<ConnectionInfo> {
-        let slot = i64::from(key_slot(key));
-        let mut conn = self.conn();
-        let ranges: Vec<Value> = redis::cmd("CLUSTER")
-            .arg("SLOTS")
-            .query_async(&mut conn)
-            .await
-            .context("CLUSTER SLOTS")?;
-        let seed = &self.seeds[0];
-        for range in ranges {
-            // [start, end, [host, port, id, …], replicas…]
-            let Value::Array(parts) = range else { continue };
-            let (Some(Value::Int(lo)), Some(Value::Int(hi)), Some(Value::Array(master))) =
-                (parts.first(), parts.get(1), parts.get(2))
-            else {
-                continue;
-            };
-            if !(*lo..=*hi).contains(&slot) {
-                continue;
-            }
-            let host = match master.first() {
-                Some(Value::BulkString(b)) if !b.is_empty() => String::from_utf8_lossy(b).into(),
-                // An empty host means "the node you asked": a seed's host.
-                _ => match seed.addr() {
-                    ConnectionAddr::Tcp(h, _) => h.clone(),
-                    other => other.to_string(),
-                },
-            };
-            let Some(Value::Int(port)) = master.get(1) else {
-                continue;
-            };
-            let port = u16::try_from(*port).context("CLUSTER SLOTS port")?;
-            return Ok(seed.clone().set_addr(ConnectionAddr::Tcp(host, port)));
-        }
-        anyhow::bail!("no master owns slot {slot} (of {key})")
+        let Link::Cluster(router) = &self.conn.link else {
+            return Ok(self.seeds[0].clone());
+        };
+        router.refresh().await.context("CLUSTER SLOTS")?;
+        router
+            .master_of(key_slot(key))
+            .with_context(|| format!("no master owns the slot of {key}"))
     }
 }
 
@@ -842,5 +836,68 @@ impl Dedicated {
                 Ok(Value::Nil)
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::*;
+
+    #[test]
+    fn own_slots_reads_the_myself_line() {
+        let nodes = "\
+07c3 127.0.0.1:30004@40004 slave e7d1 0 1426238317239 4 connected
+67ed 127.0.0.1:30002@40002 master - 0 1426238316232 2 connected 5461-10922
+e7d1 127.0.0.1:30001@40001 myself,master - 0 0 1 connected 0-5460 12000 [5461->-67ed] [77-<-67ed]
+";
+        assert_eq!(own_slots(nodes), vec![0..=5460, 12000..=12000]);
+        assert!(own_slots("").is_empty());
+    }
+
+    #[test]
+    fn role_counts_connected_replicas() {
+        let replica = |port: &[u8]| {
+            Value::Array(vec![
+                Value::BulkString(b"127.0.0.1".to_vec()),
+                Value::BulkString(port.to_vec()),
+                Value::BulkString(b"3129659".to_vec()),
+            ])
+        };
+        let master = Value::Array(vec![
+            Value::BulkString(b"master".to_vec()),
+            Value::Int(3129659),
+            Value::Array(vec![replica(b"9001"), replica(b"9002")]),
+        ]);
+        assert_eq!(Wait::replicas_in_role(&master), 2);
+        let alone = Value::Array(vec![
+            Value::BulkString(b"master".to_vec()),
+            Value::Int(0),
+            Value::Array(vec![]),
+        ]);
+        assert_eq!(Wait::replicas_in_role(&alone), 0);
+        assert_eq!(Wait::replicas_in_role(&Value::Nil), 0);
+    }
+
+    #[test]
+    fn a_short_wait_skips_every_slot_of_its_server_until_rechecked() {
+        let wait = Wait {
+            want: WaitReplicas {
+                replicas: 1,
+                timeout: Duration::from_millis(100),
+            },
+            skip: std::sync::Mutex::new(Vec::new()),
+        };
+        assert_eq!(wait.step(10), WaitStep::Wait);
+        wait.came_back_short(10, vec![0..=5460]);
+        assert_eq!(wait.step(5000), WaitStep::Skip);
+        assert_eq!(wait.step(6000), WaitStep::Wait);
+        // Due for a recheck: one caller asks, the others keep skipping.
+        wait.skip.lock().unwrap()[0].1 = std::time::Instant::now();
+        assert_eq!(wait.step(7), WaitStep::Recheck);
+        assert_eq!(wait.step(8), WaitStep::Skip);
+        wait.back(8);
+        assert_eq!(wait.step(9), WaitStep::Wait);
     }
 }

@@ -117,12 +117,55 @@ pub mod platform {
         CONSUMERS_PRUNE => "platform/consumers_prune.lua",
         CONSUMER_LEAVE => "platform/consumer_leave.lua",
         INDEX_PRUNE => "platform/index_prune.lua",
+        TRANSACTION => "platform/transaction.lua",
     }
 }
 
 pub use platform::{
-    CONSUMER_LEAVE, CONSUMERS_PRUNE, INDEX_PRUNE, TIMERS_MOVE, WORK_ACK, WORK_DEAD, WORK_DEFER,
+    CONSUMER_LEAVE, CONSUMERS_PRUNE, INDEX_PRUNE, TIMERS_MOVE, TRANSACTION, WORK_ACK, WORK_DEAD,
+    WORK_DEFER,
 };
+
+/// A `MULTI`/`EXEC` pipeline as one call of [`TRANSACTION`] (its KEYS:
+/// each command's first argument; its ARGV: each command's length, name
+/// and arguments), for a Redis Cluster, where redis-rs follows redirects
+/// for single commands only. `None` for a pipeline that is not a
+/// transaction, or whose arguments are not plain.
+pub fn transaction_call(pipeline: &redis::Pipeline) -> Option<redis::Cmd> {
+    if !pipeline.is_transaction() {
+        return None;
+    }
+    let mut keys = Vec::new();
+    let mut argv: Vec<&[u8]> = Vec::new();
+    let mut lens = Vec::new();
+    for cmd in pipeline.cmd_iter() {
+        let args = cmd
+            .args_iter()
+            .map(|a| match a {
+                redis::Arg::Simple(b) => Some(b),
+                _ => None,
+            })
+            .collect::<Option<Vec<&[u8]>>>()?;
+        if let Some(key) = args.get(1) {
+            keys.push(*key);
+        }
+        lens.push((argv.len(), args.len().to_string()));
+        argv.extend(args);
+    }
+    let mut call = redis::cmd("EVALSHA");
+    call.arg(TRANSACTION.get_hash()).arg(keys.len());
+    for key in keys {
+        call.arg(key);
+    }
+    let mut lens = lens.into_iter().peekable();
+    for (i, a) in argv.iter().enumerate() {
+        if let Some((_, n)) = lens.next_if(|(at, _)| *at == i) {
+            call.arg(n);
+        }
+        call.arg(*a);
+    }
+    Some(call)
+}
 
 /// Files prepended to every script (relative to `lua/`).
 pub const PRELUDE: &[&str] = &["platform/prelude.lua", "platform/outbox.lua"];
@@ -159,7 +202,9 @@ pub async fn all_loaded<C: redis::aio::ConnectionLike + Send>(
 
 #[cfg(test)]
 mod tests {
-    use super::{as_eval, register};
+    #![allow(clippy::unwrap_used)]
+
+    use super::{TRANSACTION, as_eval, register, transaction_call};
 
     fn args(cmd: &redis::Cmd) -> Vec<Vec<u8>> {
         cmd.args_iter()
@@ -192,5 +237,26 @@ mod tests {
             .arg(0);
         assert!(as_eval(&unknown).is_none());
         assert!(as_eval(redis::cmd("GET").arg("k")).is_none());
+    }
+
+    #[test]
+    fn a_transaction_becomes_one_script_call() {
+        let mut pipe = redis::pipe();
+        pipe.atomic().hgetall("{a}:rec").lrange("{a}:log", 0, -1);
+        let call = transaction_call(&pipe).unwrap();
+        let sha = TRANSACTION.get_hash().to_owned();
+        let got: Vec<String> = args(&call)
+            .iter()
+            .map(|a| String::from_utf8_lossy(a).into_owned())
+            .collect();
+        assert_eq!(
+            got,
+            [
+                "EVALSHA", &sha, "2", "{a}:rec", "{a}:log", "2", "HGETALL", "{a}:rec", "4",
+                "LRANGE", "{a}:log", "0", "-1"
+            ]
+        );
+        // A plain pipeline is not one.
+        assert!(transaction_call(redis::pipe().get("k")).is_none());
     }
 }

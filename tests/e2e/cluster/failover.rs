@@ -20,6 +20,7 @@ async fn a_killed_master_fails_over_with_only_503s_and_loses_nothing() {
     if skip("a_killed_master_fails_over_with_only_503s_and_loses_nothing") {
         return;
     }
+    super::log_to_file();
     // A short response timeout: a call caught by the failover gives up
     // (503) within 2 s instead of 10.
     let app = Arc::new(

@@ -39,6 +39,23 @@ pub fn skip(test: &str) -> bool {
     true
 }
 
+/// With `SWITCHYARD_TEST_LOG=<file>`, the app's logs (the roles run in
+/// the test's process) go to that file: what a failed run needs to be
+/// understood. Run one test at a time with it.
+pub fn log_to_file() {
+    let Ok(path) = std::env::var("SWITCHYARD_TEST_LOG") else {
+        return;
+    };
+    let file = std::fs::File::create(&path).unwrap_or_else(|e| panic!("{path}: {e}"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::new(
+            "info,redis=debug,switchyard_shared=debug,switchyard_worker=debug",
+        ))
+        .with_writer(Mutex::new(file))
+        .with_ansi(false)
+        .try_init();
+}
+
 /// What the clients saw.
 #[derive(Default)]
 pub struct Seen {
@@ -119,6 +136,14 @@ impl Seen {
                 .push(format!("{what}: {status} {body}"));
         }
         false
+    }
+
+    /// Calls that succeeded so far: deliveries created, gate grants and
+    /// transitions applied.
+    pub fn progress(&self) -> usize {
+        self.created.lock().unwrap().len()
+            + *self.grants.lock().unwrap()
+            + *self.transitions.lock().unwrap()
     }
 
     /// The span from the first to the last 503, and the last one's time.
@@ -283,16 +308,30 @@ async fn settle(app: &TestApp, seen: &Seen, entity: &str) {
 /// the machine's state counts equal to the clients' tally.
 pub async fn check_nothing_lost(app: &TestApp, seen: &Seen, receiver: &crate::support::Receiver) {
     let created = seen.created.lock().unwrap().clone();
-    crate::support::eventually(Duration::from_secs(60), || {
+    let start = Instant::now();
+    loop {
         let got: HashSet<String> = receiver
             .received()
             .iter()
             .map(|r| r.id().to_owned())
             .collect();
-        let done = created.iter().all(|id| got.contains(id));
-        async move { done }
-    })
-    .await;
+        let missing: Vec<&String> = created.iter().filter(|id| !got.contains(*id)).collect();
+        if missing.is_empty() {
+            break;
+        }
+        if start.elapsed() > Duration::from_secs(60) {
+            let mut views = Vec::new();
+            for id in missing.iter().take(5) {
+                views.push(app.get(&format!("/v1/deliveries/{id}")).await);
+            }
+            panic!(
+                "DIAG {} of {} not delivered: {views:?}",
+                missing.len(),
+                created.len()
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
     let violations = seen.violations.lock().unwrap().clone();
     assert!(violations.is_empty(), "two gate holders: {violations:?}");
     let mut tally: HashMap<String, u64> = HashMap::new();

@@ -1,7 +1,9 @@
 //! `--redis-wait-replicas`: each script call is followed by `WAIT` on the
 //! same server; one that comes back short (here: a single server has no
-//! replica) does not fail the call and is not tried again on that slot
-//! for a second. The failover test (`tests/e2e/cluster/failover.rs`) runs
+//! replica) does not fail the call, and that server — every slot of it —
+//! is not waited on again until `ROLE` shows replicas (asked once a
+//! second): a `WAIT` holds the shared connection, so one per slot would
+//! stall it. The failover test (`tests/e2e/cluster/failover.rs`) runs
 //! with it on a cluster with replicas.
 
 use std::time::{Duration, Instant};
@@ -27,7 +29,7 @@ async fn waits(app: &TestApp) -> u64 {
 }
 
 #[tokio::test]
-async fn a_short_wait_answers_the_call_and_backs_off_on_that_slot() {
+async fn a_short_wait_answers_the_call_and_backs_off_on_that_server() {
     if cluster_mode() {
         // INFO would reach one node of several; the cluster runs the
         // failover test with waits instead.
@@ -48,12 +50,18 @@ async fn a_short_wait_answers_the_call_and_backs_off_on_that_slot() {
     assert!(started.elapsed() >= Duration::from_millis(100));
     let waited = waits(&app).await;
     assert!(waited >= 1);
-    // The same gate's slot is not waited on again within the second.
-    for _ in 0..5 {
+    // Neither the same gate's slot nor any other (deliveries spread over
+    // every shard) is waited on again within the second.
+    for i in 0..5 {
         let (s, b) = app
             .put("/api/services", json!({"services": {"alpha": ["live"]}}))
             .await;
         assert_eq!(s, StatusCode::OK, "{b}");
+        let (s, b) = app
+            .deliveries()
+            .post(json!({"url": format!("http://127.0.0.1:9/{i}")}))
+            .await;
+        assert_eq!(s, StatusCode::CREATED, "{b}");
     }
     assert_eq!(waits(&app).await, waited);
 }

@@ -469,6 +469,16 @@ impl OwnCluster {
         })
     }
 
+    /// How many keys `slot` holds on its master (`CLUSTER COUNTKEYSINSLOT`).
+    pub fn keys_in_slot(&self, slot: u16) -> usize {
+        let master = self.master_of(slot);
+        redis::cmd("CLUSTER")
+            .arg("COUNTKEYSINSLOT")
+            .arg(slot)
+            .query(&mut node_conn(&format!("redis://127.0.0.1:{master}")))
+            .unwrap()
+    }
+
     /// The port of the master serving `slot`.
     pub fn master_of(&self, slot: u16) -> u16 {
         self.live()
