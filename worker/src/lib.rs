@@ -492,7 +492,19 @@ impl Worker {
     ///
     /// [`Redis::read_sets`]: switchyard_shared::Redis::read_sets
     pub async fn run(self: Arc<Self>, shutdown: CancellationToken) -> anyhow::Result<()> {
-        self.ensure_groups().await?;
+        // The consumer groups first, retried: a worker that starts while
+        // Redis is failing over or a cluster still forming must not stop
+        // on a broken connection (seen: `XGROUP CREATE …: broken pipe`
+        // right after a cluster's replicas attached).
+        let mut pause = Duration::from_millis(50);
+        while let Err(e) = self.ensure_groups().await {
+            tracing::warn!(error = %format!("{e:#}"), "creating the consumer groups failed; retrying");
+            tokio::select! {
+                () = shutdown.cancelled() => return Ok(()),
+                () = tokio::time::sleep(pause) => {}
+            }
+            pause = (pause * 2).min(Duration::from_secs(1));
+        }
         let (queue, mut entries) = mpsc::channel(self.opts.worker_concurrency.max(1));
         let stop_reading = shutdown.child_token();
         let sets = self.pool.read_sets(self.streams());

@@ -34,7 +34,7 @@ async fn a_killed_master_fails_over_with_only_503s_and_loses_nothing() {
     let rx = Receiver::ok().await;
     let _roles = app.run_worker_and_scheduler("w1");
     let load = Load::start(&app, &rx.url).await;
-    tokio::time::sleep(Duration::from_secs(1)).await; // load before the kill
+    load.seen.progressed(300, "before the kill").await;
 
     let cluster = app.server.cluster();
     let slot = cluster.keyslot(&app.keys.work_stream(0));
@@ -55,8 +55,9 @@ async fn a_killed_master_fails_over_with_only_503s_and_loses_nothing() {
         promotion.new_master,
         promotion.at - killed_at
     );
-    // Load after the promotion too, then stop.
-    tokio::time::sleep(Duration::from_secs(2)).await;
+    // Load after the promotion too (calls on every shard succeed again),
+    // then stop.
+    load.seen.progressed(300, "after the promotion").await;
     let seen = load.stop().await;
 
     let unexpected = seen.unexpected.lock().unwrap().clone();

@@ -146,6 +146,17 @@ impl Seen {
             + *self.transitions.lock().unwrap()
     }
 
+    /// Wait until `more` calls succeeded beyond what succeeded so far
+    /// (bounded: 60 s).
+    pub async fn progressed(&self, more: usize, what: &str) {
+        let until = self.progress() + more;
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while self.progress() < until {
+            assert!(Instant::now() < deadline, "no progress {what}");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
     /// The span from the first to the last 503, and the last one's time.
     pub fn error_window(&self) -> Option<(Duration, Instant)> {
         let u = self.unavailable.lock().unwrap();
@@ -325,7 +336,7 @@ pub async fn check_nothing_lost(app: &TestApp, seen: &Seen, receiver: &crate::su
                 views.push(app.get(&format!("/v1/deliveries/{id}")).await);
             }
             panic!(
-                "DIAG {} of {} not delivered: {views:?}",
+                "{} of {} deliveries not delivered within 60 s; the first: {views:?}",
                 missing.len(),
                 created.len()
             );

@@ -358,7 +358,12 @@ impl TestApp {
     /// The production worker with `opts`, and the scheduler, in the background.
     pub fn run_worker_with(&self, opts: WorkerOpts) -> Running {
         let stop = CancellationToken::new();
-        tokio::spawn(Arc::new(self.production_worker(opts)).run(stop.clone()));
+        let worker = Arc::new(self.production_worker(opts)).run(stop.clone());
+        tokio::spawn(async move {
+            if let Err(e) = worker.await {
+                eprintln!("the worker stopped: {e:#}");
+            }
+        });
         tokio::spawn(self.scheduler().run(stop.clone()));
         Running(stop)
     }
