@@ -52,7 +52,7 @@ const MAX_REDIRECTS: u32 = 16;
 type Addr = Arc<str>;
 
 /// Who serves what: each slot's master, and every node.
-#[derive(Default)]
+#[derive(Clone, Default)]
 struct SlotMap {
     /// Slot → its master (empty while unknown).
     masters: Vec<Option<Addr>>,
@@ -457,8 +457,7 @@ impl Router {
                         None if follow && may_wait => {
                             // A slot no master serves (yet): ask again.
                             let _ = self.refresh().await;
-                            tokio::time::sleep(pause).await;
-                            pause = (pause * 2).min(Duration::from_millis(200));
+                            back_off(&mut pause).await;
                             continue;
                         }
                         None => {
@@ -481,8 +480,7 @@ impl Router {
                         return Err(e);
                     }
                     let _ = self.refresh().await;
-                    tokio::time::sleep(pause).await;
-                    pause = (pause * 2).min(Duration::from_millis(200));
+                    back_off(&mut pause).await;
                     continue;
                 }
             };
@@ -534,8 +532,7 @@ impl Router {
                     {
                         self.refresh_soon();
                     }
-                    tokio::time::sleep(pause).await;
-                    pause = (pause * 2).min(Duration::from_millis(200));
+                    back_off(&mut pause).await;
                 }
             }
         }
@@ -545,11 +542,7 @@ impl Router {
     /// next refresh.
     fn set_master(&self, slot: u16, to: Addr) {
         let mut map = self.map.write().expect("not poisoned");
-        let mut next = SlotMap {
-            masters: map.masters.clone(),
-            all_masters: map.all_masters.clone(),
-            replicas: map.replicas.clone(),
-        };
+        let mut next = SlotMap::clone(&map);
         if let Some(m) = next.masters.get_mut(usize::from(slot)) {
             *m = Some(to.clone());
         }
@@ -558,6 +551,33 @@ impl Router {
         }
         *map = Arc::new(next);
     }
+
+    /// The slot ranges served by the master of `slot` (from the map; just
+    /// `slot` when the map does not know it).
+    pub fn ranges_of_master_of(&self, slot: u16) -> Vec<std::ops::RangeInclusive<u16>> {
+        let map = self.map();
+        let Some(Some(master)) = map.masters.get(usize::from(slot)) else {
+            return vec![slot..=slot];
+        };
+        let mut ranges: Vec<std::ops::RangeInclusive<u16>> = Vec::new();
+        for (s, m) in (0u16..).zip(&map.masters) {
+            if m.as_ref() != Some(master) {
+                continue;
+            }
+            match ranges.last_mut() {
+                Some(r) if *r.end() + 1 == s => *r = *r.start()..=s,
+                _ => ranges.push(s..=s),
+            }
+        }
+        ranges
+    }
+}
+
+/// Sleep `pause`, then double it (at most 200 ms): the wait between
+/// attempts of a refused call.
+async fn back_off(pause: &mut Duration) {
+    tokio::time::sleep(*pause).await;
+    *pause = (*pause * 2).min(Duration::from_millis(200));
 }
 
 /// `host:port` of a TCP seed.
@@ -692,6 +712,32 @@ mod tests {
         assert_eq!(map.all_masters.len(), 2);
         assert_eq!(map.replicas.len(), 1);
         assert!(SlotMap::parse(&Value::Array(vec![]), "h").is_none());
+    }
+
+    #[test]
+    fn a_slots_master_serves_these_ranges() {
+        let mut map = SlotMap {
+            masters: vec![Some(Addr::from("a:1")); SLOTS],
+            ..SlotMap::default()
+        };
+        for m in &mut map.masters[100..200] {
+            *m = Some("b:2".into());
+        }
+        map.masters[300] = None;
+        let router = Router {
+            seeds: Vec::new(),
+            timeouts: Timeouts::default(),
+            map: RwLock::new(Arc::new(map)),
+            conns: Mutex::new(HashMap::new()),
+            connecting: Mutex::new(HashMap::new()),
+            refreshing: tokio::sync::Mutex::new(None),
+        };
+        assert_eq!(
+            router.ranges_of_master_of(5),
+            vec![0..=99, 200..=299, 301..=16383]
+        );
+        assert_eq!(router.ranges_of_master_of(150), vec![100..=199]);
+        assert_eq!(router.ranges_of_master_of(300), vec![300..=300]);
     }
 
     #[test]

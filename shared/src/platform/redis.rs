@@ -83,7 +83,7 @@ enum Link {
 /// whose replica was just promoted away) does not fail the call — the
 /// write is applied — but is logged and counted
 /// (`switchyard_redis_wait_short_total`), and the **whole server** that
-/// ran it (every slot it owns, asked with `CLUSTER NODES`; on a single
+/// ran it (every slot it owns, from the cluster's slot map; on a single
 /// server, all of them) is not waited on until `ROLE` shows enough
 /// replicas connected again, asked once per [`WAIT_RECHECK`]. A `WAIT`
 /// blocks its connection on the server until it returns — on the shared
@@ -184,25 +184,6 @@ fn ranges_meet(a: &std::ops::RangeInclusive<u16>, b: &std::ops::RangeInclusive<u
     a.start() <= b.end() && b.start() <= a.end()
 }
 
-/// The slot ranges of the node that answered `CLUSTER NODES` (its
-/// `myself` line); importing/migrating markers (`[…]`) are not ranges.
-fn own_slots(nodes: &str) -> Vec<std::ops::RangeInclusive<u16>> {
-    let Some(line) = nodes.lines().find(|l| {
-        l.split(' ')
-            .nth(2)
-            .is_some_and(|f| f.split(',').any(|f| f == "myself"))
-    }) else {
-        return Vec::new();
-    };
-    line.split(' ')
-        .skip(8)
-        .filter_map(|r| match r.split_once('-') {
-            Some((a, b)) => Some(a.parse().ok()?..=b.parse().ok()?),
-            None => r.parse().ok().map(|s| s..=s),
-        })
-        .collect()
-}
-
 /// The slot of a script call's first key (`EVALSHA sha numkeys key …`,
 /// `EVAL`, `FCALL`), `None` for any other command or a call without keys.
 fn script_slot(cmd: &Cmd) -> Option<u16> {
@@ -265,16 +246,7 @@ impl Conn {
             Ok(_) => {
                 let slots = match &self.link {
                     Link::Single(_) => vec![0..=u16::MAX],
-                    Link::Cluster(_) => match self.on_slot(cluster_nodes(), slot).await {
-                        Ok(Value::BulkString(b)) => own_slots(&String::from_utf8_lossy(&b)),
-                        Ok(Value::VerbatimString { text, .. }) => own_slots(&text),
-                        _ => Vec::new(),
-                    },
-                };
-                let slots = if slots.is_empty() {
-                    vec![slot..=slot]
-                } else {
-                    slots
+                    Link::Cluster(router) => router.ranges_of_master_of(slot),
                 };
                 wait.came_back_short(slot, slots);
                 Ok(())
@@ -290,15 +262,7 @@ impl Conn {
             Link::Cluster(router) => router.on_slot(&cmd, Some(slot), false).await,
         }
     }
-}
 
-fn cluster_nodes() -> Cmd {
-    let mut cmd = redis::cmd("CLUSTER");
-    cmd.arg("NODES");
-    cmd
-}
-
-impl Conn {
     /// One command; an `EVALSHA` that meets `NOSCRIPT` is sent again as
     /// `EVAL` with the script's source ([`scripts::as_eval`]), so a flushed
     /// script cache never fails a call.
@@ -844,17 +808,6 @@ mod tests {
     #![allow(clippy::unwrap_used)]
 
     use super::*;
-
-    #[test]
-    fn own_slots_reads_the_myself_line() {
-        let nodes = "\
-07c3 127.0.0.1:30004@40004 slave e7d1 0 1426238317239 4 connected
-67ed 127.0.0.1:30002@40002 master - 0 1426238316232 2 connected 5461-10922
-e7d1 127.0.0.1:30001@40001 myself,master - 0 0 1 connected 0-5460 12000 [5461->-67ed] [77-<-67ed]
-";
-        assert_eq!(own_slots(nodes), vec![0..=5460, 12000..=12000]);
-        assert!(own_slots("").is_empty());
-    }
 
     #[test]
     fn role_counts_connected_replicas() {

@@ -135,34 +135,25 @@ pub fn transaction_call(pipeline: &redis::Pipeline) -> Option<redis::Cmd> {
     if !pipeline.is_transaction() {
         return None;
     }
-    let mut keys = Vec::new();
-    let mut argv: Vec<&[u8]> = Vec::new();
-    let mut lens = Vec::new();
-    for cmd in pipeline.cmd_iter() {
-        let args = cmd
-            .args_iter()
-            .map(|a| match a {
-                redis::Arg::Simple(b) => Some(b),
-                _ => None,
-            })
-            .collect::<Option<Vec<&[u8]>>>()?;
-        if let Some(key) = args.get(1) {
-            keys.push(*key);
-        }
-        lens.push((argv.len(), args.len().to_string()));
-        argv.extend(args);
-    }
+    let cmds = pipeline
+        .cmd_iter()
+        .map(|cmd| {
+            cmd.args_iter()
+                .map(|a| match a {
+                    redis::Arg::Simple(b) => Some(b),
+                    _ => None,
+                })
+                .collect::<Option<Vec<&[u8]>>>()
+        })
+        .collect::<Option<Vec<_>>>()?;
+    let keys: Vec<&[u8]> = cmds
+        .iter()
+        .filter_map(|args| args.get(1).copied())
+        .collect();
     let mut call = redis::cmd("EVALSHA");
-    call.arg(TRANSACTION.get_hash()).arg(keys.len());
-    for key in keys {
-        call.arg(key);
-    }
-    let mut lens = lens.into_iter().peekable();
-    for (i, a) in argv.iter().enumerate() {
-        if let Some((_, n)) = lens.next_if(|(at, _)| *at == i) {
-            call.arg(n);
-        }
-        call.arg(*a);
+    call.arg(TRANSACTION.get_hash()).arg(keys.len()).arg(keys);
+    for args in cmds {
+        call.arg(args.len()).arg(args);
     }
     Some(call)
 }
