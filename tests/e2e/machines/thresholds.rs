@@ -93,9 +93,16 @@ async fn crossing_again_within_the_cooldown_fires_without_a_notification() {
     move_c(&app, &sched, &rx, "3", 2).await;
     app.machines().transition("PROVISIONING", "d", "1").await;
     sched.step("machines.thresholds").await.unwrap();
-    // The after-transition check runs in the API's background, at most
-    // once a second: wait until any of it has run.
-    tokio::time::sleep(Duration::from_millis(1200)).await;
+    // The after-transition check runs in the API's background: wait until
+    // any it started has run.
+    eventually(Duration::from_secs(10), || async {
+        app.metrics_text()
+            .await
+            .lines()
+            .find_map(|l| l.strip_prefix("switchyard_sm_threshold_checks_in_flight "))
+            .is_none_or(|n| n.trim() == "0")
+    })
+    .await;
     sched.step("machines.thresholds").await.unwrap();
     app.drain().await;
     assert_eq!(rx.count(), 2, "no alert within the cooldown");

@@ -241,10 +241,15 @@ fn check_soon(st: &MachinesApi, def: &Definition) {
         def.clone(),
         st.policies.default_name().to_owned(),
     );
+    // In flight, so a client (or a test) can tell when the checks its
+    // transitions started are done.
+    let in_flight = metrics::gauge!("switchyard_sm_threshold_checks_in_flight");
+    in_flight.increment(1);
     tokio::spawn(async move {
         if let Err(e) = store.check(&def, &policy).await {
             tracing::warn!(machine = %def.id, error = %e, "threshold check after a transition failed");
         }
+        in_flight.decrement(1);
     });
 }
 
